@@ -1,0 +1,3 @@
+module github.com/pulse-iot/pulse/api
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/pulse-iot/pulse/ingest
+
+go 1.26

@@ -1,0 +1,259 @@
+// Package config reads a service's settings from environment variables.
+// Every variable, its default and the services that read it are declared
+// once, in vars, so the loader, the docs and the deployment checks agree.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pulse-iot/pulse/internal/detector"
+)
+
+// The services that read a configuration.
+const (
+	Ingest   = "ingest"
+	Analyzer = "analyzer"
+	API      = "api"
+)
+
+// Config is every setting of every service; each service reads the subset
+// Vars lists for it and leaves the rest at their zero values.
+type Config struct {
+	Service string
+
+	RedisAddr     string
+	RedisPassword string
+	RedisTimeout  time.Duration
+	KeyPrefix     string
+	Shards        int
+
+	HTTPAddr  string
+	LogLevel  string
+	LogFormat string
+
+	WindowSize int
+	MinSamples int
+	ZThreshold float64
+	Detector   string
+
+	MaxBatch     int
+	MaxBodyBytes int64
+
+	ConsumerName string
+	LeaseTTL     time.Duration
+	ReadCount    int
+}
+
+// DetectorParams returns the detector settings.
+func (c Config) DetectorParams() detector.Params {
+	return detector.Params{WindowSize: c.WindowSize, MinSamples: c.MinSamples, Threshold: c.ZThreshold}
+}
+
+// String describes the configuration for the start-up log, secrets masked.
+func (c Config) String() string {
+	masked := c
+	if masked.RedisPassword != "" {
+		masked.RedisPassword = "***"
+	}
+	return fmt.Sprintf("%+v", masked)
+}
+
+// Var describes one environment variable.
+type Var struct {
+	Name     string
+	Default  string
+	Services []string
+	Doc      string
+	set      func(c *Config, v string) error
+}
+
+var (
+	all             = []string{Ingest, Analyzer, API}
+	deviceShapedKey = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+)
+
+// Vars lists every variable; the order is the documentation's.
+func Vars() []Var {
+	return []Var{
+		{"REDIS_ADDR", "127.0.0.1:6379", all, "Redis address (host:port).", func(c *Config, v string) error {
+			if _, _, err := splitHostPort(v); err != nil {
+				return err
+			}
+			c.RedisAddr = v
+			return nil
+		}},
+		{"REDIS_PASSWORD", "", all, "Redis password (AUTH); never logged.", func(c *Config, v string) error {
+			c.RedisPassword = v
+			return nil
+		}},
+		{"REDIS_TIMEOUT", "2s", all, "Longest a request waits on Redis before failing (ingest answers 503).", func(c *Config, v string) error {
+			return positiveDuration(&c.RedisTimeout, v)
+		}},
+		{"KEY_PREFIX", "pulse", all, "Prefix of every Redis key, so several pipelines can share one Redis.", func(c *Config, v string) error {
+			if !deviceShapedKey.MatchString(v) {
+				return errors.New("must be 1-64 characters of [A-Za-z0-9_.-]")
+			}
+			c.KeyPrefix = v
+			return nil
+		}},
+		{"SHARDS", "16", all, "Number of streams events are spread over; the most analyzers that can work at once. Must be the same for every service.", func(c *Config, v string) error {
+			return intIn(&c.Shards, v, 1, 1024)
+		}},
+		{"HTTP_ADDR", "", all, "Listen address; default :8080 (ingest), :8081 (api), :8082 (analyzer admin).", func(c *Config, v string) error {
+			if v == "" {
+				v = map[string]string{Ingest: ":8080", API: ":8081", Analyzer: ":8082"}[c.Service]
+			}
+			if _, _, err := splitHostPort(v); err != nil {
+				return err
+			}
+			c.HTTPAddr = v
+			return nil
+		}},
+		{"LOG_LEVEL", "info", all, "debug, info, warn or error.", func(c *Config, v string) error {
+			return oneOf(&c.LogLevel, v, "debug", "info", "warn", "error")
+		}},
+		{"LOG_FORMAT", "json", all, "json or console.", func(c *Config, v string) error {
+			return oneOf(&c.LogFormat, v, "json", "console")
+		}},
+		{"WINDOW_SIZE", "50", []string{Analyzer, API}, "Values kept per device and signal (rolling window).", func(c *Config, v string) error {
+			return intIn(&c.WindowSize, v, 2, 10000)
+		}},
+		{"MIN_SAMPLES", "10", []string{Analyzer}, "Values a window must hold before anomalies are judged.", func(c *Config, v string) error {
+			return intIn(&c.MinSamples, v, 1, 10000)
+		}},
+		{"Z_THRESHOLD", "2.0", []string{Analyzer}, "A value is an anomaly when |z| exceeds this.", func(c *Config, v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || !(f > 0) || f > 1e6 {
+				return errors.New("must be a number above 0")
+			}
+			c.ZThreshold = f
+			return nil
+		}},
+		{"DETECTOR", "classic", []string{Analyzer}, "Anomaly detector: " + strings.Join(detector.Names, " or ") + ".", func(c *Config, v string) error {
+			return oneOf(&c.Detector, v, detector.Names...)
+		}},
+		{"MAX_BATCH", "1000", []string{Ingest}, "Most metrics one POST /metrics may carry.", func(c *Config, v string) error {
+			return intIn(&c.MaxBatch, v, 1, 1000000)
+		}},
+		{"MAX_BODY_BYTES", "1048576", []string{Ingest}, "Largest request body, in bytes, after gzip decompression.", func(c *Config, v string) error {
+			var n int
+			if err := intIn(&n, v, 64, 1<<30); err != nil {
+				return err
+			}
+			c.MaxBodyBytes = int64(n)
+			return nil
+		}},
+		{"CONSUMER_NAME", "", []string{Analyzer}, "This analyzer's consumer name; default hostname-pid. Must be unique among live analyzers.", func(c *Config, v string) error {
+			if v == "" {
+				host, _ := os.Hostname()
+				v = fmt.Sprintf("%s-%d", host, os.Getpid())
+			}
+			c.ConsumerName = v
+			return nil
+		}},
+		{"LEASE_TTL", "5s", []string{Analyzer}, "How long a shard lease lives without renewal; a dead analyzer's shards move after at most this.", func(c *Config, v string) error {
+			if err := positiveDuration(&c.LeaseTTL, v); err != nil {
+				return err
+			}
+			if c.LeaseTTL < time.Second {
+				return errors.New("must be at least 1s")
+			}
+			return nil
+		}},
+		{"READ_COUNT", "500", []string{Analyzer}, "Most stream entries an analyzer reads and applies in one batch.", func(c *Config, v string) error {
+			return intIn(&c.ReadCount, v, 1, 100000)
+		}},
+	}
+}
+
+// VarsFor returns the names of the variables service reads.
+func VarsFor(service string) []string {
+	var names []string
+	for _, v := range Vars() {
+		for _, s := range v.Services {
+			if s == service {
+				names = append(names, v.Name)
+			}
+		}
+	}
+	return names
+}
+
+// Load reads service's variables through getenv. Every invalid value is
+// reported, each with its variable's name.
+func Load(service string, getenv func(string) string) (Config, error) {
+	c := Config{Service: service}
+	var errs []error
+	for _, v := range Vars() {
+		if !contains(v.Services, service) {
+			continue
+		}
+		val := strings.TrimSpace(getenv(v.Name))
+		if val == "" {
+			val = v.Default
+		}
+		if err := v.set(&c, val); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", v.Name, val, err))
+		}
+	}
+	if c.Service == Analyzer && c.MinSamples > c.WindowSize {
+		errs = append(errs, fmt.Errorf("MIN_SAMPLES=%d: must not exceed WINDOW_SIZE=%d", c.MinSamples, c.WindowSize))
+	}
+	if len(errs) > 0 {
+		return Config{}, fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
+	}
+	return c, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func intIn(dst *int, v string, lo, hi int) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return fmt.Errorf("must be a whole number from %d to %d", lo, hi)
+	}
+	*dst = n
+	return nil
+}
+
+func positiveDuration(dst *time.Duration, v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return errors.New("must be a positive duration such as 500ms or 2s")
+	}
+	*dst = d
+	return nil
+}
+
+func oneOf(dst *string, v string, allowed ...string) error {
+	if !contains(allowed, v) {
+		return fmt.Errorf("must be one of %s", strings.Join(allowed, ", "))
+	}
+	*dst = v
+	return nil
+}
+
+func splitHostPort(v string) (string, string, error) {
+	i := strings.LastIndexByte(v, ':')
+	if i < 0 {
+		return "", "", errors.New("must be host:port")
+	}
+	port, err := strconv.Atoi(v[i+1:])
+	if err != nil || port < 0 || port > 65535 {
+		return "", "", errors.New("must be host:port with a port from 0 to 65535")
+	}
+	return v[:i], v[i+1:], nil
+}

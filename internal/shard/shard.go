@@ -1,0 +1,66 @@
+// Package shard maps devices to shards and names the Redis keys of a shard.
+//
+// Every key of a shard carries the shard number as a Redis Cluster hash tag
+// ("{7}"), so a shard's stream, lease, results and devices live in one slot
+// and one Lua script can update them atomically, on one node or a cluster.
+package shard
+
+import (
+	"strconv"
+)
+
+// For returns the shard of deviceID among n shards: FNV-1a 32 of the id,
+// modulo n. The hash is part of the storage format: changing it moves
+// devices between shards.
+func For(deviceID string, n int) int {
+	const (
+		offset32 = 2166136261
+		prime32  = 16777619
+	)
+	h := uint32(offset32)
+	for i := 0; i < len(deviceID); i++ {
+		h ^= uint32(deviceID[i])
+		h *= prime32
+	}
+	return int(h % uint32(n))
+}
+
+// Group is the consumer group every analyzer joins.
+const Group = "analyzers"
+
+// Keys names the Redis keys under one prefix.
+type Keys struct{ Prefix string }
+
+func (k Keys) tagged(kind string, s int) string {
+	return k.Prefix + ":" + kind + ":{" + strconv.Itoa(s) + "}"
+}
+
+// Stream is shard s's event stream.
+func (k Keys) Stream(s int) string { return k.tagged("metrics", s) }
+
+// Lease holds "owner:token" of the analyzer that owns shard s.
+func (k Keys) Lease(s int) string { return k.tagged("lease", s) }
+
+// Fence counts the leases ever granted on shard s; it makes the tokens.
+func (k Keys) Fence(s int) string { return k.tagged("fence", s) }
+
+// Stats is shard s's hash of counters and its recent-values window.
+func (k Keys) Stats(s int) string { return k.tagged("stats", s) }
+
+// Devices is the sorted set of device ids seen in shard s.
+func (k Keys) Devices(s int) string { return k.tagged("devices", s) }
+
+// Anomalies is shard s's list of its newest anomalies.
+func (k Keys) Anomalies(s int) string { return k.tagged("anomalies", s) }
+
+// DeadLetter is shard s's stream of entries that could not be applied.
+func (k Keys) DeadLetter(s int) string { return k.tagged("deadletter", s) }
+
+// Device is one device's analysis state.
+func (k Keys) Device(s int, id string) string { return k.tagged("device", s) + ":" + id }
+
+// DeviceAnomalies is one device's list of its newest anomalies.
+func (k Keys) DeviceAnomalies(s int, id string) string { return k.tagged("anomalies", s) + ":" + id }
+
+// Members is the sorted set of live analyzers, scored by expiry.
+func (k Keys) Members() string { return k.Prefix + ":analyzers" }

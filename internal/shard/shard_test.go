@@ -1,0 +1,77 @@
+package shard
+
+import (
+	"fmt"
+	"hash/fnv"
+	"math"
+	"testing"
+)
+
+func TestForIsStable(t *testing.T) {
+	// Golden values: a change here moves every stored device to another shard.
+	tests := []struct {
+		id   string
+		n    int
+		want int
+	}{
+		{"device_1", 16, 15},
+		{"device_2", 16, 2},
+		{"sensor-42", 16, 0},
+		{"a", 16, 12},
+		{"a", 1, 0},
+		{"device_1", 1024, 431},
+	}
+	for _, tt := range tests {
+		if got := For(tt.id, tt.n); got != tt.want {
+			t.Errorf("For(%q, %d) = %d, want %d", tt.id, tt.n, got, tt.want)
+		}
+	}
+}
+
+func TestForIsFNV1a(t *testing.T) {
+	for i := 0; i < 1000; i++ {
+		id := fmt.Sprintf("dev-%d", i)
+		h := fnv.New32a()
+		h.Write([]byte(id))
+		if got, want := For(id, 16), int(h.Sum32()%16); got != want {
+			t.Fatalf("For(%q) = %d, want FNV-1a %d", id, got, want)
+		}
+	}
+}
+
+func TestForSpreadsEvenly(t *testing.T) {
+	for _, n := range []int{2, 3, 16, 64} {
+		counts := make([]int, n)
+		const devices = 64000
+		for i := 0; i < devices; i++ {
+			counts[For(fmt.Sprintf("device_%d", i), n)]++
+		}
+		want := float64(devices) / float64(n)
+		for s, c := range counts {
+			if math.Abs(float64(c)-want) > 0.1*want {
+				t.Errorf("n=%d shard %d got %d devices, want %.0f ± 10%%", n, s, c, want)
+			}
+		}
+	}
+}
+
+func TestKeysShareTheShardHashTag(t *testing.T) {
+	k := Keys{Prefix: "pulse"}
+	tests := []struct{ got, want string }{
+		{k.Stream(7), "pulse:metrics:{7}"},
+		{k.Lease(7), "pulse:lease:{7}"},
+		{k.Fence(7), "pulse:fence:{7}"},
+		{k.Stats(7), "pulse:stats:{7}"},
+		{k.Devices(7), "pulse:devices:{7}"},
+		{k.Anomalies(7), "pulse:anomalies:{7}"},
+		{k.DeadLetter(7), "pulse:deadletter:{7}"},
+		{k.Device(7, "d1"), "pulse:device:{7}:d1"},
+		{k.DeviceAnomalies(7, "d1"), "pulse:anomalies:{7}:d1"},
+		{k.Members(), "pulse:analyzers"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("key %q, want %q", tt.got, tt.want)
+		}
+	}
+}

@@ -61,7 +61,8 @@ func (c Config) String() string {
 	if masked.RedisPassword != "" {
 		masked.RedisPassword = "***"
 	}
-	return fmt.Sprintf("%+v", masked)
+	type plain Config // without this String method, so %+v does not recurse
+	return fmt.Sprintf("%+v", plain(masked))
 }
 
 // Var describes one environment variable.

@@ -64,3 +64,38 @@ func (k Keys) DeviceAnomalies(s int, id string) string { return k.tagged("anomal
 
 // Members is the sorted set of live analyzers, scored by expiry.
 func (k Keys) Members() string { return k.Prefix + ":analyzers" }
+
+// Owner returns which of members owns shard s by rendezvous hashing: each
+// member scores hash(member, s) and the highest wins. When a member joins
+// or leaves, only the shards it wins or won move. members may be in any
+// order; Owner returns "" when there are none.
+func Owner(members []string, s int) string {
+	var best string
+	var bestScore uint64
+	for _, m := range members {
+		score := rendezvous(m, s)
+		if best == "" || score > bestScore || score == bestScore && m < best {
+			best, bestScore = m, score
+		}
+	}
+	return best
+}
+
+func rendezvous(member string, s int) uint64 {
+	const (
+		offset64 = 14695981039346656037
+		prime64  = 1099511628211
+	)
+	h := uint64(offset64)
+	for i := 0; i < len(member); i++ {
+		h ^= uint64(member[i])
+		h *= prime64
+	}
+	h ^= uint64(s) + 0x9e3779b97f4a7c15
+	h *= prime64
+	// A final mix, so that similar names do not win similar shards.
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	return h
+}

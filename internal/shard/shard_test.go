@@ -75,3 +75,56 @@ func TestKeysShareTheShardHashTag(t *testing.T) {
 		}
 	}
 }
+
+func TestOwnerSpreadsAndMovesLittle(t *testing.T) {
+	const shards = 16
+	members := []string{"analyzer-a", "analyzer-b", "analyzer-c"}
+	before := map[int]string{}
+	counts := map[string]int{}
+	for s := 0; s < shards; s++ {
+		before[s] = Owner(members, s)
+		counts[before[s]]++
+	}
+	for _, m := range members {
+		if counts[m] < 2 {
+			t.Errorf("%s owns %d of %d shards; want a fair share", m, counts[m], shards)
+		}
+	}
+	// Order of members does not matter.
+	for s := 0; s < shards; s++ {
+		if got := Owner([]string{"analyzer-c", "analyzer-a", "analyzer-b"}, s); got != before[s] {
+			t.Errorf("shard %d: owner depends on member order (%s vs %s)", s, got, before[s])
+		}
+	}
+	// When b leaves, only b's shards move.
+	for s := 0; s < shards; s++ {
+		got := Owner([]string{"analyzer-a", "analyzer-c"}, s)
+		if before[s] != "analyzer-b" && got != before[s] {
+			t.Errorf("shard %d moved from %s to %s though its owner stayed", s, before[s], got)
+		}
+		if got == "analyzer-b" {
+			t.Errorf("shard %d still owned by the member that left", s)
+		}
+	}
+	if Owner(nil, 0) != "" {
+		t.Error("Owner of no members should be empty")
+	}
+}
+
+func TestOwnerGivesEveryMemberShardsWhenEnough(t *testing.T) {
+	for n := 1; n <= 16; n *= 2 {
+		var members []string
+		for i := 0; i < n; i++ {
+			members = append(members, fmt.Sprintf("analyzer-%d", i))
+		}
+		owned := map[string]int{}
+		for s := 0; s < 1024; s++ {
+			owned[Owner(members, s)]++
+		}
+		for _, m := range members {
+			if want := 1024 / n; math.Abs(float64(owned[m]-want)) > 0.35*float64(want) {
+				t.Errorf("%d members: %s owns %d of 1024 shards, want about %d", n, m, owned[m], want)
+			}
+		}
+	}
+}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pulse-iot/pulse/internal/analysis"
+	"github.com/pulse-iot/pulse/internal/config"
+	"github.com/pulse-iot/pulse/internal/detector"
+	"github.com/pulse-iot/pulse/internal/httpserver"
+	"github.com/pulse-iot/pulse/internal/logging"
+	"github.com/pulse-iot/pulse/internal/redisx"
+	"github.com/pulse-iot/pulse/internal/shard"
+)
+
+func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := config.Load(config.Analyzer, getenv)
+	if err != nil {
+		return err
+	}
+	log, err := logging.New(cfg.LogLevel, cfg.LogFormat, stdout)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	log = log.Named("analyzer").With(zap.String("consumer", cfg.ConsumerName))
+	log.Info("starting", zap.Stringer("config", cfg))
+	if _, err := detector.New(cfg.Detector, cfg.DetectorParams()); err != nil {
+		return fmt.Errorf("DETECTOR: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Each owned shard keeps one connection blocked in XREAD.
+	rdb := redisx.New(redisx.Options{Addr: cfg.RedisAddr, Password: cfg.RedisPassword, Timeout: cfg.RedisTimeout, PoolSize: cfg.Shards + 8}, reg)
+	defer rdb.Close()
+	m := newAnalyzerMetrics(reg)
+	keys := shard.Keys{Prefix: cfg.KeyPrefix}
+
+	coord := &coordinator{
+		name: cfg.ConsumerName, rdb: rdb, keys: keys, shards: cfg.Shards,
+		leaseTTL: cfg.LeaseTTL, timeout: cfg.RedisTimeout, m: m, log: log,
+		newWorker: func(s int, lease string) *shardWorker {
+			det, _ := detector.New(cfg.Detector, cfg.DetectorParams()) // checked above
+			return &shardWorker{
+				shard: s, lease: lease, consumer: cfg.ConsumerName, rdb: rdb, keys: keys,
+				window: cfg.WindowSize, count: cfg.ReadCount, leaseTTL: cfg.LeaseTTL, timeout: cfg.RedisTimeout,
+				detector: det, applier: analysis.NewApplier(det, cfg.WindowSize), m: m,
+				log: log.With(zap.Int("shard", s)),
+			}
+		},
+	}
+
+	router := httpserver.NewRouter(httpserver.Options{
+		Service:  config.Analyzer,
+		Log:      log,
+		Registry: reg,
+		Ready:    func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+	})
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return coord.Run(gctx) })
+	g.Go(func() error {
+		return httpserver.Serve(gctx, log, httpserver.NewServer(router, log), ln, 5*time.Second)
+	})
+	return g.Wait()
+}

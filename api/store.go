@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pulse-iot/pulse/internal/shard"
+	"github.com/pulse-iot/pulse/internal/state"
+)
+
+// errNotFound is returned for a device no analyzer has seen.
+var errNotFound = errors.New("not found")
+
+// redisStore reads what the analyzers wrote.
+type redisStore struct {
+	rdb    redis.UniversalClient
+	keys   shard.Keys
+	shards int
+	window int
+}
+
+var _ resultStore = (*redisStore)(nil)
+
+// Fleet is the whole fleet's summary.
+type Fleet struct {
+	Values    []float64 // rps of the newest window events, oldest first
+	Processed int64
+	Anomalies int64
+	Devices   int64
+	Lag       int64
+	Pending   int64
+	Detectors []string
+}
+
+func (s *redisStore) Fleet(ctx context.Context) (Fleet, error) {
+	pipe := s.rdb.Pipeline()
+	stats := make([]*redis.SliceCmd, s.shards)
+	devices := make([]*redis.IntCmd, s.shards)
+	groups := make([]*redis.XInfoGroupsCmd, s.shards)
+	for i := 0; i < s.shards; i++ {
+		stats[i] = pipe.HMGet(ctx, s.keys.Stats(i), "processed", "anomalies", "recent", "detector")
+		devices[i] = pipe.ZCard(ctx, s.keys.Devices(i))
+		groups[i] = pipe.XInfoGroups(ctx, s.keys.Stream(i))
+	}
+	pipe.Exec(ctx) // errors checked per command: XINFO fails on a stream not yet created
+	for i := 0; i < s.shards; i++ {
+		if err := stats[i].Err(); err != nil {
+			return Fleet{}, fmt.Errorf("read fleet stats: %w", err)
+		}
+	}
+	var f Fleet
+	var ids []state.ID
+	var rps []float64
+	detectors := map[string]bool{}
+	for i := 0; i < s.shards; i++ {
+		v := stats[i].Val()
+		f.Processed += atoi(v[0])
+		f.Anomalies += atoi(v[1])
+		if raw, ok := v[2].(string); ok {
+			r, err := state.DecodeRecent([]byte(raw), s.window)
+			if err != nil {
+				return Fleet{}, fmt.Errorf("shard %d: %w", i, err)
+			}
+			ids = append(ids, r.IDs...)
+			rps = append(rps, r.RPS...)
+		}
+		if d, ok := v[3].(string); ok && !detectors[d] {
+			detectors[d] = true
+			f.Detectors = append(f.Detectors, d)
+		}
+		f.Devices += devices[i].Val()
+		for _, g := range groups[i].Val() {
+			if g.Name == shard.Group {
+				f.Lag += g.Lag
+				f.Pending += g.Pending
+			}
+		}
+	}
+	sort.Strings(f.Detectors)
+	// The fleet's window: the newest values across shards, by stream id
+	// (Redis's clock at ingest), oldest first.
+	idx := make([]int, len(ids))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return ids[idx[a]].Less(ids[idx[b]]) })
+	if len(idx) > s.window {
+		idx = idx[len(idx)-s.window:]
+	}
+	for _, i := range idx {
+		f.Values = append(f.Values, rps[i])
+	}
+	return f, nil
+}
+
+func (s *redisStore) Device(ctx context.Context, id string) (*state.Device, error) {
+	key := s.keys.Device(shard.For(id, s.shards), id)
+	raw, err := s.rdb.Get(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, errNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	d, err := state.DecodeDevice(raw, s.window)
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: %w", key, err)
+	}
+	return d, nil
+}
+
+func (s *redisStore) Anomalies(ctx context.Context, deviceID string, limit int) ([]json.RawMessage, error) {
+	if deviceID != "" {
+		sh := shard.For(deviceID, s.shards)
+		pipe := s.rdb.Pipeline()
+		exists := pipe.Exists(ctx, s.keys.Device(sh, deviceID))
+		list := pipe.LRange(ctx, s.keys.DeviceAnomalies(sh, deviceID), 0, int64(limit-1))
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, fmt.Errorf("read anomalies of %s: %w", deviceID, err)
+		}
+		if exists.Val() == 0 {
+			return nil, errNotFound
+		}
+		return raws(list.Val()), nil
+	}
+	pipe := s.rdb.Pipeline()
+	lists := make([]*redis.StringSliceCmd, s.shards)
+	for i := range lists {
+		lists[i] = pipe.LRange(ctx, s.keys.Anomalies(i), 0, int64(limit-1))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("read fleet anomalies: %w", err)
+	}
+	type item struct {
+		id  state.ID
+		raw string
+	}
+	var all []item
+	for _, l := range lists {
+		for _, raw := range l.Val() {
+			var a struct {
+				StreamID string `json:"stream_id"`
+			}
+			if err := json.Unmarshal([]byte(raw), &a); err != nil {
+				return nil, fmt.Errorf("decode anomaly: %w", err)
+			}
+			id, err := state.ParseID(a.StreamID)
+			if err != nil {
+				return nil, fmt.Errorf("decode anomaly: %w", err)
+			}
+			all = append(all, item{id, raw})
+		}
+	}
+	sort.Slice(all, func(a, b int) bool { return all[b].id.Less(all[a].id) }) // newest first
+	if len(all) > limit {
+		all = all[:limit]
+	}
+	out := make([]json.RawMessage, len(all))
+	for i, it := range all {
+		out[i] = json.RawMessage(it.raw)
+	}
+	return out, nil
+}
+
+// DeviceSummary is one row of /devices.
+type DeviceSummary struct {
+	DeviceID       string  `json:"device_id"`
+	LastSeen       float64 `json:"last_seen"`
+	TotalProcessed uint64  `json:"total_processed"`
+	AnomalyCount   uint64  `json:"anomaly_count"`
+}
+
+// Devices lists devices in id order after cursor; next is the cursor of
+// the following page, "" on the last.
+func (s *redisStore) Devices(ctx context.Context, cursor string, limit int) ([]DeviceSummary, string, error) {
+	min := "-"
+	if cursor != "" {
+		min = "(" + cursor
+	}
+	pipe := s.rdb.Pipeline()
+	pages := make([]*redis.StringSliceCmd, s.shards)
+	for i := range pages {
+		pages[i] = pipe.ZRangeByLex(ctx, s.keys.Devices(i), &redis.ZRangeBy{Min: min, Max: "+", Count: int64(limit + 1)})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, "", fmt.Errorf("list devices: %w", err)
+	}
+	var ids []string
+	for _, p := range pages {
+		ids = append(ids, p.Val()...)
+	}
+	sort.Strings(ids)
+	next := ""
+	if len(ids) > limit {
+		ids = ids[:limit]
+		next = ids[limit-1]
+	}
+	pipe = s.rdb.Pipeline()
+	gets := make([]*redis.StringCmd, len(ids))
+	for i, id := range ids {
+		gets[i] = pipe.Get(ctx, s.keys.Device(shard.For(id, s.shards), id))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, "", fmt.Errorf("read devices: %w", err)
+	}
+	out := make([]DeviceSummary, 0, len(ids))
+	for i, id := range ids {
+		raw, err := gets[i].Bytes()
+		if err != nil {
+			continue // listed but its state is gone: skip rather than fail the page
+		}
+		d, err := state.DecodeDevice(raw, s.window)
+		if err != nil {
+			return nil, "", fmt.Errorf("decode device %s: %w", id, err)
+		}
+		out = append(out, DeviceSummary{DeviceID: id, LastSeen: d.LastSeen, TotalProcessed: d.Total, AnomalyCount: d.Anomalies})
+	}
+	return out, next, nil
+}
+
+func raws(list []string) []json.RawMessage {
+	out := make([]json.RawMessage, len(list))
+	for i, s := range list {
+		out[i] = json.RawMessage(s)
+	}
+	return out
+}
+
+func atoi(v any) int64 {
+	s, _ := v.(string)
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
+}

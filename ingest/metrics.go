@@ -1,0 +1,35 @@
+package main
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type ingestMetrics struct {
+	accepted      prometheus.Counter
+	rejected      *prometheus.CounterVec
+	requestSize   prometheus.Observer
+	pipelineSize  prometheus.Observer
+}
+
+func newIngestMetrics(reg prometheus.Registerer) *ingestMetrics {
+	batch := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "pulse_batch_size",
+		Help:    "Events per unit of work: per request and per Redis pipeline (ingest), per applied batch (analyzer).",
+		Buckets: prometheus.ExponentialBuckets(1, 4, 9),
+	}, []string{"stage"})
+	m := &ingestMetrics{
+		accepted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pulse_events_accepted_total",
+			Help: "Events written to Redis and acknowledged with 202.",
+		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pulse_events_rejected_total",
+			Help: "Requests refused, by reason (invalid, too_large, unsupported_media, unavailable).",
+		}, []string{"reason"}),
+		requestSize:  batch.WithLabelValues("ingest_request"),
+		pipelineSize: batch.WithLabelValues("ingest_pipeline"),
+	}
+	for _, r := range []string{reasonInvalid, reasonTooLarge, reasonUnsupported, reasonUnavailable} {
+		m.rejected.WithLabelValues(r)
+	}
+	reg.MustRegister(m.accepted, m.rejected, batch)
+	return m
+}

@@ -3,10 +3,10 @@ package main
 import "github.com/prometheus/client_golang/prometheus"
 
 type ingestMetrics struct {
-	accepted      prometheus.Counter
-	rejected      *prometheus.CounterVec
-	requestSize   prometheus.Observer
-	pipelineSize  prometheus.Observer
+	accepted     prometheus.Counter
+	rejected     *prometheus.CounterVec
+	requestSize  prometheus.Observer
+	pipelineSize prometheus.Observer
 }
 
 func newIngestMetrics(reg prometheus.Registerer) *ingestMetrics {

@@ -32,3 +32,7 @@ lint:
 
 clean:
 	rm -rf bin .run
+
+# Accuracy of every detector on labelled synthetic data → docs/ACCURACY.md.
+eval:
+	$(GO) run ./internal/cmd/pulse-eval -out docs/ACCURACY.md -plot docs/accuracy.svg

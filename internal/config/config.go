@@ -22,8 +22,9 @@ const (
 	API      = "api"
 )
 
-// Config is every setting of every service; each service reads the subset
-// Vars lists for it and leaves the rest at their zero values.
+// Config is every setting of every service. The shared settings are read
+// and checked by every service, even those that do not use them, so that
+// one ConfigMap serves all and a typo stops every service, not just one.
 type Config struct {
 	Service string
 
@@ -122,13 +123,13 @@ func Vars() []Var {
 		{"LOG_FORMAT", "json", all, "json or console.", func(c *Config, v string) error {
 			return oneOf(&c.LogFormat, v, "json", "console")
 		}},
-		{"WINDOW_SIZE", "50", []string{Analyzer, API}, "Values kept per device and signal (rolling window).", func(c *Config, v string) error {
+		{"WINDOW_SIZE", "50", all, "Values kept per device and signal (rolling window).", func(c *Config, v string) error {
 			return intIn(&c.WindowSize, v, 2, 10000)
 		}},
-		{"MIN_SAMPLES", "10", []string{Analyzer}, "Values a window must hold before anomalies are judged.", func(c *Config, v string) error {
+		{"MIN_SAMPLES", "10", all, "Values a window must hold before anomalies are judged.", func(c *Config, v string) error {
 			return intIn(&c.MinSamples, v, 1, 10000)
 		}},
-		{"Z_THRESHOLD", "2.0", []string{Analyzer}, "A value is an anomaly when |z| exceeds this.", func(c *Config, v string) error {
+		{"Z_THRESHOLD", "2.0", all, "A value is an anomaly when its z-score's absolute value exceeds this.", func(c *Config, v string) error {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil || !(f > 0) || f > 1e6 {
 				return errors.New("must be a number above 0")
@@ -136,13 +137,13 @@ func Vars() []Var {
 			c.ZThreshold = f
 			return nil
 		}},
-		{"DETECTOR", "classic", []string{Analyzer}, "Anomaly detector: " + strings.Join(detector.Names, " or ") + ".", func(c *Config, v string) error {
+		{"DETECTOR", "robust", all, "Anomaly detector: " + strings.Join(detector.Names, " or ") + ".", func(c *Config, v string) error {
 			return oneOf(&c.Detector, v, detector.Names...)
 		}},
-		{"MAX_BATCH", "1000", []string{Ingest}, "Most metrics one POST /metrics may carry.", func(c *Config, v string) error {
+		{"MAX_BATCH", "1000", all, "Most metrics one POST /metrics may carry.", func(c *Config, v string) error {
 			return intIn(&c.MaxBatch, v, 1, 1000000)
 		}},
-		{"MAX_BODY_BYTES", "1048576", []string{Ingest}, "Largest request body, in bytes, after gzip decompression.", func(c *Config, v string) error {
+		{"MAX_BODY_BYTES", "1048576", all, "Largest request body, in bytes, after gzip decompression.", func(c *Config, v string) error {
 			var n int
 			if err := intIn(&n, v, 64, 1<<30); err != nil {
 				return err
@@ -203,7 +204,7 @@ func Load(service string, getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("%s=%q: %w", v.Name, val, err))
 		}
 	}
-	if c.Service == Analyzer && c.MinSamples > c.WindowSize {
+	if c.MinSamples > c.WindowSize {
 		errs = append(errs, fmt.Errorf("MIN_SAMPLES=%d: must not exceed WINDOW_SIZE=%d", c.MinSamples, c.WindowSize))
 	}
 	if len(errs) > 0 {

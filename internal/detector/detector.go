@@ -31,12 +31,14 @@ type Params struct {
 	Threshold  float64 // |z| above this is an anomaly
 }
 
-// Names lists the detectors New knows.
-var Names = []string{"classic"}
+// Names lists the detectors New knows, the recommended default first.
+var Names = []string{"robust", "classic"}
 
 // New returns the detector called name.
 func New(name string, p Params) (Detector, error) {
 	switch name {
+	case "robust":
+		return NewRobust(p), nil
 	case "classic":
 		return Classic{p: p}, nil
 	}

@@ -57,9 +57,9 @@ func workload(devices, perDevice int, seed uint64) []event {
 
 // reference applies the events in order in one process: what every
 // device's results must be, whatever the analyzers did.
-func reference(t *testing.T, events []event) (map[string]*state.Device, map[string][]state.Anomaly, int) {
+func reference(t *testing.T, detectorName string, events []event) (map[string]*state.Device, map[string][]state.Anomaly, int) {
 	t.Helper()
-	det, err := detector.New("classic", detector.Params{WindowSize: 50, MinSamples: 10, Threshold: 2})
+	det, err := detector.New(detectorName, detector.Params{WindowSize: 50, MinSamples: 10, Threshold: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,16 +83,17 @@ func reference(t *testing.T, events []event) (map[string]*state.Device, map[stri
 
 type pipeline struct {
 	prefix    string
+	detector  string
 	ingest    *service
 	api       *service
 	analyzers []*service
 }
 
-func startPipeline(t *testing.T, analyzers int, extra ...string) *pipeline {
+func startPipeline(t *testing.T, analyzers int, detectorName string) *pipeline {
 	t.Helper()
 	prefix := fmt.Sprintf("e2e%d", time.Now().UnixNano())
-	env := append([]string{"KEY_PREFIX=" + prefix, "SHARDS=4", "LEASE_TTL=1s", "READ_COUNT=40"}, extra...)
-	p := &pipeline{prefix: prefix}
+	env := []string{"KEY_PREFIX=" + prefix, "SHARDS=4", "LEASE_TTL=1s", "READ_COUNT=40", "DETECTOR=" + detectorName}
+	p := &pipeline{prefix: prefix, detector: detectorName}
 	p.ingest = start(t, "ingest", env...)
 	for i := 0; i < analyzers; i++ {
 		p.analyzers = append(p.analyzers, start(t, "analyzer", append(env, fmt.Sprintf("CONSUMER_NAME=analyzer-%d", i))...))
@@ -165,7 +166,7 @@ type deviceView struct {
 // the single-process reference.
 func (p *pipeline) checkAgainstReference(t *testing.T, events []event) {
 	t.Helper()
-	want, wantAnomalies, anomalous := reference(t, events)
+	want, wantAnomalies, anomalous := reference(t, p.detector, events)
 	f := p.waitProcessed(t, int64(len(events)))
 	if f.TotalProcessed != int64(len(events)) || f.AnomalyCount != int64(anomalous) {
 		t.Errorf("fleet: total_processed=%d anomaly_count=%d, want %d %d", f.TotalProcessed, f.AnomalyCount, len(events), anomalous)
@@ -230,9 +231,12 @@ func (p *pipeline) checkSettled(t *testing.T) {
 
 func TestPipelineResultsMatchReferenceWhateverTheAnalyzerCount(t *testing.T) {
 	events := workload(20, 150, 42)
-	for _, n := range []int{1, 3} {
-		t.Run(fmt.Sprintf("%d analyzers", n), func(t *testing.T) {
-			p := startPipeline(t, n)
+	for _, tt := range []struct {
+		detector  string
+		analyzers int
+	}{{"classic", 1}, {"classic", 3}, {"robust", 1}, {"robust", 3}} {
+		t.Run(fmt.Sprintf("%s with %d analyzers", tt.detector, tt.analyzers), func(t *testing.T) {
+			p := startPipeline(t, tt.analyzers, tt.detector)
 			if err := p.post(t, events, 25, nil); err != nil {
 				t.Fatal(err)
 			}
@@ -244,7 +248,7 @@ func TestPipelineResultsMatchReferenceWhateverTheAnalyzerCount(t *testing.T) {
 
 func TestAnalyzerKilledMidStreamLosesAndRepeatsNothing(t *testing.T) {
 	events := workload(20, 250, 7)
-	p := startPipeline(t, 2)
+	p := startPipeline(t, 2, "classic")
 	var sent atomic.Int64
 	errc := make(chan error, 1)
 	go func() { errc <- p.post(t, events, 5, &sent) }()
@@ -265,7 +269,7 @@ func TestAnalyzerKilledMidStreamLosesAndRepeatsNothing(t *testing.T) {
 	at(0.5)
 	p.analyzers[1].signal(syscall.SIGKILL)
 	at(0.6)
-	start(t, "analyzer", "KEY_PREFIX="+p.prefix, "SHARDS=4", "LEASE_TTL=1s", "READ_COUNT=40", "CONSUMER_NAME=analyzer-new")
+	start(t, "analyzer", "KEY_PREFIX="+p.prefix, "SHARDS=4", "LEASE_TTL=1s", "READ_COUNT=40", "DETECTOR=classic", "CONSUMER_NAME=analyzer-new")
 	at(0.8)
 	p.analyzers[0].signal(syscall.SIGKILL)
 
@@ -278,7 +282,7 @@ func TestAnalyzerKilledMidStreamLosesAndRepeatsNothing(t *testing.T) {
 
 func TestAnalyzerSIGTERMHandsShardsOver(t *testing.T) {
 	events := workload(10, 60, 3)
-	p := startPipeline(t, 2)
+	p := startPipeline(t, 2, "robust")
 	half := len(events) / 2
 	if err := p.post(t, events[:half], 20, nil); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,100 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(Ingest, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RedisAddr != "127.0.0.1:6379" || c.HTTPAddr != ":8080" || c.Shards != 16 || c.WindowSize != 50 ||
+		c.MinSamples != 10 || c.ZThreshold != 2 || c.Detector != "robust" || c.MaxBatch != 1000 ||
+		c.MaxBodyBytes != 1<<20 || c.RedisTimeout != 2*time.Second || c.KeyPrefix != "pulse" ||
+		c.LogLevel != "info" || c.LogFormat != "json" {
+		t.Errorf("ingest defaults = %+v", c)
+	}
+	for service, addr := range map[string]string{API: ":8081", Analyzer: ":8082"} {
+		c, err := Load(service, env(nil))
+		if err != nil || c.HTTPAddr != addr {
+			t.Errorf("%s HTTP_ADDR default = %q (%v), want %s", service, c.HTTPAddr, err, addr)
+		}
+	}
+	a, _ := Load(Analyzer, env(map[string]string{"CONSUMER_NAME": ""}))
+	if a.ConsumerName == "" || a.LeaseTTL != 5*time.Second || a.ReadCount != 500 {
+		t.Errorf("analyzer defaults = %+v", a)
+	}
+}
+
+func TestInvalidValuesNameTheirVariable(t *testing.T) {
+	tests := []struct {
+		service, name, value string
+	}{
+		{Ingest, "REDIS_ADDR", "nohost"},
+		{Ingest, "REDIS_TIMEOUT", "abc"},
+		{Ingest, "REDIS_TIMEOUT", "-1s"},
+		{API, "SHARDS", "0"},
+		{API, "SHARDS", "x"},
+		{Analyzer, "HTTP_ADDR", "localhost:99999"},
+		{Ingest, "WINDOW_SIZE", "1"},
+		{API, "MIN_SAMPLES", "0"},
+		{Analyzer, "Z_THRESHOLD", "-2"},
+		{Analyzer, "Z_THRESHOLD", "NaN"},
+		{Ingest, "DETECTOR", "magic"},
+		{Ingest, "MAX_BATCH", "0"},
+		{API, "MAX_BODY_BYTES", "ten"},
+		{Analyzer, "LOG_LEVEL", "loud"},
+		{Ingest, "LOG_FORMAT", "xml"},
+		{Ingest, "KEY_PREFIX", "a b"},
+		{Analyzer, "LEASE_TTL", "100ms"},
+		{Analyzer, "READ_COUNT", "0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.service+" "+tt.name+"="+tt.value, func(t *testing.T) {
+			_, err := Load(tt.service, env(map[string]string{tt.name: tt.value}))
+			if err == nil || !strings.Contains(err.Error(), tt.name) {
+				t.Errorf("Load = %v, want an error naming %s", err, tt.name)
+			}
+		})
+	}
+}
+
+func TestMinSamplesMayNotExceedWindow(t *testing.T) {
+	_, err := Load(API, env(map[string]string{"WINDOW_SIZE": "20", "MIN_SAMPLES": "21"}))
+	if err == nil || !strings.Contains(err.Error(), "MIN_SAMPLES") {
+		t.Errorf("Load = %v, want an error naming MIN_SAMPLES", err)
+	}
+}
+
+func TestStringMasksThePassword(t *testing.T) {
+	c, err := Load(Ingest, env(map[string]string{"REDIS_PASSWORD": "s3cret"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := c.String(); strings.Contains(s, "s3cret") || !strings.Contains(s, "***") {
+		t.Errorf("String() = %s, want the password masked", s)
+	}
+}
+
+// The README's configuration table must list every variable the services
+// read, so the docs cannot drift from the code.
+func TestReadmeDocumentsEveryVariable(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range Vars() {
+		if !strings.Contains(string(b), "| `"+v.Name+"` |") {
+			t.Errorf("README.md has no configuration row for %s", v.Name)
+		}
+	}
+}

@@ -65,6 +65,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		Registry: reg,
 		Ready:    func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 	})
+	httpserver.AddPprof(router) // the analyzer's only listener is an admin one
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)

@@ -126,3 +126,30 @@ func TestServeDrainsInFlightRequests(t *testing.T) {
 		t.Errorf("Serve = %v, want nil after graceful shutdown", err)
 	}
 }
+
+func TestPprofOnlyWhereAdded(t *testing.T) {
+	public := newTestRouter(nil)
+	admin := newTestRouter(nil)
+	AddPprof(admin)
+	tests := []struct {
+		name     string
+		router   *gin.Engine
+		path     string
+		wantCode int
+	}{
+		{"public has no index", public, "/debug/pprof/", 404},
+		{"public has no heap", public, "/debug/pprof/heap", 404},
+		{"admin index", admin, "/debug/pprof/", 200},
+		{"admin heap", admin, "/debug/pprof/heap?debug=1", 200},
+		{"admin goroutines", admin, "/debug/pprof/goroutine?debug=1", 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			tt.router.ServeHTTP(rec, httptest.NewRequest("GET", tt.path, nil))
+			if rec.Code != tt.wantCode {
+				t.Errorf("GET %s = %d, want %d", tt.path, rec.Code, tt.wantCode)
+			}
+		})
+	}
+}

@@ -21,10 +21,17 @@ build:
 run: build
 	@./deployments/local/run.sh
 
-test: lint test-go
+test: lint test-go test-deploy
 
 test-go: build
 	$(GO) test -count=1 -shuffle=on -timeout 12m $(PKGS)
+
+# Deployment checks: kustomize renders, strict Kubernetes decoding, promtool,
+# amtool, and a real Prometheus scraping the services. Its own module (it
+# pulls k8s.io and Prometheus), outside go.work.
+test-deploy: build
+	@out=$$(gofmt -l deployments/check); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	cd deployments/check && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...
 
 lint:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

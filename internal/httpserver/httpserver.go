@@ -54,7 +54,10 @@ func NewRouter(o Options) *gin.Engine {
 		}
 		c.JSON(http.StatusOK, gin.H{"status": "ready"})
 	})
-	prom := promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry})
+	// ContinueOnError: a collector that cannot reach Redis must not turn
+	// the whole scrape into a 500, or a Redis outage looks like this
+	// service being down.
+	prom := promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry, ErrorHandling: promhttp.ContinueOnError})
 	r.GET("/prometheus", gin.WrapH(prom))
 	return r
 }

@@ -1,0 +1,199 @@
+package check
+
+import (
+	"path"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/pulse-iot/pulse/internal/config"
+)
+
+// The flags the lead's contract puts in the Makefile, used only while the
+// Makefile does not exist yet (outside CI).
+const contractBuildFlags = `-trimpath -ldflags="-s -w"`
+
+var distrolessNonroot = regexp.MustCompile(`^gcr\.io/distroless/static(-debian\d+)?:nonroot@sha256:[0-9a-f]{64}$`)
+
+func buildFlags(t *testing.T, root string) []string {
+	flags, err := MakefileBuildFlags(filepath.Join(root, "Makefile"))
+	if err == nil {
+		return flags
+	}
+	if InCI() {
+		t.Fatalf("Makefile: %v (the Dockerfiles must build with the Makefile's BUILD_FLAGS)", err)
+	}
+	t.Logf("Makefile: %v; comparing with the contract's BUILD_FLAGS %s instead", err, contractBuildFlags)
+	flags, _ = ShellWords(contractBuildFlags)
+	return flags
+}
+
+func TestDockerfiles(t *testing.T) {
+	root := repoRoot(t)
+	flags := buildFlags(t, root)
+	mods, err := WorkspaceModules(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, svc := range PulseServices {
+		t.Run(svc, func(t *testing.T) {
+			df, err := ParseDockerfile(filepath.Join(root, "Dockerfile."+svc))
+			if err != nil {
+				t.Fatalf("BuildKit parser: %v", err)
+			}
+			for _, w := range df.Lint {
+				t.Errorf("BuildKit lint: %s", w)
+			}
+			if len(df.Stages) < 2 {
+				t.Fatalf("want a multi-stage build, got %d stage(s)", len(df.Stages))
+			}
+			build, final := df.Stages[0], df.Stages[len(df.Stages)-1]
+			if !strings.HasPrefix(build.BaseName, "golang:") {
+				t.Errorf("build stage starts FROM %s, want golang", build.BaseName)
+			}
+			if final.BaseName != "scratch" && !distrolessNonroot.MatchString(final.BaseName) {
+				t.Errorf("final stage FROM %s: want scratch or gcr.io/distroless/static:nonroot pinned by digest", final.BaseName)
+			}
+
+			// Build stage: go.work and every module's go.mod/go.sum are
+			// copied before `go mod download`, sources after it.
+			copied := map[string]int{} // source -> command index
+			downloadAt, buildAt, svcSrcAt := -1, -1, -1
+			stageEnv := map[string]string{}
+			var build0 GoCommand
+			for i, cmd := range build.Commands {
+				switch c := cmd.(type) {
+				case *instructions.CopyCommand:
+					for _, src := range c.SourcePaths {
+						copied[path.Clean(src)] = i
+						if path.Clean(src) == svc {
+							svcSrcAt = i
+						}
+					}
+				case *instructions.EnvCommand:
+					for _, kv := range c.Env {
+						stageEnv[kv.Key] = kv.Value
+					}
+				case *instructions.RunCommand:
+					gos, err := GoCommands(strings.Join(c.CmdLine, " "))
+					if err != nil {
+						t.Errorf("RUN %v: %v", c.CmdLine, err)
+					}
+					for _, g := range gos {
+						switch {
+						case g.Verb == "mod" && len(g.Args) > 0 && g.Args[0] == "download":
+							downloadAt = i
+						case g.Verb == "build":
+							buildAt, build0 = i, g
+						}
+					}
+				}
+			}
+			if downloadAt < 0 || buildAt < 0 {
+				t.Fatalf("want RUN go mod download and RUN go build in the first stage")
+			}
+			need := []string{"go.work"}
+			for _, m := range mods {
+				need = append(need, m+"/go.mod")
+			}
+			for _, n := range need {
+				at, ok := copied[n]
+				if !ok {
+					t.Errorf("%s is not copied (every module in go.work must be)", n)
+				} else if at > downloadAt {
+					t.Errorf("%s is copied after go mod download: the dependency layer would not cache", n)
+				}
+			}
+			for _, m := range mods {
+				at, ok := copied[m+"/go.sum"]
+				if !ok {
+					at, ok = copied[m+"/go.sum*"]
+				}
+				if !ok || at > downloadAt {
+					t.Errorf("%s/go.sum is not copied before go mod download", m)
+				}
+			}
+			if svcSrcAt < 0 || svcSrcAt < downloadAt {
+				t.Errorf("the %s sources must be copied after go mod download", svc)
+			}
+			if _, ok := copied["internal"]; !ok {
+				t.Errorf("the internal module's sources are not copied")
+			}
+
+			// go build: the Makefile's flags, CGO off, ./svc.
+			cgo := build0.Env["CGO_ENABLED"]
+			if cgo == "" {
+				cgo = stageEnv["CGO_ENABLED"]
+			}
+			if cgo != "0" {
+				t.Errorf("go build runs with CGO_ENABLED=%q, want 0", cgo)
+			}
+			if !ContainsSeq(build0.Args, flags) {
+				t.Errorf("go build %v does not use the Makefile's BUILD_FLAGS %q", build0.Args, flags)
+			}
+			if len(build0.Args) == 0 || build0.Args[len(build0.Args)-1] != "./"+svc {
+				t.Errorf("go build must build ./%s, got %v", svc, build0.Args)
+			}
+			out := ""
+			for i, a := range build0.Args {
+				if a == "-o" && i+1 < len(build0.Args) {
+					out = build0.Args[i+1]
+				}
+			}
+
+			// Final stage: the binary, a non-root user, the service's port.
+			var user, entry string
+			gotBinary := false
+			var exposed []string
+			for _, cmd := range final.Commands {
+				switch c := cmd.(type) {
+				case *instructions.CopyCommand:
+					for _, src := range c.SourcePaths {
+						gotBinary = gotBinary || (c.From == build.Name && src == out)
+					}
+				case *instructions.UserCommand:
+					user = c.User
+				case *instructions.EntrypointCommand:
+					if c.PrependShell {
+						t.Errorf("ENTRYPOINT must be exec form (no shell in the image)")
+					}
+					entry = strings.Join(c.CmdLine, " ")
+				case *instructions.ExposeCommand:
+					exposed = append(exposed, c.Ports...)
+				}
+			}
+			if !gotBinary {
+				t.Errorf("final stage does not copy %s from stage %q", out, build.Name)
+			}
+			uid, _, _ := strings.Cut(user, ":")
+			if n, err := strconv.Atoi(uid); err != nil || n == 0 {
+				t.Errorf("USER %q: want a numeric non-root uid (runAsNonRoot needs a number)", user)
+			}
+			if !strings.HasSuffix(entry, "/"+svc) {
+				t.Errorf("ENTRYPOINT %q does not run %s", entry, svc)
+			}
+			cfg, err := config.Load(svc, func(string) string { return "" })
+			if err != nil {
+				t.Fatal(err)
+			}
+			port := cfg.HTTPAddr[strings.LastIndexByte(cfg.HTTPAddr, ':')+1:]
+			if len(exposed) != 1 || exposed[0] != port {
+				t.Errorf("EXPOSE %v, want the service's default port %s", exposed, port)
+			}
+		})
+	}
+}
+
+func TestShellWords(t *testing.T) {
+	got, err := ShellWords(`CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o '/out/x y' ./x && echo a\ b`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"CGO_ENABLED=0", "go", "build", "-trimpath", "-ldflags=-s -w", "-o", "/out/x y", "./x", "&&", "echo", "a b"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,421 @@
+package check
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/prometheus/promql/parser"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+)
+
+func promDir(t testing.TB) string {
+	return filepath.Join(repoRoot(t), "deployments", "k8s", "base", "monitoring", "prometheus")
+}
+
+// configMap returns a generated ConfigMap of the rendered base.
+func baseConfigMap(t testing.TB, prefix string) *corev1.ConfigMap {
+	t.Helper()
+	r := render(t, "base")
+	cm := r.Set.ConfigMapByPrefix("pulse", prefix)
+	if cm == nil {
+		t.Fatalf("rendered base has no ConfigMap %s", prefix)
+	}
+	return cm
+}
+
+// writeConfigMap writes a ConfigMap's keys as files, as the kubelet mounts
+// them, and returns the directory.
+func writeConfigMap(t testing.TB, cm *corev1.ConfigMap) string {
+	t.Helper()
+	dir := t.TempDir()
+	for k, v := range cm.Data {
+		if err := os.WriteFile(filepath.Join(dir, k), []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Errorf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out.String())
+	}
+	return out.String()
+}
+
+// promtool check config on the ConfigMap Prometheus really mounts, and on
+// the compose stack's configuration (with the same alerts.yml beside it).
+func TestPromtoolCheckConfig(t *testing.T) {
+	dir := writeConfigMap(t, baseConfigMap(t, "prometheus-config"))
+	cfgFile := filepath.Join(dir, "prometheus.yml")
+	// Prometheus 3's own loader (what promtool check config runs), with the
+	// Kubernetes discovery compiled in.
+	if _, err := CheckPrometheusConfig(cfgFile); err != nil {
+		t.Errorf("Prometheus 3 config loader: %v", err)
+	}
+	promtool := NeedBinary(t, "promtool", HintPrometheus)
+	var out bytes.Buffer
+	cmd := exec.Command(promtool, "check", "config", cfgFile)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	switch {
+	case err == nil:
+		t.Log(out.String())
+	case strings.Contains(out.String(), "field kubernetes_sd_configs not found"):
+		// Debian builds Prometheus without Kubernetes discovery. Check the
+		// rest of the file (relabelling, alerting, rule files) with this
+		// promtool by swapping the discovery for a static target.
+		t.Logf("this promtool lacks kubernetes_sd_configs (Debian build); checking the config with the discovery replaced by static_configs")
+		var m map[string]any
+		if err := yaml.Unmarshal([]byte(mustRead(t, cfgFile)), &m); err != nil {
+			t.Fatal(err)
+		}
+		scs, _ := m["scrape_configs"].([]any)
+		for _, sc := range scs {
+			sc := sc.(map[string]any)
+			if _, ok := sc["kubernetes_sd_configs"]; ok {
+				delete(sc, "kubernetes_sd_configs")
+				sc["static_configs"] = []any{map[string]any{"targets": []any{"pod.example:8080"}}}
+			}
+		}
+		b, err := yaml.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(cfgFile, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Log(run(t, promtool, "check", "config", cfgFile))
+	default:
+		t.Errorf("promtool check config: %v\n%s", err, out.String())
+	}
+
+	cdir := t.TempDir()
+	root := repoRoot(t)
+	for src, dst := range map[string]string{
+		filepath.Join(root, "deployments", "compose", "prometheus.yml"): "prometheus.yml",
+		filepath.Join(promDir(t), "alerts.yml"):                         "alerts.yml",
+	} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(cdir, dst), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Log(run(t, promtool, "check", "config", filepath.Join(cdir, "prometheus.yml")))
+	if _, err := CheckPrometheusConfig(filepath.Join(cdir, "prometheus.yml")); err != nil {
+		t.Errorf("compose prometheus.yml, Prometheus 3 config loader: %v", err)
+	}
+}
+
+func mustRead(t testing.TB, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestPromtoolCheckRules(t *testing.T) {
+	promtool := NeedBinary(t, "promtool", HintPrometheus)
+	dir := writeConfigMap(t, baseConfigMap(t, "prometheus-config"))
+	t.Log(run(t, promtool, "check", "rules", filepath.Join(dir, "alerts.yml")))
+}
+
+// The deployed rules are the unit-tested ones, and the unit tests show
+// every alert both firing and not firing.
+func TestPromtoolTestRules(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join(promDir(t), "alerts.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if baseConfigMap(t, "prometheus-config").Data["alerts.yml"] != string(src) {
+		t.Fatal("the alerts.yml Prometheus mounts differs from the unit-tested file")
+	}
+	rf, err := ParseRules(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testFile := filepath.Join(promDir(t), "tests", "alerts_test.yml")
+	raw, err := os.ReadFile(testFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tf struct {
+		Tests []struct {
+			AlertRuleTest []struct {
+				Alertname string `json:"alertname"`
+				ExpAlerts []any  `json:"exp_alerts"`
+			} `json:"alert_rule_test"`
+		} `json:"tests"`
+	}
+	if err := yaml.Unmarshal(raw, &tf); err != nil {
+		t.Fatal(err)
+	}
+	fires, quiet := map[string]bool{}, map[string]bool{}
+	for _, tc := range tf.Tests {
+		for _, a := range tc.AlertRuleTest {
+			if len(a.ExpAlerts) > 0 {
+				fires[a.Alertname] = true
+			} else {
+				quiet[a.Alertname] = true
+			}
+		}
+	}
+	for _, g := range rf.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			if !fires[r.Alert] || !quiet[r.Alert] {
+				t.Errorf("alert %s: unit tests must show it firing (%v) and not firing (%v)", r.Alert, fires[r.Alert], quiet[r.Alert])
+			}
+		}
+	}
+	promtool := NeedBinary(t, "promtool", HintPrometheus)
+	t.Log(run(t, promtool, "test", "rules", testFile))
+}
+
+func TestAmtoolCheckConfig(t *testing.T) {
+	amtool := NeedBinary(t, "amtool", HintAlertmanager)
+	dir := writeConfigMap(t, baseConfigMap(t, "alertmanager-config"))
+	t.Log(run(t, amtool, "check-config", filepath.Join(dir, "alertmanager.yml")))
+}
+
+// RequiredAlerts are the alerts the issue asks for.
+var RequiredAlerts = []string{"ServiceDown", "HighLatency", "HighAnomalyRate", "AnalyzerLagHigh", "LagGrowing", "DeadLetters", "IngestRejecting", "RedisDown"}
+
+func checkExprs(t *testing.T, exprs []PromQLExpr) map[string]bool {
+	t.Helper()
+	known := KnownSeries()
+	used := map[string]bool{}
+	for _, e := range exprs {
+		names, err := MetricNames(e.Expr)
+		if err != nil {
+			t.Errorf("%s: %v\n  %s", e.Where, err, e.Expr)
+			continue
+		}
+		for _, n := range names {
+			used[n] = true
+			if _, ok := known[n]; !ok {
+				if _, ok := Exempt[n]; !ok {
+					t.Errorf("%s: metric %s is not exported by any Pulse service (contract) nor exempt", e.Where, n)
+				}
+			}
+		}
+	}
+	return used
+}
+
+func TestAlertRules(t *testing.T) {
+	rf, err := ParseRules([]byte(baseConfigMap(t, "prometheus-config").Data["alerts.yml"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]Rule{}
+	for _, g := range rf.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			byName[r.Alert] = r
+			if r.Labels["severity"] != "warning" && r.Labels["severity"] != "critical" {
+				t.Errorf("alert %s: severity must be warning or critical", r.Alert)
+			}
+			if r.Annotations["summary"] == "" || r.Annotations["description"] == "" {
+				t.Errorf("alert %s: needs summary and description", r.Alert)
+			}
+		}
+	}
+	for _, a := range RequiredAlerts {
+		if _, ok := byName[a]; !ok {
+			t.Errorf("alert %s is missing", a)
+		}
+	}
+	checkExprs(t, RuleExprs(rf))
+
+	// HighLatency: p95 of the buckets summed over pods, above 50ms, over 5m.
+	hl := byName["HighLatency"]
+	e, err := parser.NewParser(parser.Options{}).ParseExpr(hl.Expr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := false
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		call, isCall := n.(*parser.Call)
+		if !isCall || call.Func.Name != "histogram_quantile" {
+			return nil
+		}
+		q, _ := call.Args[0].(*parser.NumberLiteral)
+		agg, _ := call.Args[1].(*parser.AggregateExpr)
+		if q == nil || q.Val != 0.95 || agg == nil || agg.Op != parser.SUM || agg.Without {
+			return nil
+		}
+		g := strings.Join(agg.Grouping, ",")
+		ok = strings.Contains(g, "le") && !strings.Contains(g, "pod") && !strings.Contains(g, "instance")
+		return nil
+	})
+	if !ok || !strings.Contains(hl.Expr, "[5m]") || !regexp.MustCompile(`>\s*0\.05\b`).MatchString(hl.Expr) || hl.For != "5m" {
+		t.Errorf("HighLatency must be histogram_quantile(0.95, sum by (..., le) (rate(...[5m]))) > 0.05 for 5m, aggregated across pods; got %q for %s", hl.Expr, hl.For)
+	}
+
+	// The SHARDS literal in ShardsUnowned follows the ConfigMap.
+	if su, ok := byName["ShardsUnowned"]; ok {
+		m := regexp.MustCompile(`<\s*(\d+)`).FindStringSubmatch(su.Expr)
+		shards := render(t, "base").Set.ConfigMapByPrefix("pulse", "pulse-config").Data["SHARDS"]
+		if m == nil || m[1] != shards {
+			t.Errorf("ShardsUnowned compares with %v, SHARDS is %s", m, shards)
+		}
+	}
+}
+
+// RequiredPanels are the panels the issue asks for, per dashboard, with a
+// metric each must query.
+var RequiredPanels = map[string]map[string]string{
+	"pulse-overview": {
+		"Ingest requests/s by code": "http_requests_total",
+		"Ingest latency":            "http_request_duration_seconds_bucket",
+		"Events processed/s":        "pulse_events_processed_total",
+		"Consumer lag per shard":    "pulse_shard_lag",
+		"Anomalies/s by signal":     "anomalies_detected_total",
+		"Fleet rolling average rps": "rolling_average_rps",
+	},
+	"pulse-analyzer": {
+		"Lag per shard":             "pulse_shard_lag",
+		"Pending per shard":         "pulse_shard_pending",
+		"Batch sizes":               "pulse_batch_size_bucket",
+		"Dead letters/s by reason":  "pulse_events_deadlettered_total",
+		"Shard ownership":           "pulse_shard_lag",
+		"Shards owned per analyzer": "pulse_shards_owned",
+	},
+}
+
+func TestDashboards(t *testing.T) {
+	cm := baseConfigMap(t, "grafana-dashboards")
+	seen := map[string]bool{}
+	var files []string
+	for k := range cm.Data {
+		files = append(files, k)
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		d, err := ParseDashboard([]byte(cm.Data[f]))
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		seen[d.UID] = true
+		checkExprs(t, DashboardExprs(d))
+		ids := map[int]bool{}
+		panels := map[string]Panel{}
+		for _, p := range d.AllPanels() {
+			if ids[p.ID] {
+				t.Errorf("%s: panel id %d twice", f, p.ID)
+			}
+			ids[p.ID] = true
+			if p.GridPos == nil {
+				t.Errorf("%s: panel %q has no gridPos", f, p.Title)
+			}
+			if p.Type != "row" && len(p.Targets) == 0 {
+				t.Errorf("%s: panel %q has no query", f, p.Title)
+			}
+			panels[p.Title] = p
+		}
+		for title, metric := range RequiredPanels[d.UID] {
+			p, ok := panels[title]
+			if !ok {
+				t.Errorf("%s: panel %q is missing", f, title)
+				continue
+			}
+			uses := false
+			for _, tg := range p.Targets {
+				names, _ := MetricNames(ExpandGrafana(tg.Expr))
+				for _, n := range names {
+					uses = uses || n == metric
+				}
+			}
+			if !uses {
+				t.Errorf("%s: panel %q does not query %s", f, title, metric)
+			}
+		}
+		if p, ok := panels["Ingest latency"]; ok {
+			var qs []string
+			for _, tg := range p.Targets {
+				if m := regexp.MustCompile(`histogram_quantile\((0\.\d+)`).FindStringSubmatch(tg.Expr); m != nil {
+					qs = append(qs, m[1])
+				}
+			}
+			if strings.Join(qs, ",") != "0.5,0.95,0.99" {
+				t.Errorf("%s: Ingest latency shows quantiles %v, want p50, p95, p99", f, qs)
+			}
+		}
+	}
+	for uid := range RequiredPanels {
+		if !seen[uid] {
+			t.Errorf("dashboard %s is not provisioned", uid)
+		}
+	}
+}
+
+// Every metric of the contract is used by at least one alert, dashboard or
+// the KEDA trigger, so none is exported for nothing (informational).
+func TestContractCoverage(t *testing.T) {
+	rf, err := ParseRules([]byte(baseConfigMap(t, "prometheus-config").Data["alerts.yml"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exprs := RuleExprs(rf)
+	cm := baseConfigMap(t, "grafana-dashboards")
+	for _, v := range cm.Data {
+		d, err := ParseDashboard([]byte(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		exprs = append(exprs, DashboardExprs(d)...)
+	}
+	used := checkExprs(t, exprs)
+	for _, m := range Contract {
+		u := false
+		for _, s := range m.SeriesNames() {
+			u = u || used[s]
+		}
+		if !u && m.Name != "go_goroutines" && m.Name != "process_cpu_seconds_total" {
+			t.Logf("contract metric %s is not shown anywhere", m.Name)
+		}
+	}
+}
+
+// The Prometheus 3 loader used above really rejects a broken config.
+func TestCheckPrometheusConfigRejects(t *testing.T) {
+	dir := t.TempDir()
+	for name, cfg := range map[string]string{
+		"bad-action.yml":    "scrape_configs:\n  - job_name: x\n    static_configs: [{targets: [\"a:1\"]}]\n    relabel_configs:\n      - action: keepequals\n",
+		"missing-rules.yml": "rule_files: [nope.yml]\n",
+		"bad-rule.yml":      "rule_files: [r.yml]\n",
+	} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if name == "bad-rule.yml" {
+			os.WriteFile(filepath.Join(dir, "r.yml"), []byte("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: sum(rate(x[5m])\n"), 0o644)
+		}
+		if _, err := CheckPrometheusConfig(p); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

@@ -1,0 +1,1009 @@
+package check
+
+import (
+	"fmt"
+	"net/url"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pulse-iot/pulse/internal/config"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// PulseServices are the three Pulse tiers; each is a Deployment and a
+// container of that name.
+var PulseServices = []string{config.Ingest, config.Analyzer, config.API}
+
+// SecretTemplates maps a Secret name to its keys, from the templates in
+// deployments/k8s/secrets (the Secrets themselves are never in git).
+type SecretTemplates map[string]map[string]bool
+
+// Problems collects check failures.
+type Problems []string
+
+func (p *Problems) add(format string, args ...any) { *p = append(*p, fmt.Sprintf(format, args...)) }
+
+// Report is what CheckSet learned, for further checks.
+type Report struct {
+	Problems Problems
+	Shards   int // SHARDS as configured for the services
+}
+
+// CheckSet verifies the cross-references of one rendered kustomization.
+func CheckSet(s *Set, secrets SecretTemplates) Report {
+	c := &checker{s: s, secrets: secrets}
+	c.namespaces()
+	for _, w := range s.Workloads() {
+		c.workload(w)
+	}
+	c.services()
+	c.pulseServices()
+	c.redis()
+	c.autoscalers()
+	c.pdbs()
+	c.ingress()
+	c.rbac()
+	c.monitoring()
+	sort.Strings(c.p)
+	return Report{Problems: c.p, Shards: c.shards}
+}
+
+type checker struct {
+	s       *Set
+	secrets SecretTemplates
+	p       Problems
+	shards  int
+	ns      string
+}
+
+func (c *checker) namespaces() {
+	nss := c.s.Namespaces()
+	if len(nss) != 1 {
+		c.p.add("want exactly one Namespace object, got %d", len(nss))
+		return
+	}
+	c.ns = nss[0].Name
+	for _, o := range c.s.Objects {
+		if o.GVK.Kind != "Namespace" && o.Namespace != c.ns {
+			c.p.add("%s: namespace %q, want %q", o.ID(), o.Namespace, c.ns)
+		}
+	}
+	for _, sec := range c.s.Secrets() {
+		c.p.add("Secret %s is rendered: secrets must not be kept in git (use deployments/k8s/secrets templates)", sec.Name)
+	}
+}
+
+// secretKey reports whether the Secret name (rendered or a template) has key.
+func (c *checker) secretKey(name, key string) bool {
+	for _, sec := range c.s.Secrets() {
+		if sec.Name == name {
+			_, a := sec.Data[key]
+			_, b := sec.StringData[key]
+			return a || b
+		}
+	}
+	return c.secrets[name][key]
+}
+
+func (c *checker) secretExists(name string) bool {
+	for _, sec := range c.s.Secrets() {
+		if sec.Name == name {
+			return true
+		}
+	}
+	_, ok := c.secrets[name]
+	return ok
+}
+
+func (c *checker) configMapKey(name, key string) (string, bool) {
+	cm := c.s.ConfigMap(c.ns, name)
+	if cm == nil {
+		return "", false
+	}
+	v, ok := cm.Data[key]
+	return v, ok
+}
+
+func selectorMatches(sel *metav1.LabelSelector, l map[string]string) bool {
+	if sel == nil {
+		return false
+	}
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil || s.Empty() {
+		return false
+	}
+	return s.Matches(labels.Set(l))
+}
+
+func containerPort(ctr *corev1.Container, p intstr.IntOrString) (int32, bool) {
+	for _, cp := range ctr.Ports {
+		if (p.Type == intstr.String && cp.Name == p.StrVal) || (p.Type == intstr.Int && cp.ContainerPort == p.IntVal) {
+			return cp.ContainerPort, true
+		}
+	}
+	return 0, false
+}
+
+func imagePinned(image string) bool {
+	if strings.Contains(image, "@sha256:") {
+		return true
+	}
+	last := image[strings.LastIndex(image, "/")+1:]
+	i := strings.LastIndexByte(last, ':')
+	return i > 0 && last[i+1:] != "latest" && last[i+1:] != ""
+}
+
+func (c *checker) workload(w Workload) {
+	id := w.ID()
+	t := w.Template
+	if !selectorMatches(w.Selector, t.Labels) {
+		c.p.add("%s: selector does not match its pod template labels", id)
+	}
+	spec := &t.Spec
+	psc := spec.SecurityContext
+	if psc == nil {
+		psc = &corev1.PodSecurityContext{}
+	}
+	if psc.RunAsUser != nil && *psc.RunAsUser == 0 {
+		c.p.add("%s: pod runs as uid 0", id)
+	}
+	if sa := spec.ServiceAccountName; sa != "" && sa != "default" {
+		found := false
+		for _, x := range c.s.ServiceAccounts() {
+			found = found || x.Name == sa
+		}
+		if !found {
+			c.p.add("%s: serviceAccountName %q does not exist", id, sa)
+		}
+	}
+
+	vols := map[string]*corev1.Volume{}
+	for i := range spec.Volumes {
+		v := &spec.Volumes[i]
+		vols[v.Name] = v
+		switch {
+		case v.ConfigMap != nil:
+			cm := c.s.ConfigMap(c.ns, v.ConfigMap.Name)
+			if cm == nil {
+				c.p.add("%s: volume %s: ConfigMap %q does not exist", id, v.Name, v.ConfigMap.Name)
+				continue
+			}
+			for _, it := range v.ConfigMap.Items {
+				if _, ok := cm.Data[it.Key]; !ok {
+					c.p.add("%s: volume %s: ConfigMap %s has no key %q", id, v.Name, cm.Name, it.Key)
+				}
+			}
+		case v.Secret != nil:
+			if !c.secretExists(v.Secret.SecretName) {
+				c.p.add("%s: volume %s: Secret %q has neither a manifest nor a template", id, v.Name, v.Secret.SecretName)
+			}
+			for _, it := range v.Secret.Items {
+				if !c.secretKey(v.Secret.SecretName, it.Key) {
+					c.p.add("%s: volume %s: Secret %s has no key %q", id, v.Name, v.Secret.SecretName, it.Key)
+				}
+			}
+		case v.PersistentVolumeClaim != nil:
+			found := false
+			for _, pvc := range c.s.PVCs() {
+				found = found || pvc.Name == v.PersistentVolumeClaim.ClaimName
+			}
+			if !found {
+				c.p.add("%s: volume %s: PVC %q does not exist", id, v.Name, v.PersistentVolumeClaim.ClaimName)
+			}
+		}
+	}
+	claimTemplates := map[string]bool{}
+	if w.StatefulSet != nil {
+		for _, vct := range w.StatefulSet.Spec.VolumeClaimTemplates {
+			claimTemplates[vct.Name] = true
+		}
+	}
+	mounted := map[string]bool{}
+
+	ctrs := append(append([]corev1.Container{}, spec.InitContainers...), spec.Containers...)
+	portNames := map[string]bool{}
+	for i := range ctrs {
+		ctr := &ctrs[i]
+		cid := id + " container " + ctr.Name
+		if !imagePinned(ctr.Image) {
+			c.p.add("%s: image %q is not pinned to a version tag or digest", cid, ctr.Image)
+		}
+		if strings.HasPrefix(ctr.Image, "pulse-") && ctr.ImagePullPolicy != corev1.PullIfNotPresent {
+			c.p.add("%s: locally built image %q needs imagePullPolicy IfNotPresent", cid, ctr.Image)
+		}
+		sc := ctr.SecurityContext
+		if sc == nil {
+			sc = &corev1.SecurityContext{}
+		}
+		nonRoot := (psc.RunAsNonRoot != nil && *psc.RunAsNonRoot) || (sc.RunAsNonRoot != nil && *sc.RunAsNonRoot)
+		if !nonRoot {
+			c.p.add("%s: runAsNonRoot is not true", cid)
+		}
+		if sc.RunAsUser != nil && *sc.RunAsUser == 0 {
+			c.p.add("%s: runs as uid 0", cid)
+		}
+		seccomp := (psc.SeccompProfile != nil && psc.SeccompProfile.Type == corev1.SeccompProfileTypeRuntimeDefault) ||
+			(sc.SeccompProfile != nil && sc.SeccompProfile.Type == corev1.SeccompProfileTypeRuntimeDefault)
+		if !seccomp {
+			c.p.add("%s: seccompProfile is not RuntimeDefault", cid)
+		}
+		if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+			c.p.add("%s: allowPrivilegeEscalation is not false", cid)
+		}
+		if sc.Privileged != nil && *sc.Privileged {
+			c.p.add("%s: privileged", cid)
+		}
+		if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+			c.p.add("%s: readOnlyRootFilesystem is not true", cid)
+		}
+		dropAll := false
+		if sc.Capabilities != nil {
+			for _, cp := range sc.Capabilities.Drop {
+				dropAll = dropAll || cp == "ALL"
+			}
+			if len(sc.Capabilities.Add) > 0 {
+				c.p.add("%s: adds capabilities %v", cid, sc.Capabilities.Add)
+			}
+		}
+		if !dropAll {
+			c.p.add("%s: capabilities do not drop ALL", cid)
+		}
+		for _, res := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+			if _, ok := ctr.Resources.Requests[res]; !ok {
+				c.p.add("%s: no %s request", cid, res)
+			}
+			if _, ok := ctr.Resources.Limits[res]; !ok {
+				c.p.add("%s: no %s limit", cid, res)
+			}
+		}
+		for _, cp := range ctr.Ports {
+			if cp.Name != "" {
+				if portNames[cp.Name] {
+					c.p.add("%s: port name %q declared twice in the pod", cid, cp.Name)
+				}
+				portNames[cp.Name] = true
+			}
+		}
+		if ctr.LivenessProbe == nil || ctr.ReadinessProbe == nil {
+			c.p.add("%s: needs liveness and readiness probes", cid)
+		}
+		for kind, pr := range map[string]*corev1.Probe{"startup": ctr.StartupProbe, "liveness": ctr.LivenessProbe, "readiness": ctr.ReadinessProbe} {
+			if pr == nil {
+				continue
+			}
+			if pr.HTTPGet != nil {
+				if _, ok := containerPort(ctr, pr.HTTPGet.Port); !ok {
+					c.p.add("%s: %s probe port %s is not a port of the container", cid, kind, pr.HTTPGet.Port.String())
+				}
+			}
+			if pr.TCPSocket != nil {
+				if _, ok := containerPort(ctr, pr.TCPSocket.Port); !ok {
+					c.p.add("%s: %s probe port %s is not a port of the container", cid, kind, pr.TCPSocket.Port.String())
+				}
+			}
+		}
+		for _, vm := range ctr.VolumeMounts {
+			mounted[vm.Name] = true
+			if vols[vm.Name] == nil && !claimTemplates[vm.Name] {
+				c.p.add("%s: volumeMount %q has no volume", cid, vm.Name)
+			}
+		}
+		for _, ef := range ctr.EnvFrom {
+			if ef.ConfigMapRef != nil && c.s.ConfigMap(c.ns, ef.ConfigMapRef.Name) == nil {
+				c.p.add("%s: envFrom ConfigMap %s does not exist", cid, ef.ConfigMapRef.Name)
+			}
+			if ef.SecretRef != nil && !c.secretExists(ef.SecretRef.Name) {
+				c.p.add("%s: envFrom Secret %s has neither a manifest nor a template", cid, ef.SecretRef.Name)
+			}
+		}
+		for _, e := range ctr.Env {
+			if e.ValueFrom == nil {
+				continue
+			}
+			if r := e.ValueFrom.ConfigMapKeyRef; r != nil {
+				if _, ok := c.configMapKey(r.Name, r.Key); !ok {
+					c.p.add("%s: env %s: ConfigMap %s key %s does not exist", cid, e.Name, r.Name, r.Key)
+				}
+			}
+			if r := e.ValueFrom.SecretKeyRef; r != nil && !c.secretKey(r.Name, r.Key) {
+				c.p.add("%s: env %s: Secret %s key %s has neither a manifest nor a template", cid, e.Name, r.Name, r.Key)
+			}
+		}
+	}
+	for name := range vols {
+		if !mounted[name] {
+			c.p.add("%s: volume %q is never mounted", id, name)
+		}
+	}
+
+	if t.Annotations["prometheus.io/scrape"] == "true" {
+		port, err := strconv.Atoi(t.Annotations["prometheus.io/port"])
+		found := false
+		for i := range spec.Containers {
+			if _, ok := containerPort(&spec.Containers[i], intstr.FromInt32(int32(port))); ok {
+				found = true
+			}
+		}
+		if err != nil || !found {
+			c.p.add("%s: prometheus.io/port %q is not a containerPort of the pod", id, t.Annotations["prometheus.io/port"])
+		}
+		if !strings.HasPrefix(t.Annotations["prometheus.io/path"], "/") {
+			c.p.add("%s: prometheus.io/path %q must be an absolute path", id, t.Annotations["prometheus.io/path"])
+		}
+	}
+}
+
+// selected returns the workloads whose pod labels a selector matches.
+func (c *checker) selected(sel map[string]string) []Workload {
+	var out []Workload
+	if len(sel) == 0 {
+		return nil
+	}
+	for _, w := range c.s.Workloads() {
+		if labels.SelectorFromSet(sel).Matches(labels.Set(w.Template.Labels)) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+func (c *checker) services() {
+	for _, svc := range c.s.Services() {
+		id := "Service " + svc.Name
+		ws := c.selected(svc.Spec.Selector)
+		if len(ws) == 0 {
+			c.p.add("%s: selector %v matches no pod template", id, svc.Spec.Selector)
+			continue
+		}
+		for _, sp := range svc.Spec.Ports {
+			tp := sp.TargetPort
+			if tp.Type == intstr.Int && tp.IntVal == 0 {
+				tp = intstr.FromInt32(sp.Port)
+			}
+			for _, w := range ws {
+				found := false
+				for i := range w.Template.Spec.Containers {
+					if _, ok := containerPort(&w.Template.Spec.Containers[i], tp); ok {
+						found = true
+					}
+				}
+				if !found {
+					c.p.add("%s: targetPort %s is not a port of %s", id, tp.String(), w.ID())
+				}
+			}
+		}
+	}
+	for _, st := range c.s.StatefulSets() {
+		svc := c.s.Service(c.ns, st.Spec.ServiceName)
+		if svc == nil || svc.Spec.ClusterIP != corev1.ClusterIPNone {
+			c.p.add("StatefulSet %s: serviceName %q must be a headless Service", st.Name, st.Spec.ServiceName)
+		}
+	}
+}
+
+// serviceAddr resolves host:port to a Service of this namespace.
+func (c *checker) serviceAddr(hostport string) (*corev1.Service, error) {
+	i := strings.LastIndexByte(hostport, ':')
+	if i < 0 {
+		return nil, fmt.Errorf("%q is not host:port", hostport)
+	}
+	host, portS := hostport[:i], hostport[i+1:]
+	name := host
+	for _, suffix := range []string{"." + c.ns + ".svc.cluster.local", "." + c.ns + ".svc", "." + c.ns} {
+		if strings.HasSuffix(host, suffix) {
+			name = strings.TrimSuffix(host, suffix)
+			break
+		}
+	}
+	if strings.Contains(name, ".") {
+		return nil, fmt.Errorf("host %q is not a Service of namespace %s", host, c.ns)
+	}
+	svc := c.s.Service(c.ns, name)
+	if svc == nil {
+		return nil, fmt.Errorf("no Service %q", name)
+	}
+	port, _ := strconv.Atoi(portS)
+	for _, sp := range svc.Spec.Ports {
+		if int(sp.Port) == port {
+			return svc, nil
+		}
+	}
+	return nil, fmt.Errorf("Service %s has no port %s", name, portS)
+}
+
+func pulseContainer(d *appsv1.Deployment) *corev1.Container {
+	for i := range d.Spec.Template.Spec.Containers {
+		if d.Spec.Template.Spec.Containers[i].Name == d.Name {
+			return &d.Spec.Template.Spec.Containers[i]
+		}
+	}
+	return nil
+}
+
+func (c *checker) pulseServices() {
+	type source struct{ kind, name, key string } // where a variable comes from
+	usedKeys := map[string]map[string]bool{}     // ConfigMap -> keys read by some service
+	sources := map[string]map[source]bool{}      // variable -> sources across services
+	resolved := map[string]map[string]string{}
+	for _, svc := range PulseServices {
+		d := c.s.Deployment(c.ns, svc)
+		if d == nil {
+			c.p.add("Deployment %s is missing", svc)
+			continue
+		}
+		id := "Deployment " + svc
+		ctr := pulseContainer(d)
+		if ctr == nil {
+			c.p.add("%s: no container named %s", id, svc)
+			continue
+		}
+		reads := map[string]bool{}
+		for _, n := range config.VarsFor(svc) {
+			reads[n] = true
+		}
+		env := map[string]string{}
+		from := map[string]source{}
+		set := func(name, value string, src source) {
+			if !reads[name] {
+				c.p.add("%s: env %s (from %s %s) is not read by %s (internal/config.VarsFor)", id, name, src.kind, src.name, svc)
+			}
+			env[name], from[name] = value, src
+		}
+		// envFrom first: env entries override it, as in the kubelet.
+		for _, ef := range ctr.EnvFrom {
+			switch {
+			case ef.ConfigMapRef != nil:
+				cm := c.s.ConfigMap(c.ns, ef.ConfigMapRef.Name)
+				if cm == nil {
+					c.p.add("%s: envFrom ConfigMap %s does not exist", id, ef.ConfigMapRef.Name)
+					continue
+				}
+				if usedKeys[cm.Name] == nil {
+					usedKeys[cm.Name] = map[string]bool{}
+				}
+				for k, v := range cm.Data {
+					set(ef.Prefix+k, v, source{"ConfigMap", cm.Name, k})
+					if reads[ef.Prefix+k] {
+						usedKeys[cm.Name][k] = true
+					}
+				}
+			default:
+				c.p.add("%s: envFrom may only name ConfigMaps (secrets go through secretKeyRef)", id)
+			}
+		}
+		seen := map[string]bool{}
+		for _, e := range ctr.Env {
+			if seen[e.Name] {
+				c.p.add("%s: env %s set twice", id, e.Name)
+			}
+			seen[e.Name] = true
+			if _, dup := from[e.Name]; dup {
+				c.p.add("%s: env %s overrides the value from %s %s", id, e.Name, from[e.Name].kind, from[e.Name].name)
+			}
+			switch {
+			case e.ValueFrom == nil:
+				set(e.Name, e.Value, source{"value", "", ""})
+			case e.ValueFrom.ConfigMapKeyRef != nil:
+				r := e.ValueFrom.ConfigMapKeyRef
+				v, _ := c.configMapKey(r.Name, r.Key)
+				set(e.Name, v, source{"ConfigMap", r.Name, r.Key})
+				if usedKeys[r.Name] == nil {
+					usedKeys[r.Name] = map[string]bool{}
+				}
+				usedKeys[r.Name][r.Key] = true
+			case e.ValueFrom.SecretKeyRef != nil:
+				set(e.Name, "placeholder-secret", source{"Secret", e.ValueFrom.SecretKeyRef.Name, e.ValueFrom.SecretKeyRef.Key})
+			case e.ValueFrom.FieldRef != nil:
+				set(e.Name, d.Name+"-5d8f7c9b6d-x2x7q", source{"fieldRef", e.ValueFrom.FieldRef.FieldPath, ""})
+			default:
+				c.p.add("%s: env %s: unsupported valueFrom", id, e.Name)
+			}
+		}
+		for name, src := range from {
+			if sources[name] == nil {
+				sources[name] = map[source]bool{}
+			}
+			sources[name][src] = true
+		}
+		for _, req := range []string{"REDIS_ADDR", "REDIS_PASSWORD", "SHARDS"} {
+			if _, ok := from[req]; !ok {
+				c.p.add("%s: required env %s is not set", id, req)
+			}
+		}
+		if src, ok := from["REDIS_PASSWORD"]; ok && src.kind != "Secret" {
+			c.p.add("%s: REDIS_PASSWORD must come from a Secret, not %s", id, src.kind)
+		}
+		if src, ok := from["SHARDS"]; ok && (src.kind != "ConfigMap" || src.key != "SHARDS") {
+			c.p.add("%s: SHARDS must come from the shared ConfigMap key SHARDS", id)
+		}
+		if svc == config.Analyzer {
+			if src := from["CONSUMER_NAME"]; src.kind != "fieldRef" || src.name != "metadata.name" {
+				c.p.add("%s: CONSUMER_NAME must be set from fieldRef metadata.name", id)
+			}
+		}
+		resolved[svc] = env
+		cfg, err := config.Load(svc, func(k string) string { return env[k] })
+		if err != nil {
+			c.p.add("%s: internal/config rejects the settings: %v", id, err)
+			continue
+		}
+		if svc == config.Analyzer || c.shards == 0 {
+			c.shards = cfg.Shards
+		}
+		// Ports and probes against the address the service listens on.
+		port, _ := strconv.Atoi(cfg.HTTPAddr[strings.LastIndexByte(cfg.HTTPAddr, ':')+1:])
+		if _, ok := containerPort(ctr, intstr.FromInt32(int32(port))); !ok {
+			c.p.add("%s: listens on %s but declares no containerPort %d", id, cfg.HTTPAddr, port)
+		}
+		checkProbe := func(kind string, pr *corev1.Probe, wantPath string) {
+			if pr == nil || pr.HTTPGet == nil {
+				c.p.add("%s: %s probe must be httpGet %s", id, kind, wantPath)
+				return
+			}
+			if pr.HTTPGet.Path != wantPath {
+				c.p.add("%s: %s probe path %s, want %s", id, kind, pr.HTTPGet.Path, wantPath)
+			}
+			if p, ok := containerPort(ctr, pr.HTTPGet.Port); !ok || int(p) != port {
+				c.p.add("%s: %s probe port %s is not the service port %d", id, kind, pr.HTTPGet.Port.String(), port)
+			}
+		}
+		checkProbe("startup", ctr.StartupProbe, "/health")
+		checkProbe("liveness", ctr.LivenessProbe, "/health")
+		checkProbe("readiness", ctr.ReadinessProbe, "/ready")
+		a := d.Spec.Template.Annotations
+		if a["prometheus.io/scrape"] != "true" || a["prometheus.io/port"] != strconv.Itoa(port) || a["prometheus.io/path"] != "/prometheus" {
+			c.p.add("%s: needs annotations prometheus.io/scrape=true, port=%d, path=/prometheus", id, port)
+		}
+		// Redis is reached through a Service that selects the Redis pods.
+		if rsvc, err := c.serviceAddr(cfg.RedisAddr); err != nil {
+			c.p.add("%s: REDIS_ADDR %s: %v", id, cfg.RedisAddr, err)
+		} else if ws := c.selected(rsvc.Spec.Selector); len(ws) != 1 || ws[0].Kind != "StatefulSet" || ws[0].Name != "redis" {
+			c.p.add("%s: REDIS_ADDR Service %s does not select the redis StatefulSet", id, rsvc.Name)
+		}
+		// Graceful shutdown.
+		grace := int64(30)
+		if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g != nil {
+			grace = *g
+		}
+		need := int64(cfg.RedisTimeout/time.Second) + 10
+		if svc == config.Analyzer {
+			need = max(30, int64((3*cfg.LeaseTTL+cfg.RedisTimeout)/time.Second))
+		}
+		if ctr.Lifecycle != nil && ctr.Lifecycle.PreStop != nil && ctr.Lifecycle.PreStop.Sleep != nil {
+			need += ctr.Lifecycle.PreStop.Sleep.Seconds
+		}
+		if grace < need {
+			c.p.add("%s: terminationGracePeriodSeconds %d is too short (need >= %d)", id, grace, need)
+		}
+	}
+	// One setting, one source: a variable several services read comes from
+	// the same place for all (SHARDS above all), so they cannot disagree.
+	for name, srcs := range sources {
+		if len(srcs) > 1 && name != "CONSUMER_NAME" {
+			var list []string
+			for s := range srcs {
+				list = append(list, s.kind+" "+s.name+" "+s.key)
+			}
+			sort.Strings(list)
+			c.p.add("env %s comes from several sources %v: the services must share one", name, list)
+		}
+	}
+	for _, v := range []string{"SHARDS", "KEY_PREFIX", "REDIS_ADDR"} {
+		vals := map[string]bool{}
+		for _, env := range resolved {
+			vals[env[v]] = true
+		}
+		if len(vals) > 1 {
+			c.p.add("%s differs between the services: %v", v, keys(vals))
+		}
+	}
+	for cmName, used := range usedKeys {
+		if cm := c.s.ConfigMap(c.ns, cmName); cm != nil {
+			for k := range cm.Data {
+				if !used[k] {
+					c.p.add("ConfigMap %s key %s is read by no service", cmName, k)
+				}
+			}
+		}
+	}
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// RedisConf parses redis.conf directives (first word -> rest).
+func RedisConf(s string) map[string]string {
+	out := map[string]string{}
+	for _, line := range strings.Split(s, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, _ := strings.Cut(line, " ")
+		out[strings.ToLower(k)] = strings.TrimSpace(v)
+	}
+	return out
+}
+
+func (c *checker) redis() {
+	var st *appsv1.StatefulSet
+	for _, x := range c.s.StatefulSets() {
+		if x.Name == "redis" {
+			st = x
+		}
+	}
+	if st == nil {
+		c.p.add("StatefulSet redis is missing")
+		return
+	}
+	spec := &st.Spec.Template.Spec
+	var rc, exporter *corev1.Container
+	for i := range spec.Containers {
+		switch spec.Containers[i].Name {
+		case "redis":
+			rc = &spec.Containers[i]
+		case "exporter":
+			exporter = &spec.Containers[i]
+		}
+	}
+	if rc == nil {
+		c.p.add("StatefulSet redis: no container named redis")
+		return
+	}
+	if rc.StartupProbe == nil || rc.LivenessProbe == nil || rc.ReadinessProbe == nil {
+		c.p.add("StatefulSet redis: needs startup, liveness and readiness probes")
+	}
+	// The config file given on the command line comes from a ConfigMap.
+	args := append(append([]string{}, rc.Command...), rc.Args...)
+	var confPath string
+	for _, a := range args {
+		if strings.HasSuffix(a, ".conf") {
+			confPath = a
+		}
+	}
+	conf := map[string]string{}
+	mounts := map[string]corev1.VolumeMount{}
+	for _, vm := range rc.VolumeMounts {
+		mounts[vm.MountPath] = vm
+	}
+	if vm, ok := mounts[path.Dir(confPath)]; !ok {
+		c.p.add("StatefulSet redis: config file %q is not in a mounted volume", confPath)
+	} else {
+		for _, v := range spec.Volumes {
+			if v.Name == vm.Name && v.ConfigMap != nil {
+				if cm := c.s.ConfigMap(c.ns, v.ConfigMap.Name); cm != nil {
+					conf = RedisConf(cm.Data[path.Base(confPath)])
+				}
+			}
+		}
+	}
+	want := map[string]string{"appendonly": "yes", "appendfsync": "everysec", "maxmemory-policy": "noeviction"}
+	for k, v := range want {
+		if conf[k] != v {
+			c.p.add("redis.conf: %s is %q, want %q", k, conf[k], v)
+		}
+	}
+	// The data dir is a PersistentVolumeClaim, never an emptyDir.
+	dir := conf["dir"]
+	if dir == "" {
+		c.p.add("redis.conf: no dir")
+	} else if vm, ok := mounts[dir]; !ok {
+		c.p.add("StatefulSet redis: data dir %s is not mounted", dir)
+	} else {
+		pvc := false
+		for _, vct := range st.Spec.VolumeClaimTemplates {
+			pvc = pvc || vct.Name == vm.Name
+		}
+		if !pvc {
+			c.p.add("StatefulSet redis: data dir %s must be a volumeClaimTemplate (AOF must survive restarts)", dir)
+		}
+	}
+	// The password is the services' Secret.
+	pass := ""
+	for i, a := range args {
+		if a == "--requirepass" && i+1 < len(args) {
+			pass = args[i+1]
+		}
+	}
+	if pass != "$(REDIS_PASSWORD)" {
+		c.p.add("StatefulSet redis: must start with --requirepass $(REDIS_PASSWORD)")
+	}
+	secretOf := func(ctr *corev1.Container) string {
+		for _, e := range ctr.Env {
+			if e.Name == "REDIS_PASSWORD" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+				return e.ValueFrom.SecretKeyRef.Name + "/" + e.ValueFrom.SecretKeyRef.Key
+			}
+		}
+		return ""
+	}
+	rs := secretOf(rc)
+	for _, svc := range PulseServices {
+		if d := c.s.Deployment(c.ns, svc); d != nil {
+			if ctr := pulseContainer(d); ctr != nil && secretOf(ctr) != rs {
+				c.p.add("Deployment %s: REDIS_PASSWORD comes from %q, Redis uses %q", svc, secretOf(ctr), rs)
+			}
+		}
+	}
+	if exporter == nil {
+		c.p.add("StatefulSet redis: no redis_exporter sidecar named exporter (RedisDown needs redis_up)")
+	} else {
+		if !strings.Contains(exporter.Image, "redis_exporter:") {
+			c.p.add("StatefulSet redis: exporter image %q is not a pinned redis_exporter", exporter.Image)
+		}
+		if secretOf(exporter) != rs {
+			c.p.add("StatefulSet redis: exporter REDIS_PASSWORD must be the Redis Secret")
+		}
+		a := st.Spec.Template.Annotations
+		if _, ok := containerPort(exporter, intstr.Parse(a["prometheus.io/port"])); !ok {
+			c.p.add("StatefulSet redis: prometheus.io/port must be the exporter's port")
+		}
+	}
+}
+
+func (c *checker) autoscalers() {
+	owners := map[string][]string{}
+	maxOf := map[string]int32{}
+	for _, h := range c.s.HPAs() {
+		id := "HorizontalPodAutoscaler " + h.Name
+		ref := h.Spec.ScaleTargetRef
+		if strings.HasPrefix(h.Name, "keda-hpa-") {
+			c.p.add("%s: KEDA creates keda-hpa-* itself", id)
+		}
+		if ref.Kind != "Deployment" || ref.APIVersion != "apps/v1" {
+			c.p.add("%s: scaleTargetRef must be an apps/v1 Deployment", id)
+			continue
+		}
+		d := c.s.Deployment(c.ns, ref.Name)
+		if d == nil {
+			c.p.add("%s: target Deployment %q does not exist", id, ref.Name)
+			continue
+		}
+		owners[ref.Name] = append(owners[ref.Name], id)
+		maxOf[ref.Name] = h.Spec.MaxReplicas
+		if h.Spec.MinReplicas == nil || *h.Spec.MinReplicas < 1 || *h.Spec.MinReplicas > h.Spec.MaxReplicas {
+			c.p.add("%s: need 1 <= minReplicas <= maxReplicas", id)
+		}
+		if h.Spec.Behavior == nil || h.Spec.Behavior.ScaleUp == nil || h.Spec.Behavior.ScaleDown == nil {
+			c.p.add("%s: needs scaleUp and scaleDown behavior", id)
+		}
+		if len(h.Spec.Metrics) == 0 {
+			c.p.add("%s: no metrics", id)
+		}
+		for _, m := range h.Spec.Metrics {
+			if m.Resource != nil && m.Resource.Name == corev1.ResourceCPU {
+				for _, ctr := range d.Spec.Template.Spec.Containers {
+					if _, ok := ctr.Resources.Requests[corev1.ResourceCPU]; !ok {
+						c.p.add("%s: CPU utilization needs a CPU request on %s/%s", id, d.Name, ctr.Name)
+					}
+				}
+			}
+		}
+	}
+	for _, so := range c.s.ScaledObjects() {
+		id := "ScaledObject " + so.Name
+		ref := so.Spec.ScaleTargetRef
+		if ref == nil || ref.Name == "" {
+			c.p.add("%s: no scaleTargetRef", id)
+			continue
+		}
+		if (ref.Kind != "" && ref.Kind != "Deployment") || (ref.APIVersion != "" && ref.APIVersion != "apps/v1") {
+			c.p.add("%s: scaleTargetRef must be an apps/v1 Deployment", id)
+		}
+		if c.s.Deployment(c.ns, ref.Name) == nil {
+			c.p.add("%s: target Deployment %q does not exist", id, ref.Name)
+			continue
+		}
+		owners[ref.Name] = append(owners[ref.Name], id)
+		mn, mx := int32(0), int32(100)
+		if so.Spec.MinReplicaCount != nil {
+			mn = *so.Spec.MinReplicaCount
+		}
+		if so.Spec.MaxReplicaCount != nil {
+			mx = *so.Spec.MaxReplicaCount
+		}
+		maxOf[ref.Name] = mx
+		if mn < 1 || mn > mx {
+			c.p.add("%s: need 1 <= minReplicaCount <= maxReplicaCount (an analyzer must always run)", id)
+		}
+		if a := so.Spec.Advanced; a == nil || a.HorizontalPodAutoscalerConfig == nil || a.HorizontalPodAutoscalerConfig.Behavior == nil {
+			c.p.add("%s: needs advanced.horizontalPodAutoscalerConfig.behavior", id)
+		}
+		if len(so.Spec.Triggers) == 0 {
+			c.p.add("%s: no triggers", id)
+		}
+		fallbackOK := false
+		for _, tr := range so.Spec.Triggers {
+			spec, ok := kedaTriggerMetadata[tr.Type]
+			if !ok {
+				c.p.add("%s: trigger type %q is not one this check knows", id, tr.Type)
+				continue
+			}
+			allowed := map[string]bool{}
+			for _, k := range append(append([]string{}, spec.Required...), spec.Optional...) {
+				allowed[k] = true
+			}
+			for k := range tr.Metadata {
+				if !allowed[k] {
+					c.p.add("%s: trigger %s: unknown metadata key %q", id, tr.Type, k)
+				}
+			}
+			for _, k := range spec.Required {
+				if tr.Metadata[k] == "" {
+					c.p.add("%s: trigger %s: metadata %s is required", id, tr.Type, k)
+				}
+			}
+			if tr.Type != "cpu" && tr.Type != "memory" && (tr.MetricType == "" || tr.MetricType == "AverageValue") {
+				fallbackOK = true
+			}
+			if tr.Type == "prometheus" {
+				u, err := url.Parse(tr.Metadata["serverAddress"])
+				if err != nil || u.Scheme != "http" {
+					c.p.add("%s: serverAddress %q is not an http URL", id, tr.Metadata["serverAddress"])
+				} else if !strings.HasSuffix(u.Hostname(), ".svc.cluster.local") && !strings.HasSuffix(u.Hostname(), ".svc") {
+					c.p.add("%s: serverAddress host %q must be fully qualified: KEDA runs in its own namespace", id, u.Hostname())
+				} else if _, err := c.serviceAddr(u.Host); err != nil {
+					c.p.add("%s: serverAddress: %v", id, err)
+				}
+				if names, err := MetricNames(tr.Metadata["query"]); err != nil {
+					c.p.add("%s: query: %v", id, err)
+				} else {
+					known := KnownSeries()
+					for _, n := range names {
+						if _, ok := known[n]; !ok {
+							c.p.add("%s: query uses %s, which no Pulse service exports", id, n)
+						}
+					}
+				}
+				for _, k := range []string{"threshold", "activationThreshold"} {
+					if v, ok := tr.Metadata[k]; ok {
+						if _, err := strconv.ParseFloat(v, 64); err != nil {
+							c.p.add("%s: %s %q is not a number", id, k, v)
+						}
+					}
+				}
+			}
+		}
+		if so.Spec.Fallback != nil && !fallbackOK {
+			c.p.add("%s: fallback needs a non-cpu trigger with metricType AverageValue", id)
+		}
+	}
+	for _, svc := range PulseServices {
+		switch n := len(owners[svc]); {
+		case n == 0:
+			c.p.add("Deployment %s has no autoscaler", svc)
+		case n > 1:
+			c.p.add("Deployment %s has several autoscalers %v: exactly one may own it", svc, owners[svc])
+		}
+		if d := c.s.Deployment(c.ns, svc); d != nil && len(owners[svc]) > 0 && d.Spec.Replicas != nil {
+			c.p.add("Deployment %s sets replicas although %v owns it: re-applying would fight the autoscaler", svc, owners[svc])
+		}
+	}
+	if mx, ok := maxOf[config.Analyzer]; ok && c.shards > 0 && int(mx) > c.shards {
+		c.p.add("analyzer autoscaler max replicas %d exceeds SHARDS=%d", mx, c.shards)
+	}
+	for _, svc := range []string{config.Ingest, config.API} {
+		for _, o := range owners[svc] {
+			if !strings.HasPrefix(o, "HorizontalPodAutoscaler") {
+				c.p.add("Deployment %s: want a CPU HorizontalPodAutoscaler, got %s", svc, o)
+			}
+		}
+	}
+}
+
+func (c *checker) pdbs() {
+	covered := map[string]int{}
+	for _, pdb := range c.s.PDBs() {
+		id := "PodDisruptionBudget " + pdb.Name
+		n := 0
+		for _, w := range c.s.Workloads() {
+			if selectorMatches(pdb.Spec.Selector, w.Template.Labels) {
+				n++
+				covered[w.Name]++
+			}
+		}
+		if n == 0 {
+			c.p.add("%s: selector matches no pod template", id)
+		}
+		if pdb.Spec.MaxUnavailable == nil && pdb.Spec.MinAvailable == nil {
+			c.p.add("%s: needs maxUnavailable or minAvailable", id)
+		}
+		if mu := pdb.Spec.MaxUnavailable; mu != nil && mu.Type == intstr.Int && mu.IntVal < 1 {
+			c.p.add("%s: maxUnavailable < 1 blocks every node drain", id)
+		}
+	}
+	for _, svc := range PulseServices {
+		if covered[svc] != 1 {
+			c.p.add("Deployment %s is covered by %d PodDisruptionBudgets, want 1", svc, covered[svc])
+		}
+	}
+}
+
+// IngressRoutes are the original service's URLs and where they go.
+var IngressRoutes = map[string]string{
+	"/metrics":   config.Ingest,
+	"/analyze":   config.API,
+	"/anomalies": config.API,
+	"/devices":   config.API,
+	"/health":    config.API,
+}
+
+func (c *checker) ingress() {
+	ings := c.s.Ingresses()
+	if len(ings) != 1 {
+		c.p.add("want one Ingress, got %d", len(ings))
+		return
+	}
+	ing := ings[0]
+	if ing.Spec.IngressClassName == nil || *ing.Spec.IngressClassName != "nginx" {
+		c.p.add("Ingress %s: ingressClassName must be nginx", ing.Name)
+	}
+	if len(ing.Spec.Rules) != 1 || ing.Spec.Rules[0].Host == "" || ing.Spec.Rules[0].HTTP == nil {
+		c.p.add("Ingress %s: want one rule with one host", ing.Name)
+		return
+	}
+	got := map[string]string{}
+	for _, p := range ing.Spec.Rules[0].HTTP.Paths {
+		b := p.Backend.Service
+		if b == nil {
+			c.p.add("Ingress %s: path %s has no Service backend", ing.Name, p.Path)
+			continue
+		}
+		got[p.Path] = b.Name
+		svc := c.s.Service(c.ns, b.Name)
+		if svc == nil {
+			c.p.add("Ingress %s: path %s: Service %s does not exist", ing.Name, p.Path, b.Name)
+			continue
+		}
+		found := false
+		for _, sp := range svc.Spec.Ports {
+			found = found || (b.Port.Name != "" && sp.Name == b.Port.Name) || (b.Port.Number != 0 && sp.Port == b.Port.Number)
+		}
+		if !found {
+			c.p.add("Ingress %s: path %s: Service %s has no port %v", ing.Name, p.Path, b.Name, b.Port)
+		}
+	}
+	for p, want := range IngressRoutes {
+		if got[p] != want {
+			c.p.add("Ingress %s: %s goes to %q, want %q", ing.Name, p, got[p], want)
+		}
+	}
+	for p := range got {
+		if _, ok := IngressRoutes[p]; !ok {
+			c.p.add("Ingress %s: unexpected path %s", ing.Name, p)
+		}
+	}
+}
+
+func (c *checker) rbac() {
+	for _, rb := range c.s.RoleBindings() {
+		found := false
+		for _, r := range c.s.Roles() {
+			found = found || (rb.RoleRef.Kind == "Role" && r.Name == rb.RoleRef.Name)
+		}
+		if !found {
+			c.p.add("RoleBinding %s: Role %s does not exist", rb.Name, rb.RoleRef.Name)
+		}
+		for _, sub := range rb.Subjects {
+			ok := false
+			for _, sa := range c.s.ServiceAccounts() {
+				ok = ok || (sub.Kind == "ServiceAccount" && sa.Name == sub.Name)
+			}
+			if !ok {
+				c.p.add("RoleBinding %s: subject %s %s does not exist", rb.Name, sub.Kind, sub.Name)
+			}
+		}
+	}
+}

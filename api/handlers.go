@@ -89,7 +89,7 @@ func handleAnalyze(store resultStore, window int, log *zap.Logger) gin.HandlerFu
 			analyzeDevice(c, store, window, log, id)
 			return
 		}
-		f, err := store.Fleet(c)
+		f, err := store.Fleet(c.Request.Context())
 		if err != nil {
 			writeError(c, log, err)
 			return
@@ -112,7 +112,7 @@ func analyzeDevice(c *gin.Context, store resultStore, window int, log *zap.Logge
 		writeError(c, log, errBadDeviceID)
 		return
 	}
-	d, err := store.Device(c, id)
+	d, err := store.Device(c.Request.Context(), id)
 	if err != nil {
 		writeError(c, log, err)
 		return
@@ -140,7 +140,7 @@ func handleAnomalies(store resultStore, log *zap.Logger) gin.HandlerFunc {
 			writeError(c, log, errBadDeviceID)
 			return
 		}
-		list, err := store.Anomalies(c, id, limit)
+		list, err := store.Anomalies(c.Request.Context(), id, limit)
 		if err != nil {
 			writeError(c, log, err)
 			return
@@ -161,7 +161,7 @@ func handleDevices(store resultStore, log *zap.Logger) gin.HandlerFunc {
 			writeError(c, log, errBadCursor)
 			return
 		}
-		devices, next, err := store.Devices(c, cursor, limit)
+		devices, next, err := store.Devices(c.Request.Context(), cursor, limit)
 		if err != nil {
 			writeError(c, log, err)
 			return

@@ -67,7 +67,9 @@ func handlePostMetrics(pub publisher, cfg config.Config, m *ingestMetrics, log *
 		for i, mt := range metrics {
 			events[i] = stream.Event{DeviceID: mt.DeviceID, CPU: mt.CPU, RPS: mt.RPS, Timestamp: mt.Timestamp, Receipt: receipt}
 		}
-		ctx, cancel := context.WithTimeout(c, cfg.RedisTimeout)
+		// Not c: gin reuses its Context for later requests, and the timer
+		// that ends ctx reads its parent after this handler has returned.
+		ctx, cancel := context.WithTimeout(c.Request.Context(), cfg.RedisTimeout)
 		defer cancel()
 		if err := pub.Publish(ctx, events); err != nil {
 			writeError(c, m, log, fmt.Errorf("%w: %w", errUnavailable, err))

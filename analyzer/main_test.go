@@ -1,0 +1,459 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/pulse-iot/pulse/internal/analysis"
+	"github.com/pulse-iot/pulse/internal/detector"
+	"github.com/pulse-iot/pulse/internal/redistest"
+	"github.com/pulse-iot/pulse/internal/redisx"
+	"github.com/pulse-iot/pulse/internal/shard"
+	"github.com/pulse-iot/pulse/internal/state"
+	"github.com/pulse-iot/pulse/internal/stream"
+)
+
+// redisSrv is the package's redis-server; tests share it through unique
+// key prefixes.
+var redisSrv *redistest.Server
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	s, err := redistest.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start redis:", err)
+		return 1
+	}
+	defer s.Stop()
+	redisSrv = s
+	return m.Run()
+}
+
+var prefixSeq atomic.Int64
+
+// newPrefix returns a KEY_PREFIX no other test uses and deletes its keys
+// when the test ends.
+func newPrefix(t *testing.T) string {
+	t.Helper()
+	name := strings.Map(func(r rune) rune {
+		if 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' {
+			return r
+		}
+		return '_'
+	}, t.Name())
+	p := fmt.Sprintf("t%d-%s", prefixSeq.Add(1), name)
+	if len(p) > 64 {
+		p = p[:64]
+	}
+	t.Cleanup(func() {
+		c := redisSrv.Client()
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var keys []string
+		iter := c.Scan(ctx, 0, p+":*", 1000).Iterator()
+		for iter.Next(ctx) {
+			keys = append(keys, iter.Val())
+		}
+		if len(keys) > 0 {
+			c.Del(ctx, keys...)
+		}
+	})
+	return p
+}
+
+// Analysis settings of the tests' workers and reference.
+const (
+	testWindow     = 50
+	testMinSamples = 10
+	testThreshold  = 2.0
+)
+
+func testParams() detector.Params {
+	return detector.Params{WindowSize: testWindow, MinSamples: testMinSamples, Threshold: testThreshold}
+}
+
+// fixture is one test's view of Redis: the instrumented client the
+// analyzer uses, a plain one for assertions, and its keys and metrics.
+type fixture struct {
+	rdb  redis.UniversalClient
+	rc   *redis.Client
+	keys shard.Keys
+	m    *analyzerMetrics
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	rdb := redisx.New(redisx.Options{Addr: redisSrv.Addr, Timeout: 2 * time.Second}, prometheus.NewRegistry())
+	rc := redisSrv.Client()
+	t.Cleanup(func() {
+		rdb.Close()
+		rc.Close()
+	})
+	return &fixture{rdb: rdb, rc: rc, keys: shard.Keys{Prefix: newPrefix(t)}, m: newAnalyzerMetrics(prometheus.NewRegistry())}
+}
+
+// worker returns a shard worker as run's newWorker builds it.
+func (f *fixture) worker(t *testing.T, s int, lease, consumer string, count int) *shardWorker {
+	t.Helper()
+	det, err := detector.New("classic", testParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &shardWorker{
+		shard: s, lease: lease, consumer: consumer, rdb: f.rdb, keys: f.keys,
+		window: testWindow, count: count, leaseTTL: 5 * time.Second, timeout: 2 * time.Second,
+		detector: det, applier: analysis.NewApplier(det, testWindow), m: f.m,
+		log: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)),
+	}
+}
+
+// grant acquires shard s's lease for owner as the coordinator does.
+func (f *fixture) grant(t *testing.T, s int, owner string) string {
+	t.Helper()
+	lease, err := acquireScript.Run(context.Background(), f.rdb, []string{f.keys.Lease(s), f.keys.Fence(s)}, owner, 60_000).Text()
+	if err != nil {
+		t.Fatalf("acquire lease of shard %d: %v", s, err)
+	}
+	return lease
+}
+
+func (f *fixture) createGroup(t *testing.T, s int) {
+	t.Helper()
+	if err := createGroup(context.Background(), f.rdb, f.keys.Stream(s)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sent is an event as XADDed, with its stream id.
+type sent struct {
+	ID string
+	stream.Event
+}
+
+// add appends events to shard s's stream as ingest does.
+func (f *fixture) add(t *testing.T, s int, events []stream.Event) []sent {
+	t.Helper()
+	ctx := context.Background()
+	pipe := f.rc.Pipeline()
+	cmds := make([]*redis.StringCmd, len(events))
+	for i, e := range events {
+		cmds[i] = pipe.XAdd(ctx, &redis.XAddArgs{Stream: f.keys.Stream(s), Values: e.Values()})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatalf("xadd: %v", err)
+	}
+	out := make([]sent, len(events))
+	for i, c := range cmds {
+		out[i] = sent{ID: c.Val(), Event: events[i]}
+	}
+	return out
+}
+
+// addRaw appends an entry with arbitrary fields, as a buggy or hostile
+// producer might.
+func (f *fixture) addRaw(t *testing.T, s int, values ...string) string {
+	t.Helper()
+	id, err := f.rc.XAdd(context.Background(), &redis.XAddArgs{Stream: f.keys.Stream(s), Values: values}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// genEvents returns n events of devices in turn, with values in a narrow
+// band and an rps spike every 97th event, so that anomalies occur.
+func genEvents(devices []string, n int) []stream.Event {
+	now := time.Now()
+	out := make([]stream.Event, n)
+	for i := range out {
+		rps := 100 + float64(i%7)
+		if i%97 == 96 {
+			rps = 900
+		}
+		out[i] = stream.Event{
+			DeviceID: devices[i%len(devices)], CPU: 30 + float64(i%5), RPS: rps,
+			Timestamp: float64(now.Unix()) + float64(i)/1000, Receipt: now.UnixNano() + int64(i),
+		}
+	}
+	return out
+}
+
+// reference applies events with internal/analysis, in the order given
+// (which must be each device's stream order), and returns each device's
+// state as the analyzer must have stored it.
+func reference(t *testing.T, events []sent) map[string][]byte {
+	t.Helper()
+	det, err := detector.New("classic", testParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := make([]analysis.Entry, len(events))
+	for i, e := range events {
+		entries[i] = analysis.Entry{ID: e.ID, Values: valuesMap(e.Values())}
+	}
+	states := map[string]*state.Device{}
+	analysis.NewApplier(det, testWindow).Apply(analysis.Decode(entries), states, nil)
+	out := map[string][]byte{}
+	for id, st := range states {
+		out[id] = st.AppendBinary(nil)
+	}
+	return out
+}
+
+func valuesMap(kv []string) map[string]any {
+	m := map[string]any{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return m
+}
+
+// storedStates returns the stored state of every device of want.
+func (f *fixture) storedStates(t *testing.T, shards int, want map[string][]byte) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	for id := range want {
+		b, err := f.rc.Get(context.Background(), f.keys.Device(shard.For(id, shards), id)).Bytes()
+		if err == nil {
+			out[id] = b
+		}
+	}
+	return out
+}
+
+// totals returns each device's number of applied events, from its state.
+func totals(t *testing.T, states map[string][]byte) map[string]uint64 {
+	t.Helper()
+	out := map[string]uint64{}
+	for id, b := range states {
+		d, err := state.DecodeDevice(b, testWindow)
+		if err != nil {
+			t.Fatalf("state of %s: %v", id, err)
+		}
+		out[id] = d.Total
+	}
+	return out
+}
+
+func (f *fixture) processed(t *testing.T, s int) int64 {
+	t.Helper()
+	n, err := f.rc.HGet(context.Background(), f.keys.Stats(s), "processed").Int64()
+	if err != nil && err != redis.Nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (f *fixture) pending(t *testing.T, s int) int64 {
+	t.Helper()
+	p, err := f.rc.XPending(context.Background(), f.keys.Stream(s), shard.Group).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Count
+}
+
+// eventually polls cond every 50ms until it holds, failing after timeout.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, st := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v; last: %s", what, timeout, st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// ---- the analyzer through run ----
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) listenAddr() string {
+	sc := bufio.NewScanner(strings.NewReader(s.String()))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var line struct {
+			Msg  string `json:"msg"`
+			Addr string `json:"addr"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
+			return line.Addr
+		}
+	}
+	return ""
+}
+
+func envOf(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+// analyzerEnv is a valid analyzer configuration for prefix.
+func analyzerEnv(prefix, name string, shards int) map[string]string {
+	return map[string]string{
+		"REDIS_ADDR":    redisSrv.Addr,
+		"KEY_PREFIX":    prefix,
+		"SHARDS":        strconv.Itoa(shards),
+		"HTTP_ADDR":     "127.0.0.1:0",
+		"CONSUMER_NAME": name,
+		"LEASE_TTL":     "1s",
+		"READ_COUNT":    "20",
+		"DETECTOR":      "classic",
+		"WINDOW_SIZE":   strconv.Itoa(testWindow),
+		"MIN_SAMPLES":   strconv.Itoa(testMinSamples),
+		"Z_THRESHOLD":   strconv.FormatFloat(testThreshold, 'g', -1, 64),
+		"REDIS_TIMEOUT": "2s",
+		"LOG_LEVEL":     "info",
+	}
+}
+
+type runningAnalyzer struct {
+	name   string
+	url    string
+	cancel context.CancelFunc
+	done   chan error
+	log    *syncBuffer
+}
+
+// startAnalyzer calls run with env and waits for its admin server. The
+// test's cleanup stops it if the test did not.
+func startAnalyzer(t *testing.T, env map[string]string) *runningAnalyzer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &runningAnalyzer{name: env["CONSUMER_NAME"], cancel: cancel, done: make(chan error, 1), log: &syncBuffer{}}
+	go func() { a.done <- run(ctx, envOf(env), a.log) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-a.done:
+			a.done <- err
+		case <-time.After(30 * time.Second):
+			t.Errorf("analyzer %s: run did not return within 30s of cancel", a.name)
+		}
+		if t.Failed() {
+			t.Logf("analyzer %s log:\n%s", a.name, a.log.String())
+		}
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if addr := a.log.listenAddr(); addr != "" {
+			a.url = "http://" + addr
+			return a
+		}
+		select {
+		case err := <-a.done:
+			a.done <- err
+			t.Fatalf("run returned before listening: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatalf("no \"listening\" log line within 15s; log:\n%s", a.log.String())
+	return nil
+}
+
+// stop cancels the analyzer and returns run's result.
+func (a *runningAnalyzer) stop(t *testing.T, limit time.Duration) error {
+	t.Helper()
+	a.cancel()
+	select {
+	case err := <-a.done:
+		a.done <- err
+		return err
+	case <-time.After(limit):
+		t.Fatalf("analyzer %s: run did not return within %v of cancel", a.name, limit)
+		return nil
+	}
+}
+
+// scrape returns the analyzer's /prometheus exposition.
+func (a *runningAnalyzer) scrape(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get(a.url + "/prometheus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// promValue returns the value of the sample name{labels} of an exposition,
+// labels given as they are printed, e.g. `reason="malformed"`.
+func promValue(exposition, name, labels string) float64 {
+	series := name
+	if labels != "" {
+		series += "{" + labels + "}"
+	}
+	for _, line := range strings.Split(exposition, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return -1
+}
+
+// leases returns the value of each shard's lease ("" when free).
+func (f *fixture) leases(t *testing.T, shards int) []string {
+	t.Helper()
+	out := make([]string, shards)
+	for s := range out {
+		v, err := f.rc.Get(context.Background(), f.keys.Lease(s)).Result()
+		if err != nil && err != redis.Nil {
+			t.Fatal(err)
+		}
+		out[s] = v
+	}
+	return out
+}
+
+func owner(lease string) string {
+	i := strings.LastIndexByte(lease, ':')
+	if i < 0 {
+		return ""
+	}
+	return lease[:i]
+}

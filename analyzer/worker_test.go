@@ -1,0 +1,394 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pulse-iot/pulse/internal/analysis"
+	"github.com/pulse-iot/pulse/internal/shard"
+)
+
+// snapshot returns the content of every key of the prefix but the lease
+// and fence, so that a test can tell whether anything changed. (Not DUMP:
+// a hash's serialization may change order while Redis rehashes on reads.)
+func (f *fixture) snapshot(t *testing.T) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]string{}
+	iter := f.rc.Scan(ctx, 0, f.keys.Prefix+":*", 1000).Iterator()
+	for iter.Next(ctx) {
+		k := iter.Val()
+		if strings.HasPrefix(k, f.keys.Prefix+":lease:") || strings.HasPrefix(k, f.keys.Prefix+":fence:") {
+			continue
+		}
+		var v any
+		var err error
+		switch typ := f.rc.Type(ctx, k).Val(); typ {
+		case "string":
+			v, err = f.rc.Get(ctx, k).Result()
+		case "hash":
+			v, err = f.rc.HGetAll(ctx, k).Result()
+		case "list":
+			v, err = f.rc.LRange(ctx, k, 0, -1).Result()
+		case "zset":
+			v, err = f.rc.ZRangeWithScores(ctx, k, 0, -1).Result()
+		case "stream":
+			v, err = f.streamSnapshot(ctx, k)
+		default:
+			t.Fatalf("key %s of type %q", k, typ)
+		}
+		if err != nil {
+			t.Fatalf("read %s: %v", k, err)
+		}
+		out[k] = fmt.Sprintf("%v", v)
+	}
+	return out
+}
+
+// streamSnapshot is a stream's entries and its group's state: delivery
+// position and every pending entry with its consumer and delivery count.
+func (f *fixture) streamSnapshot(ctx context.Context, key string) (any, error) {
+	entries, err := f.rc.XRange(ctx, key, "-", "+").Result()
+	if err != nil {
+		return nil, err
+	}
+	groups, err := f.rc.XInfoGroups(ctx, key).Result()
+	if err != nil {
+		return nil, err
+	}
+	type pend struct {
+		ID, Consumer string
+		Deliveries   int64
+	}
+	var pending []pend
+	for _, g := range groups {
+		ext, err := f.rc.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: key, Group: g.Name, Start: "-", End: "+", Count: 100000}).Result()
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ext {
+			pending = append(pending, pend{p.ID, p.Consumer, p.RetryCount})
+		}
+	}
+	return []any{entries, groups, pending}, nil
+}
+
+// A worker whose lease is gone — another lease was granted, or it expired —
+// is refused by every script: it gets errLeaseLost and changes nothing,
+// neither results nor the consumer group (its entries stay pending).
+func TestFencedWorkerWritesNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		lose func(f *fixture) error
+		op   func(w *shardWorker, batch []analysis.Entry) error
+	}{
+		{"apply after another lease was granted", grantOther, applyHeld},
+		{"apply after the lease expired", expire, applyHeld},
+		{"read new entries", grantOther, func(w *shardWorker, _ []analysis.Entry) error { _, _, err := w.read(ctx, ">"); return err }},
+		{"read pending entries", grantOther, func(w *shardWorker, _ []analysis.Entry) error { _, _, err := w.read(ctx, "0"); return err }},
+		{"load and claim", grantOther, func(w *shardWorker, _ []analysis.Entry) error { return w.load(ctx) }},
+		{"run", grantOther, func(w *shardWorker, _ []analysis.Entry) error { return w.run(ctx) }},
+		{"run after the lease expired", expire, func(w *shardWorker, _ []analysis.Entry) error { return w.run(ctx) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			f.createGroup(t, 0)
+			lease := f.grant(t, 0, "a")
+			f.add(t, 0, genEvents([]string{"d1", "d2"}, 20))
+			w := f.worker(t, 0, lease, "a", 10)
+			if err := w.load(ctx); err != nil {
+				t.Fatal(err)
+			}
+			first, _, err := w.read(ctx, ">")
+			if err != nil || len(first) != 10 {
+				t.Fatalf("read: %d entries, %v", len(first), err)
+			}
+			if err := w.apply(first); err != nil {
+				t.Fatalf("apply while holding the lease: %v", err)
+			}
+			held, _, err := w.read(ctx, ">") // delivered, not yet applied
+			if err != nil || len(held) != 10 {
+				t.Fatalf("read: %d entries, %v", len(held), err)
+			}
+			before := f.snapshot(t)
+
+			if err := tc.lose(f); err != nil {
+				t.Fatal(err)
+			}
+			err = tc.op(w, held)
+			if !errors.Is(err, errLeaseLost) {
+				t.Errorf("got %v, want errLeaseLost", err)
+			}
+			if after := f.snapshot(t); !reflect.DeepEqual(after, before) {
+				t.Errorf("a fenced worker changed keys: %v", changed(before, after))
+			}
+			if n := f.pending(t, 0); n != 10 {
+				t.Errorf("%d entries pending, want the 10 held ones still unacknowledged", n)
+			}
+			if n := testutil.ToFloat64(w.m.processed); n != 10 {
+				t.Errorf("pulse_events_processed_total = %v, want 10 (the batch applied before the lease was lost)", n)
+			}
+		})
+	}
+}
+
+func applyHeld(w *shardWorker, held []analysis.Entry) error { return w.apply(held) }
+
+// grantOther makes another analyzer the lease holder, as the coordinator
+// would after this one's lease expired.
+func grantOther(f *fixture) error {
+	ctx := context.Background()
+	token, err := f.rc.Incr(ctx, f.keys.Fence(0)).Result()
+	if err != nil {
+		return err
+	}
+	return f.rc.Set(ctx, f.keys.Lease(0), fmt.Sprintf("b:%d", token), time.Minute).Err()
+}
+
+func expire(f *fixture) error {
+	return f.rc.Del(context.Background(), f.keys.Lease(0)).Err()
+}
+
+func changed(before, after map[string]string) []string {
+	var keys []string
+	for k, v := range after {
+		if before[k] != v {
+			keys = append(keys, k)
+		}
+	}
+	for k := range before {
+		if _, ok := after[k]; !ok {
+			keys = append(keys, k+" (deleted)")
+		}
+	}
+	return keys
+}
+
+// Entries a consumer read and never acknowledged (it died) are claimed by
+// the next lease holder and applied exactly once, before newer entries, so
+// every device's state is what applying its events in order gives.
+func TestWorkerClaimsEntriesOfDeadConsumer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.createGroup(t, 0)
+	events := f.add(t, 0, genEvents([]string{"c1", "c2", "c3"}, 300))
+	dead, err := f.rc.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: shard.Group, Consumer: "dead", Streams: []string{f.keys.Stream(0), ">"}, Count: 120,
+	}).Result()
+	if err != nil || len(dead[0].Messages) != 120 {
+		t.Fatalf("dead consumer's read: %v", err)
+	}
+	want := reference(t, events)
+
+	w := f.worker(t, 0, f.grant(t, 0, "new"), "new", 50)
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.run(wctx) }()
+	eventually(t, 30*time.Second, "all events applied", func() (bool, string) {
+		n := f.processed(t, 0)
+		return n >= int64(len(events)), fmt.Sprintf("%d processed", n)
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("run returned %v, want nil", err)
+	}
+
+	if got := f.storedStates(t, 1, want); !reflect.DeepEqual(got, want) {
+		t.Errorf("device totals %v, want %v (every event applied once, in order)", totals(t, got), totals(t, want))
+	}
+	if n := f.processed(t, 0); n != int64(len(events)) {
+		t.Errorf("stats processed = %d, want %d", n, len(events))
+	}
+	if n := testutil.ToFloat64(f.m.duplicates); n != 0 {
+		t.Errorf("%v duplicates skipped, want 0", n)
+	}
+	if n := f.pending(t, 0); n != 0 {
+		t.Errorf("%d entries still pending", n)
+	}
+}
+
+// Entries that are not events are dead-lettered with their reason and
+// payload, acknowledged, counted, and do not hold up the shard.
+func TestMalformedEntriesAreDeadLettered(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	valid := genEvents([]string{"dl-1"}, 4)
+	type bad struct {
+		id     string
+		fields []string
+	}
+	var bads []bad
+	addBad := func(fields ...string) {
+		bads = append(bads, bad{f.addRaw(t, 0, fields...), fields})
+	}
+	var good []sent
+	good = append(good, f.add(t, 0, valid[:1])...)
+	addBad("foo", "bar")
+	addBad("d", "dl-1", "c", "500", "r", "1", "t", "1700000000", "rt", "1")
+	addBad("d", "bad id", "c", "1", "r", "1", "t", "1700000000", "rt", "1")
+	good = append(good, f.add(t, 0, valid[1:2])...)
+	addBad(append(valid[2].Values(), "extra", "1")...)
+	addBad("d", "dl-1", "c", "1", "r", "NaN", "t", "1700000000", "rt", "1")
+	good = append(good, f.add(t, 0, valid[2:3])...)
+
+	env := analyzerEnv(f.keys.Prefix, "dl", 1)
+	env["READ_COUNT"] = "2" // malformed entries alone and mixed with valid ones in batches
+	a := startAnalyzer(t, env)
+
+	check := func(wantGood []sent, wantBad []bad) {
+		t.Helper()
+		want := reference(t, wantGood)
+		eventually(t, 20*time.Second, "valid entries applied", func() (bool, string) {
+			got := f.storedStates(t, 1, want)
+			return reflect.DeepEqual(got, want), fmt.Sprintf("totals %v, want %v", totals(t, got), totals(t, want))
+		})
+		eventually(t, 20*time.Second, "every entry acknowledged", func() (bool, string) {
+			n := f.pending(t, 0)
+			return n == 0, fmt.Sprintf("%d pending", n)
+		})
+		msgs, err := f.rc.XRange(ctx, f.keys.DeadLetter(0), "-", "+").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) != len(wantBad) {
+			t.Fatalf("%d dead letters, want %d", len(msgs), len(wantBad))
+		}
+		for i, m := range msgs {
+			var payload map[string]string
+			if err := json.Unmarshal([]byte(fmt.Sprint(m.Values["entry"])), &payload); err != nil {
+				t.Errorf("dead letter %d: entry %v: %v", i, m.Values["entry"], err)
+			}
+			wantPayload := map[string]string{}
+			for j := 0; j+1 < len(wantBad[i].fields); j += 2 {
+				wantPayload[wantBad[i].fields[j]] = wantBad[i].fields[j+1]
+			}
+			if m.Values["id"] != wantBad[i].id || m.Values["reason"] != "malformed" || !reflect.DeepEqual(payload, wantPayload) {
+				t.Errorf("dead letter %d: %v, want id %s, reason malformed, entry %v", i, m.Values, wantBad[i].id, wantPayload)
+			}
+		}
+		expo := a.scrape(t)
+		if v := promValue(expo, "pulse_events_deadlettered_total", `reason="malformed"`); v != float64(len(wantBad)) {
+			t.Errorf(`pulse_events_deadlettered_total{reason="malformed"} = %v, want %d`, v, len(wantBad))
+		}
+		if v := promValue(expo, "pulse_events_processed_total", ""); v != float64(len(wantGood)) {
+			t.Errorf("pulse_events_processed_total = %v, want %d", v, len(wantGood))
+		}
+	}
+	check(good, bads)
+
+	// The shard keeps going: a later garbage entry and a valid one.
+	addBad("d", "dl-1")
+	good = append(good, f.add(t, 0, valid[3:4])...)
+	check(good, bads)
+}
+
+// The write script trims what is processed: the stream stays short, but
+// no entry that is pending (delivered, not acknowledged) or not yet
+// delivered is ever removed.
+func TestStreamIsTrimmedBehindProcessing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.createGroup(t, 0)
+	devices := make([]string, 20)
+	for i := range devices {
+		devices[i] = fmt.Sprintf("trim-%02d", i)
+	}
+	// The five oldest entries are of devices of their own, so that applying
+	// them after newer entries is not mistaken for redelivery.
+	events := f.add(t, 0, genEvents([]string{"held-0", "held-1", "held-2", "held-3", "held-4"}, 5))
+	events = append(events, f.add(t, 0, genEvents(devices, 1995))...)
+	ids := make([]string, len(events))
+	for i, e := range events {
+		ids[i] = e.ID
+	}
+	// A consumer that dies holding the five oldest entries.
+	if err := f.rc.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: shard.Group, Consumer: "dead", Streams: []string{f.keys.Stream(0), ">"}, Count: 5,
+	}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	w := f.worker(t, 0, f.grant(t, 0, "w"), "w", 50)
+	if err := w.load(ctx); err != nil { // claims the five
+		t.Fatal(err)
+	}
+	step := func(id string, batches int) {
+		t.Helper()
+		for i := 0; i < batches; i++ {
+			entries, _, err := w.read(ctx, id)
+			if err != nil || len(entries) == 0 {
+				t.Fatalf("read %s: %d entries, %v", id, len(entries), err)
+			}
+			if err := w.apply(entries); err != nil {
+				t.Fatalf("apply: %v", err)
+			}
+		}
+	}
+	streamIDs := func(from string) []string {
+		msgs, err := f.rc.XRange(ctx, f.keys.Stream(0), from, "+").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([]string, len(msgs))
+		for i, m := range msgs {
+			out[i] = m.ID
+		}
+		return out
+	}
+
+	step(">", 10) // entries 5..504
+	if got := streamIDs("-"); !reflect.DeepEqual(got, ids) {
+		t.Errorf("stream holds %d entries from %s, want all 2000: the oldest pending entry bounds the trim", len(got), first(got))
+	}
+
+	step("0", 1)  // the five claimed ones
+	step(">", 10) // entries 505..1004
+	if got := streamIDs("(" + ids[1004]); !reflect.DeepEqual(got, ids[1005:]) {
+		t.Errorf("after entry 1004: %d entries, want the 995 not yet delivered", len(got))
+	}
+	// Trimming is approximate (whole stream nodes of up to 100 entries).
+	if n := f.rc.XLen(ctx, f.keys.Stream(0)).Val(); n > 995+100 {
+		t.Errorf("stream length %d after 1005 of 2000 entries were processed, want at most %d", n, 995+100)
+	}
+
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.run(wctx) }()
+	eventually(t, 30*time.Second, "all entries processed", func() (bool, string) {
+		n := f.processed(t, 0)
+		return n == 2000, fmt.Sprintf("%d processed", n)
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("run returned %v", err)
+	}
+	if n := f.rc.XLen(ctx, f.keys.Stream(0)).Val(); n > 100 || n < 1 {
+		t.Errorf("stream length %d once everything is processed, want 1 to 100", n)
+	}
+	want := reference(t, events)
+	if got := f.storedStates(t, 1, want); !reflect.DeepEqual(got, want) {
+		t.Errorf("device totals %v, want %v", totals(t, got), totals(t, want))
+	}
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return "nothing"
+	}
+	return s[0]
+}

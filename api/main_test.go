@@ -1,0 +1,442 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/pulse-iot/pulse/internal/analysis"
+	"github.com/pulse-iot/pulse/internal/config"
+	"github.com/pulse-iot/pulse/internal/detector"
+	"github.com/pulse-iot/pulse/internal/httpserver"
+	"github.com/pulse-iot/pulse/internal/redistest"
+	"github.com/pulse-iot/pulse/internal/redisx"
+	"github.com/pulse-iot/pulse/internal/shard"
+	"github.com/pulse-iot/pulse/internal/state"
+	"github.com/pulse-iot/pulse/internal/stream"
+)
+
+// redisSrv is the package's redis-server; tests share it through unique
+// key prefixes. Tests that kill Redis start their own.
+var redisSrv *redistest.Server
+
+// tmpDir holds the analyzer binary the seeding tests build.
+var tmpDir string
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	s, err := redistest.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start redis:", err)
+		return 1
+	}
+	defer s.Stop()
+	redisSrv = s
+	dir, err := os.MkdirTemp("", "pulse-api-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	tmpDir = dir
+	return m.Run()
+}
+
+var prefixSeq atomic.Int64
+
+// newPrefix returns a KEY_PREFIX no other test uses and deletes its keys
+// from srv when the test ends.
+func newPrefix(t *testing.T, srv *redistest.Server) string {
+	t.Helper()
+	name := strings.Map(func(r rune) rune {
+		if 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' {
+			return r
+		}
+		return '_'
+	}, t.Name())
+	p := fmt.Sprintf("t%d-%s", prefixSeq.Add(1), name)
+	if len(p) > 64 {
+		p = p[:64]
+	}
+	t.Cleanup(func() {
+		c := srv.Client()
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var keys []string
+		iter := c.Scan(ctx, 0, p+":*", 1000).Iterator()
+		for iter.Next(ctx) {
+			keys = append(keys, iter.Val())
+		}
+		if len(keys) > 0 {
+			c.Del(ctx, keys...) // best effort: a killed server has nothing to clean
+		}
+	})
+	return p
+}
+
+func envOf(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+// analysisConfig is what the analyzer that seeds a test and the api
+// reading its results must agree on.
+type analysisConfig struct {
+	Shards     int
+	Window     int
+	MinSamples int
+	Threshold  float64
+}
+
+var defaultAnalysis = analysisConfig{Shards: 4, Window: 50, MinSamples: 10, Threshold: 2}
+
+// apiEnv is a valid api configuration on srv under prefix.
+func apiEnv(srv *redistest.Server, prefix string, ac analysisConfig) map[string]string {
+	return map[string]string{
+		"REDIS_ADDR":    srv.Addr,
+		"KEY_PREFIX":    prefix,
+		"SHARDS":        strconv.Itoa(ac.Shards),
+		"WINDOW_SIZE":   strconv.Itoa(ac.Window),
+		"HTTP_ADDR":     "127.0.0.1:0",
+		"REDIS_TIMEOUT": "2s",
+	}
+}
+
+// newTestAPI returns the api router wired as run wires it.
+func newTestAPI(t *testing.T, env map[string]string) http.Handler {
+	t.Helper()
+	cfg, err := config.Load(config.API, envOf(env))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	log := zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
+	reg := prometheus.NewRegistry()
+	rdb := redisx.New(redisx.Options{Addr: cfg.RedisAddr, Timeout: cfg.RedisTimeout}, reg)
+	t.Cleanup(func() { rdb.Close() })
+	store := &redisStore{rdb: rdb, keys: shard.Keys{Prefix: cfg.KeyPrefix}, shards: cfg.Shards, window: cfg.WindowSize}
+	reg.MustRegister(newFleetCollector(store, cfg.RedisTimeout))
+	router := httpserver.NewRouter(httpserver.Options{
+		Service:  config.API,
+		Log:      log,
+		Registry: reg,
+		Ready:    func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+	})
+	addRoutes(router, store, cfg.WindowSize, log)
+	return router
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func get(h http.Handler, path string) response {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	return response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
+}
+
+// normalize turns v into what decoding its JSON gives (float64 numbers,
+// []any, map[string]any), so expectations compare with responses.
+func normalize(t *testing.T, v any) any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// ---- seeding through the real analyzer ----
+//
+// The api's tests seed Redis by XADDing events and running the real
+// analyzer binary over them, rather than by writing device states, lists
+// and counters from the test: the results are then written by the very
+// code the api must read (write script, key layout, encodings), so a
+// change on either side that breaks the other fails here instead of
+// passing against a hand-made copy of the analyzer's writes. The expected
+// values come from internal/analysis run on the same events in the test,
+// and from plain mean/standard-deviation arithmetic.
+
+var (
+	buildOnce   sync.Once
+	analyzerBin string
+	buildErr    error
+)
+
+// analyzerBinary builds the analyzer command once per test binary.
+func analyzerBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		}
+		bin := filepath.Join(tmpDir, "analyzer")
+		cmd := exec.Command(goTool, "build", "-o", bin, "github.com/pulse-iot/pulse/analyzer")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build analyzer: %v\n%s", err, out)
+			return
+		}
+		analyzerBin = bin
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return analyzerBin
+}
+
+// seededEvent is an event as XADDed, with its stream id.
+type seededEvent struct {
+	ID string
+	stream.Event
+}
+
+// seed writes events to the streams of prefix as ingest would (each in
+// its device's shard), with stream ids that increase across all shards in
+// slice order, so that "the fleet's newest" is well defined. It then runs
+// the real analyzer binary until it has applied every event, and stops it.
+// Timestamp and Receipt of the events are set here, consistent with the ids.
+func seed(t *testing.T, prefix string, ac analysisConfig, events []stream.Event) []seededEvent {
+	t.Helper()
+	bin := analyzerBinary(t)
+	rdb := redisSrv.Client()
+	defer rdb.Close()
+	ctx := context.Background()
+	keys := shard.Keys{Prefix: prefix}
+
+	base := time.Now().UnixMilli() - int64(len(events)) - 60_000
+	out := make([]seededEvent, len(events))
+	pipe := rdb.Pipeline()
+	for i, e := range events {
+		ms := base + int64(i)
+		e.Receipt = ms * 1_000_000
+		e.Timestamp = float64(ms-250) / 1000
+		out[i] = seededEvent{ID: strconv.FormatInt(ms, 10) + "-0", Event: e}
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: keys.Stream(shard.For(e.DeviceID, ac.Shards)), ID: out[i].ID, Values: e.Values()})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatalf("xadd: %v", err)
+	}
+
+	var log bytes.Buffer
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(),
+		"REDIS_ADDR="+redisSrv.Addr, "KEY_PREFIX="+prefix, "SHARDS="+strconv.Itoa(ac.Shards),
+		"WINDOW_SIZE="+strconv.Itoa(ac.Window), "MIN_SAMPLES="+strconv.Itoa(ac.MinSamples),
+		"Z_THRESHOLD="+strconv.FormatFloat(ac.Threshold, 'g', -1, 64), "DETECTOR=classic",
+		"HTTP_ADDR=127.0.0.1:0", "CONSUMER_NAME=seeder", "LEASE_TTL=5s", "READ_COUNT=100",
+		"REDIS_TIMEOUT=5s", "LOG_LEVEL=warn", "LOG_FORMAT=json", "REDIS_PASSWORD=")
+	cmd.Stdout, cmd.Stderr = &log, &log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start analyzer: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			cmd.Process.Kill()
+			<-exited
+			t.Logf("analyzer output:\n%s", log.String())
+		}
+	}()
+
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var processed, pending int64
+		for s := 0; s < ac.Shards; s++ {
+			n, _ := rdb.HGet(ctx, keys.Stats(s), "processed").Int64()
+			processed += n
+			p, _ := rdb.XPending(ctx, keys.Stream(s), shard.Group).Result()
+			if p != nil {
+				pending += p.Count
+			}
+		}
+		if processed == int64(len(events)) && pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("analyzer applied %d of %d events (%d pending) in 60s", processed, len(events), pending)
+		}
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("analyzer exited early: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		stopped = true
+		if err != nil {
+			t.Fatalf("analyzer exited with %v:\n%s", err, log.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("analyzer did not stop within 20s of SIGTERM")
+	}
+	return out
+}
+
+// reference is what internal/analysis computes for seeded events.
+type reference struct {
+	States    map[string]*state.Device
+	Anomalies []state.Anomaly // in stream order
+}
+
+// analyze applies events in stream order with the pure analysis code the
+// analyzer uses. Shards are independent and a device's results do not
+// depend on batch boundaries, so one batch in global order is equivalent.
+func analyze(t *testing.T, ac analysisConfig, events []seededEvent) reference {
+	t.Helper()
+	det, err := detector.New("classic", detector.Params{WindowSize: ac.Window, MinSamples: ac.MinSamples, Threshold: ac.Threshold})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := make([]analysis.Entry, len(events))
+	for i, e := range events {
+		vals := e.Values()
+		m := map[string]any{}
+		for j := 0; j+1 < len(vals); j += 2 {
+			m[vals[j]] = vals[j+1]
+		}
+		entries[i] = analysis.Entry{ID: e.ID, Values: m}
+	}
+	d := analysis.Decode(entries)
+	if len(d.Dead) > 0 {
+		t.Fatalf("reference dead-lettered %d entries", len(d.Dead))
+	}
+	states := map[string]*state.Device{}
+	res := analysis.NewApplier(det, ac.Window).Apply(d, states, nil)
+	return reference{States: states, Anomalies: res.Anomalies}
+}
+
+// meanStdDev is the mean and population standard deviation of the last
+// n values, computed naively in order.
+func meanStdDev(vals []float64, n int) (mean, sd float64) {
+	if len(vals) > n {
+		vals = vals[len(vals)-n:]
+	}
+	if len(vals) == 0 {
+		return 0, 0
+	}
+	var sum float64
+	for _, v := range vals {
+		sum += v
+	}
+	mean = sum / float64(len(vals))
+	var sq float64
+	for _, v := range vals {
+		d := v - mean
+		sq += d * d
+	}
+	return mean, math.Sqrt(sq / float64(len(vals)))
+}
+
+// anomalyJSON is one record of /anomalies as the contract names it.
+func anomalyJSON(a state.Anomaly) map[string]any {
+	return map[string]any{
+		"device_id": a.DeviceID, "timestamp": a.Timestamp, "signal": a.Signal, "value": a.Value,
+		"z_score": a.ZScore, "mean": a.Mean, "std_dev": a.StdDev, "stream_id": a.StreamID,
+	}
+}
+
+// newestFirst returns the records of list, newest first, at most limit.
+func newestFirst(list []state.Anomaly, limit int) []map[string]any {
+	out := []map[string]any{}
+	for i := len(list) - 1; i >= 0 && len(out) < limit; i-- {
+		out = append(out, anomalyJSON(list[i]))
+	}
+	return out
+}
+
+func filterDevice(list []state.Anomaly, id string) []state.Anomaly {
+	var out []state.Anomaly
+	for _, a := range list {
+		if a.DeviceID == id {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// ---- running the api through run ----
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) listenAddr() string {
+	sc := bufio.NewScanner(strings.NewReader(s.String()))
+	for sc.Scan() {
+		var line struct {
+			Msg  string `json:"msg"`
+			Addr string `json:"addr"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
+			return line.Addr
+		}
+	}
+	return ""
+}
+
+// promValue returns the value of the unlabelled sample name in a
+// Prometheus text exposition.
+func promValue(t *testing.T, exposition, name string) (float64, bool) {
+	t.Helper()
+	for _, line := range strings.Split(exposition, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("sample %q: %v", line, err)
+			}
+			return f, true
+		}
+	}
+	return 0, false
+}

@@ -1,0 +1,346 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/pulse-iot/pulse/internal/config"
+	"github.com/pulse-iot/pulse/internal/httpserver"
+	"github.com/pulse-iot/pulse/internal/redistest"
+	"github.com/pulse-iot/pulse/internal/redisx"
+	"github.com/pulse-iot/pulse/internal/shard"
+	"github.com/pulse-iot/pulse/internal/stream"
+)
+
+// redisSrv is the package's redis-server; tests share it through unique
+// key prefixes. Tests that kill or pause Redis start their own.
+var redisSrv *redistest.Server
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	s, err := redistest.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start redis:", err)
+		return 1
+	}
+	defer s.Stop()
+	redisSrv = s
+	return m.Run()
+}
+
+var prefixSeq atomic.Int64
+
+// newPrefix returns a KEY_PREFIX no other test uses and deletes its keys
+// from srv when the test ends.
+func newPrefix(t *testing.T, srv *redistest.Server) string {
+	t.Helper()
+	name := strings.Map(func(r rune) rune {
+		if 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' {
+			return r
+		}
+		return '_'
+	}, t.Name())
+	p := fmt.Sprintf("t%d-%s", prefixSeq.Add(1), name)
+	if len(p) > 64 {
+		p = p[:64]
+	}
+	t.Cleanup(func() {
+		c := srv.Client()
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var keys []string
+		iter := c.Scan(ctx, 0, p+":*", 1000).Iterator()
+		for iter.Next(ctx) {
+			keys = append(keys, iter.Val())
+		}
+		if len(keys) > 0 {
+			c.Del(ctx, keys...) // best effort: a killed server has nothing to clean
+		}
+	})
+	return p
+}
+
+// envOf returns a getenv over vars, falling back to nothing else: the
+// test's environment must not leak into the service's configuration.
+func envOf(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+// baseEnv is a valid ingest configuration on srv under a new prefix.
+func baseEnv(t *testing.T, srv *redistest.Server) map[string]string {
+	return map[string]string{
+		"REDIS_ADDR":     srv.Addr,
+		"KEY_PREFIX":     newPrefix(t, srv),
+		"SHARDS":         "4",
+		"HTTP_ADDR":      "127.0.0.1:0",
+		"MAX_BATCH":      "5",
+		"MAX_BODY_BYTES": "4096",
+		"REDIS_TIMEOUT":  "2s",
+	}
+}
+
+// testIngest is the ingest router wired as run wires it, on a real Redis.
+type testIngest struct {
+	handler http.Handler
+	cfg     config.Config
+	keys    shard.Keys
+	rdb     *redis.Client // a plain client for assertions
+}
+
+func newTestIngest(t *testing.T, env map[string]string) *testIngest {
+	t.Helper()
+	cfg, err := config.Load(config.Ingest, envOf(env))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	reg := prometheus.NewRegistry()
+	rdb := redisx.New(redisx.Options{Addr: cfg.RedisAddr, Timeout: cfg.RedisTimeout, PoolSize: 4 * publishWriters}, reg)
+	m := newIngestMetrics(reg)
+	keys := shard.Keys{Prefix: cfg.KeyPrefix}
+	pub := newRedisPublisher(rdb, keys, cfg.Shards, cfg.RedisTimeout, m)
+	t.Cleanup(func() {
+		pub.Close()
+		rdb.Close()
+	})
+	router := httpserver.NewRouter(httpserver.Options{
+		Service:  config.Ingest,
+		Log:      log,
+		Registry: reg,
+		Ready:    func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+	})
+	addRoutes(router, cfg, pub, m, log)
+	plain := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr})
+	t.Cleanup(func() { plain.Close() })
+	return &testIngest{handler: router, cfg: cfg, keys: keys, rdb: plain}
+}
+
+// storedEvents returns every event of every shard's stream, by shard, in
+// stream order.
+func storedEvents(t *testing.T, rdb *redis.Client, keys shard.Keys, shards int) map[int][]stream.Event {
+	t.Helper()
+	out := map[int][]stream.Event{}
+	for s := 0; s < shards; s++ {
+		msgs, err := rdb.XRange(context.Background(), keys.Stream(s), "-", "+").Result()
+		if err != nil {
+			t.Fatalf("xrange %s: %v", keys.Stream(s), err)
+		}
+		for _, msg := range msgs {
+			ev, err := stream.Decode(msg.Values)
+			if err != nil {
+				t.Fatalf("entry %s of %s: %v", msg.ID, keys.Stream(s), err)
+			}
+			out[s] = append(out[s], ev)
+		}
+	}
+	return out
+}
+
+// byShard groups events as ingest must store them: each in its device's
+// shard, in request order.
+func byShard(events []stream.Event, shards int) map[int][]stream.Event {
+	out := map[int][]stream.Event{}
+	for _, e := range events {
+		s := shard.For(e.DeviceID, shards)
+		out[s] = append(out[s], e)
+	}
+	return out
+}
+
+// withoutReceipt returns events with Receipt zeroed, for comparison with
+// expectations that cannot know it.
+func withoutReceipt(in map[int][]stream.Event) map[int][]stream.Event {
+	out := map[int][]stream.Event{}
+	for s, evs := range in {
+		for _, e := range evs {
+			e.Receipt = 0
+			out[s] = append(out[s], e)
+		}
+	}
+	return out
+}
+
+func gz(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func hdr(kv ...string) http.Header {
+	h := http.Header{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		h.Set(kv[i], kv[i+1])
+	}
+	return h
+}
+
+// syncBuffer is an io.Writer safe for the logger and the test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// listenAddr returns the "addr" of the JSON log line whose msg is
+// "listening", or "".
+func (s *syncBuffer) listenAddr() string {
+	sc := bufio.NewScanner(strings.NewReader(s.String()))
+	for sc.Scan() {
+		var line struct {
+			Msg  string `json:"msg"`
+			Addr string `json:"addr"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
+			return line.Addr
+		}
+	}
+	return ""
+}
+
+// runningIngest is ingest started through run on a free port.
+type runningIngest struct {
+	url    string
+	cancel context.CancelFunc
+	done   chan error // receives run's result once
+	log    *syncBuffer
+}
+
+// startIngest calls run with env and waits until it listens. The test's
+// cleanup stops it if the test did not.
+func startIngest(t *testing.T, env map[string]string) *runningIngest {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &runningIngest{cancel: cancel, done: make(chan error, 1), log: &syncBuffer{}}
+	go func() { r.done <- run(ctx, envOf(env), r.log) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-r.done:
+		case <-time.After(30 * time.Second):
+			t.Error("run did not return within 30s of cancel")
+		}
+		if t.Failed() {
+			t.Logf("ingest log:\n%s", r.log.String())
+		}
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if addr := r.log.listenAddr(); addr != "" {
+			r.url = "http://" + addr
+			return r
+		}
+		select {
+		case err := <-r.done:
+			r.done <- err
+			t.Fatalf("run returned before listening: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatalf("no \"listening\" log line within 15s; log:\n%s", r.log.String())
+	return nil
+}
+
+// wait returns run's result, failing the test if it takes over limit.
+func (r *runningIngest) wait(t *testing.T, limit time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-r.done:
+		r.done <- err // for the cleanup
+		return err
+	case <-time.After(limit):
+		t.Fatalf("run did not return within %v", limit)
+		return nil
+	}
+}
+
+// promValue returns the value of the sample name{labels} in a Prometheus
+// text exposition; labels must match exactly. ok is false when absent.
+func promValue(t *testing.T, exposition, name string, labels map[string]string) (v float64, ok bool) {
+	t.Helper()
+	for _, line := range strings.Split(exposition, "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		sp := strings.LastIndexByte(line, ' ')
+		if sp < 0 {
+			continue
+		}
+		series, val := line[:sp], line[sp+1:]
+		n, ls := series, ""
+		if i := strings.IndexByte(series, '{'); i >= 0 {
+			n, ls = series[:i], strings.TrimSuffix(series[i+1:], "}")
+		}
+		if n != name || !sameLabels(ls, labels) {
+			continue
+		}
+		f, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			t.Fatalf("sample %q: %v", line, err)
+		}
+		return f, true
+	}
+	return 0, false
+}
+
+func sameLabels(s string, want map[string]string) bool {
+	got := map[string]string{}
+	for _, kv := range strings.Split(s, ",") {
+		if kv == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		uq, err := strconv.Unquote(v)
+		if err != nil {
+			return false
+		}
+		got[k] = uq
+	}
+	if len(got) != len(want) {
+		return false
+	}
+	for k, v := range want {
+		if got[k] != v {
+			return false
+		}
+	}
+	return true
+}

@@ -40,7 +40,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Each owned shard keeps one connection blocked in XREAD.
-	rdb := redisx.New(redisx.Options{Addr: cfg.RedisAddr, Password: cfg.RedisPassword, Timeout: cfg.RedisTimeout, PoolSize: cfg.Shards + 8}, reg)
+	rdb := redisx.New(redisx.Options{Addr: cfg.RedisAddr, ClusterAddrs: cfg.RedisClusterAddrs, Password: cfg.RedisPassword, Timeout: cfg.RedisTimeout, PoolSize: cfg.Shards + 8}, reg)
 	defer rdb.Close()
 	m := newAnalyzerMetrics(reg)
 	keys := shard.Keys{Prefix: cfg.KeyPrefix}

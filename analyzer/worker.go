@@ -80,6 +80,12 @@ func (w *shardWorker) run(ctx context.Context) error {
 			if err != nil && ctx.Err() == nil {
 				w.log.Warn("read shard", zap.Error(err))
 			}
+			// Redis may have lost our latest writes (a failover to a
+			// replica that had not received them, or a restart without
+			// its last second): read our pending entries again before new
+			// ones, or an entry whose ack was lost would stay pending and,
+			// once newer entries of its device are applied, be skipped.
+			pending, loaded = true, false
 			backoff.wait(ctx)
 			continue
 		}
@@ -93,6 +99,7 @@ func (w *shardWorker) run(ctx context.Context) error {
 			}
 			if err := w.waitForEntries(ctx, last); err != nil && ctx.Err() == nil {
 				w.log.Warn("wait for entries", zap.Error(err))
+				pending, loaded = true, false // as after a failed read
 				backoff.wait(ctx)
 			}
 			continue

@@ -27,6 +27,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/pulse-iot/pulse/internal/analysis"
+	"github.com/pulse-iot/pulse/internal/auth"
 	"github.com/pulse-iot/pulse/internal/config"
 	"github.com/pulse-iot/pulse/internal/detector"
 	"github.com/pulse-iot/pulse/internal/httpserver"
@@ -145,7 +146,11 @@ func newTestAPI(t *testing.T, env map[string]string) http.Handler {
 		Registry: reg,
 		Ready:    func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 	})
-	addRoutes(router, store, cfg.WindowSize, log)
+	tokens, err := auth.NewSet(cfg.ReadTokens, cfg.ReadTokensFile, log)
+	if err != nil {
+		t.Fatalf("read tokens: %v", err)
+	}
+	addRoutes(router, cfg, store, tokens, log)
 	return router
 }
 
@@ -411,14 +416,23 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// listenAddr returns the "addr" of the public listener's "listening"
+// log line, or "".
 func (s *syncBuffer) listenAddr() string {
+	return s.listenAddrOf("api")
+}
+
+// listenAddrOf returns the "addr" of the JSON log line of logger whose
+// msg is "listening", or "".
+func (s *syncBuffer) listenAddrOf(logger string) string {
 	sc := bufio.NewScanner(strings.NewReader(s.String()))
 	for sc.Scan() {
 		var line struct {
-			Msg  string `json:"msg"`
-			Addr string `json:"addr"`
+			Logger string `json:"logger"`
+			Msg    string `json:"msg"`
+			Addr   string `json:"addr"`
 		}
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" && line.Logger == logger {
 			return line.Addr
 		}
 	}

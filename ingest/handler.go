@@ -24,10 +24,11 @@ import (
 
 // Reasons of pulse_events_rejected_total.
 const (
-	reasonInvalid     = "invalid"
-	reasonTooLarge    = "too_large"
-	reasonUnsupported = "unsupported_media"
-	reasonUnavailable = "unavailable"
+	reasonInvalid      = "invalid"
+	reasonTooLarge     = "too_large"
+	reasonUnsupported  = "unsupported_media"
+	reasonUnavailable  = "unavailable"
+	reasonBackpressure = "backpressure"
 )
 
 var (

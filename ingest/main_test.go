@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/pulse-iot/pulse/internal/auth"
 	"github.com/pulse-iot/pulse/internal/config"
 	"github.com/pulse-iot/pulse/internal/httpserver"
 	"github.com/pulse-iot/pulse/internal/redistest"
@@ -106,6 +107,7 @@ type testIngest struct {
 	cfg     config.Config
 	keys    shard.Keys
 	rdb     *redis.Client // a plain client for assertions
+	gate    *backlogGate
 }
 
 func newTestIngest(t *testing.T, env map[string]string) *testIngest {
@@ -130,10 +132,16 @@ func newTestIngest(t *testing.T, env map[string]string) *testIngest {
 		Registry: reg,
 		Ready:    func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 	})
-	addRoutes(router, cfg, pub, m, log)
+	apiKeys, err := auth.NewSet(cfg.APIKeys, cfg.APIKeysFile, log)
+	if err != nil {
+		t.Fatalf("keys: %v", err)
+	}
+	// The gate's loop is not started: tests of backpressure go through run.
+	gate := newBacklogGate(rdb, keys, cfg.Shards, cfg.MaxLag, cfg.RedisTimeout, m, reg, log)
+	addRoutes(router, cfg, pub, apiKeys, gate, m, log)
 	plain := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr})
 	t.Cleanup(func() { plain.Close() })
-	return &testIngest{handler: router, cfg: cfg, keys: keys, rdb: plain}
+	return &testIngest{handler: router, cfg: cfg, keys: keys, rdb: plain, gate: gate}
 }
 
 // storedEvents returns every event of every shard's stream, by shard, in
@@ -220,16 +228,23 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// listenAddr returns the "addr" of the JSON log line whose msg is
-// "listening", or "".
+// listenAddr returns the "addr" of the public listener's "listening"
+// log line, or "".
 func (s *syncBuffer) listenAddr() string {
+	return s.listenAddrOf("ingest")
+}
+
+// listenAddrOf returns the "addr" of the JSON log line of logger whose
+// msg is "listening", or "".
+func (s *syncBuffer) listenAddrOf(logger string) string {
 	sc := bufio.NewScanner(strings.NewReader(s.String()))
 	for sc.Scan() {
 		var line struct {
-			Msg  string `json:"msg"`
-			Addr string `json:"addr"`
+			Logger string `json:"logger"`
+			Msg    string `json:"msg"`
+			Addr   string `json:"addr"`
 		}
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" && line.Logger == logger {
 			return line.Addr
 		}
 	}

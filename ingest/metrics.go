@@ -22,12 +22,12 @@ func newIngestMetrics(reg prometheus.Registerer) *ingestMetrics {
 		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pulse_events_rejected_total",
-			Help: "Requests refused, by reason (invalid, too_large, unsupported_media, unavailable).",
+			Help: "Requests refused, by reason (invalid, too_large, unsupported_media, unavailable, backpressure).",
 		}, []string{"reason"}),
 		requestSize:  batch.WithLabelValues("ingest_request"),
 		pipelineSize: batch.WithLabelValues("ingest_pipeline"),
 	}
-	for _, r := range []string{reasonInvalid, reasonTooLarge, reasonUnsupported, reasonUnavailable} {
+	for _, r := range []string{reasonInvalid, reasonTooLarge, reasonUnsupported, reasonUnavailable, reasonBackpressure} {
 		m.rejected.WithLabelValues(r)
 	}
 	reg.MustRegister(m.accepted, m.rejected, batch)

@@ -42,6 +42,8 @@ var Contract = []ContractMetric{
 	{"pulse_events_accepted_total", Counter, []string{"ingest"}},
 	{"pulse_events_rejected_total", Counter, []string{"ingest"}},
 	{"pulse_batch_size", Histogram, []string{"ingest", "analyzer"}},
+	{"pulse_ingest_backlog", Gauge, []string{"ingest"}},
+	{"pulse_ingest_backpressure", Gauge, []string{"ingest"}},
 
 	{"pulse_events_processed_total", Counter, []string{"analyzer"}},
 	{"pulse_events_deadlettered_total", Counter, []string{"analyzer"}},

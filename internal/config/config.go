@@ -49,6 +49,18 @@ type Config struct {
 	ConsumerName string
 	LeaseTTL     time.Duration
 	ReadCount    int
+
+	RedisClusterAddrs []string
+
+	APIKeys        []string // ingest: accepted API keys (besides those in APIKeysFile)
+	APIKeysFile    string
+	ReadTokens     []string // api: accepted read tokens (besides those in ReadTokensFile)
+	ReadTokensFile string
+	MaxInflight    int     // requests served at once; beyond it 503 (0: no cap)
+	RateLimit      float64 // requests per second per client (0: off)
+	RateBurst      int
+	MaxLag         int64  // ingest: refuse writes beyond this many unprocessed entries (0: off)
+	AdminAddr      string // ingest, api: pprof listener ("" : off)
 }
 
 // DetectorParams returns the detector settings.
@@ -62,6 +74,8 @@ func (c Config) String() string {
 	if masked.RedisPassword != "" {
 		masked.RedisPassword = "***"
 	}
+	masked.APIKeys = maskAll(masked.APIKeys)
+	masked.ReadTokens = maskAll(masked.ReadTokens)
 	type plain Config // without this String method, so %+v does not recurse
 	return fmt.Sprintf("%+v", plain(masked))
 }
@@ -171,7 +185,80 @@ func Vars() []Var {
 		{"READ_COUNT", "500", []string{Analyzer}, "Most stream entries an analyzer reads and applies in one batch.", func(c *Config, v string) error {
 			return intIn(&c.ReadCount, v, 1, 100000)
 		}},
+		{"REDIS_CLUSTER_ADDRS", "", all, "Comma-separated host:port seeds of a Redis Cluster; when set, every service uses a cluster client and REDIS_ADDR is ignored.", func(c *Config, v string) error {
+			for _, a := range splitList(v) {
+				if _, _, err := splitHostPort(a); err != nil {
+					return fmt.Errorf("%q: %w", a, err)
+				}
+				c.RedisClusterAddrs = append(c.RedisClusterAddrs, a)
+			}
+			return nil
+		}},
+		{"API_KEYS", "", []string{Ingest}, "Comma-separated API keys; when any key is configured (here or in API_KEYS_FILE), POST /metrics needs Authorization: Bearer <key> or X-API-Key. Never logged.", func(c *Config, v string) error {
+			c.APIKeys = splitList(v)
+			return nil
+		}},
+		{"API_KEYS_FILE", "", []string{Ingest}, "File of API keys, one per line (# comments), e.g. mounted from a Secret; re-read when it changes, so keys rotate without a restart.", func(c *Config, v string) error {
+			c.APIKeysFile = v
+			return nil
+		}},
+		{"READ_TOKENS", "", []string{API}, "Comma-separated read tokens; when any is configured (here or in READ_TOKENS_FILE), the query endpoints need Authorization: Bearer <token> or X-API-Key. Never logged.", func(c *Config, v string) error {
+			c.ReadTokens = splitList(v)
+			return nil
+		}},
+		{"READ_TOKENS_FILE", "", []string{API}, "File of read tokens, one per line, re-read when it changes.", func(c *Config, v string) error {
+			c.ReadTokensFile = v
+			return nil
+		}},
+		{"MAX_INFLIGHT", "4096", []string{Ingest, API}, "Requests served at once; beyond it the service answers 503 with Retry-After instead of queueing (0: no cap).", func(c *Config, v string) error {
+			return intIn(&c.MaxInflight, v, 0, 1<<20)
+		}},
+		{"RATE_LIMIT", "0", []string{Ingest, API}, "Requests per second allowed per client address (token bucket); beyond it 429 with Retry-After (0: off).", func(c *Config, v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f < 0 || f > 1e9 || f != f {
+				return errors.New("must be a number of requests per second, 0 or more")
+			}
+			c.RateLimit = f
+			return nil
+		}},
+		{"RATE_BURST", "0", []string{Ingest, API}, "Requests a client may send at once (its bucket's size); 0 means twice RATE_LIMIT, at least 1.", func(c *Config, v string) error {
+			return intIn(&c.RateBurst, v, 0, 1<<30)
+		}},
+		{"MAX_LAG", "1000000", []string{Ingest}, "When the analyzers are this many events behind, ingest answers 503 with Retry-After instead of accepting data it cannot analyze (0: off).", func(c *Config, v string) error {
+			var n int
+			if err := intIn(&n, v, 0, 1<<40); err != nil {
+				return err
+			}
+			c.MaxLag = int64(n)
+			return nil
+		}},
+		{"ADMIN_ADDR", "", []string{Ingest, API}, "Listen address of the admin endpoints (/debug/pprof and /health); empty: off. Must differ from HTTP_ADDR: profiles are never served on the public port. The analyzer serves them on its HTTP_ADDR.", func(c *Config, v string) error {
+			if v != "" {
+				if _, _, err := splitHostPort(v); err != nil {
+					return err
+				}
+			}
+			c.AdminAddr = v
+			return nil
+		}},
 	}
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func maskAll(secrets []string) []string {
+	if len(secrets) == 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf("%d keys", len(secrets))}
 }
 
 // VarsFor returns the names of the variables service reads.
@@ -203,6 +290,12 @@ func Load(service string, getenv func(string) string) (Config, error) {
 		if err := v.set(&c, val); err != nil {
 			errs = append(errs, fmt.Errorf("%s=%q: %w", v.Name, val, err))
 		}
+	}
+	if c.RateBurst == 0 {
+		c.RateBurst = max(1, int(2*c.RateLimit))
+	}
+	if c.AdminAddr != "" && c.AdminAddr == c.HTTPAddr && !strings.HasSuffix(c.AdminAddr, ":0") { // :0 picks a free port each
+		errs = append(errs, fmt.Errorf("ADMIN_ADDR=%q: must differ from HTTP_ADDR", c.AdminAddr))
 	}
 	if c.MinSamples > c.WindowSize {
 		errs = append(errs, fmt.Errorf("MIN_SAMPLES=%d: must not exceed WINDOW_SIZE=%d", c.MinSamples, c.WindowSize))

@@ -57,6 +57,12 @@ func TestInvalidValuesNameTheirVariable(t *testing.T) {
 		{Ingest, "KEY_PREFIX", "a b"},
 		{Analyzer, "LEASE_TTL", "100ms"},
 		{Analyzer, "READ_COUNT", "0"},
+		{API, "REDIS_CLUSTER_ADDRS", "a:1,b"},
+		{Ingest, "MAX_INFLIGHT", "-1"},
+		{API, "RATE_LIMIT", "fast"},
+		{Ingest, "RATE_BURST", "-2"},
+		{Ingest, "MAX_LAG", "lots"},
+		{API, "ADMIN_ADDR", "nowhere"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.service+" "+tt.name+"="+tt.value, func(t *testing.T) {
@@ -68,6 +74,23 @@ func TestInvalidValuesNameTheirVariable(t *testing.T) {
 	}
 }
 
+func TestAdminAddrIsNotThePublicOne(t *testing.T) {
+	for _, service := range []string{Ingest, API} {
+		_, err := Load(service, env(map[string]string{"HTTP_ADDR": "127.0.0.1:9000", "ADMIN_ADDR": "127.0.0.1:9000"}))
+		if err == nil || !strings.Contains(err.Error(), "ADMIN_ADDR") {
+			t.Errorf("%s with ADMIN_ADDR = HTTP_ADDR: %v, want an error naming ADMIN_ADDR", service, err)
+		}
+		c, err := Load(service, env(map[string]string{"HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:9001"}))
+		if err != nil || c.AdminAddr != "127.0.0.1:9001" {
+			t.Errorf("%s with a separate ADMIN_ADDR: %q, %v", service, c.AdminAddr, err)
+		}
+		// Port 0 is a free port for each listener.
+		if _, err := Load(service, env(map[string]string{"HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0"})); err != nil {
+			t.Errorf("%s with both on port 0: %v", service, err)
+		}
+	}
+}
+
 func TestMinSamplesMayNotExceedWindow(t *testing.T) {
 	_, err := Load(API, env(map[string]string{"WINDOW_SIZE": "20", "MIN_SAMPLES": "21"}))
 	if err == nil || !strings.Contains(err.Error(), "MIN_SAMPLES") {
@@ -75,13 +98,26 @@ func TestMinSamplesMayNotExceedWindow(t *testing.T) {
 	}
 }
 
-func TestStringMasksThePassword(t *testing.T) {
-	c, err := Load(Ingest, env(map[string]string{"REDIS_PASSWORD": "s3cret"}))
+func TestStringMasksSecrets(t *testing.T) {
+	c, err := Load(Ingest, env(map[string]string{"REDIS_PASSWORD": "s3cret", "API_KEYS": "k-one, k-two"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := c.String(); strings.Contains(s, "s3cret") || !strings.Contains(s, "***") {
-		t.Errorf("String() = %s, want the password masked", s)
+	if len(c.APIKeys) != 2 || c.APIKeys[1] != "k-two" {
+		t.Fatalf("API_KEYS parsed as %q", c.APIKeys)
+	}
+	if s := c.String(); strings.Contains(s, "s3cret") || strings.Contains(s, "k-one") || !strings.Contains(s, "***") {
+		t.Errorf("String() = %s, want the secrets masked", s)
+	}
+}
+
+func TestLists(t *testing.T) {
+	c, err := Load(API, env(map[string]string{"REDIS_CLUSTER_ADDRS": " 127.0.0.1:7000,127.0.0.1:7001 ,", "RATE_LIMIT": "50"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.RedisClusterAddrs) != 2 || c.RedisClusterAddrs[1] != "127.0.0.1:7001" || c.RateBurst != 100 {
+		t.Errorf("cluster addrs %q, burst %d", c.RedisClusterAddrs, c.RateBurst)
 	}
 }
 

@@ -165,15 +165,31 @@ func (r *rateMeter) rate(now time.Time) float64 {
 	return float64(n) / rateWindow
 }
 
-// NewServer returns an http.Server with timeouts suited to small JSON APIs.
+// Server limits (see the README's "Security and limits"). A request's
+// headers must arrive within ReadHeaderTimeout and the whole request
+// within ReadTimeout: 60 s carry a 1 MiB body (MAX_BODY_BYTES' default)
+// at 17.5 KB/s (140 kbit/s) uncompressed, or a gzip'ed one several times
+// slower, while a client that trickles bytes is cut after a minute. The
+// write deadline runs from the end of the headers to the end of the
+// response, so it covers the body's upload too and is set above
+// ReadTimeout by the time a handler may wait on Redis.
+const (
+	ReadHeaderTimeout = 5 * time.Second
+	ReadTimeout       = 60 * time.Second
+	WriteTimeout      = 75 * time.Second
+	IdleTimeout       = 120 * time.Second
+	MaxHeaderBytes    = 64 << 10
+)
+
+// NewServer returns an http.Server with the limits above.
 func NewServer(h http.Handler, log *zap.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      WriteTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
 }

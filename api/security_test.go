@@ -1,0 +1,341 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/pulse-iot/pulse/internal/auth"
+	"github.com/pulse-iot/pulse/internal/config"
+	"github.com/pulse-iot/pulse/internal/httpserver"
+	"github.com/pulse-iot/pulse/internal/state"
+)
+
+func request(h http.Handler, path, remote string, header http.Header) response {
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	if header != nil {
+		req.Header = header.Clone()
+	}
+	if remote != "" {
+		req.RemoteAddr = remote
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
+}
+
+func header(kv ...string) http.Header {
+	h := http.Header{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		h.Set(kv[i], kv[i+1])
+	}
+	return h
+}
+
+func TestQueriesNeedAReadToken(t *testing.T) {
+	t.Parallel()
+	env := apiEnv(redisSrv, newPrefix(t, redisSrv), defaultAnalysis)
+	env["READ_TOKENS"] = "read-token-a,read-token-b"
+	h := newTestAPI(t, env)
+	const challenge = `Bearer realm="pulse"`
+	type tc struct {
+		name      string
+		path      string
+		header    http.Header
+		wantCode  int
+		wantChall string
+	}
+	var tests []tc
+	for _, p := range []string{"/analyze", "/analyze?device_id=nobody", "/anomalies", "/devices"} {
+		tests = append(tests,
+			tc{p + " without a token", p, nil, 401, challenge},
+			tc{p + " with a wrong token", p, header("Authorization", "Bearer read-token-c"), 401, challenge},
+			tc{p + " with a wrong X-API-Key", p, header("X-API-Key", "read-token"), 401, challenge},
+			tc{p + " with a bearer token", p, header("Authorization", "Bearer read-token-a"), 0, ""},
+			tc{p + " with X-API-Key", p, header("X-API-Key", "read-token-b"), 0, ""},
+		)
+	}
+	for _, p := range []string{"/health", "/ready", "/prometheus"} {
+		tests = append(tests, tc{p + " stays open", p, nil, 200, ""})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := request(h, tt.path, "", tt.header)
+			authorized := r.status != 401
+			if tt.wantCode == 401 && (r.status != 401 || string(r.body) != `{"error":"unauthorized"}`) ||
+				tt.wantCode == 0 && !authorized || tt.wantCode == 200 && r.status != 200 ||
+				r.header.Get("WWW-Authenticate") != tt.wantChall {
+				t.Errorf("GET %s: %d %s (WWW-Authenticate %q), want %d (%q)", tt.path, r.status, r.body,
+					r.header.Get("WWW-Authenticate"), tt.wantCode, tt.wantChall)
+			}
+		})
+	}
+}
+
+// runningAPI is the api started through run on free ports.
+type runningAPI struct {
+	url    string
+	cancel context.CancelFunc
+	done   chan error
+	log    *syncBuffer
+}
+
+func startAPI(t *testing.T, env map[string]string) *runningAPI {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &runningAPI{cancel: cancel, done: make(chan error, 1), log: &syncBuffer{}}
+	go func() { a.done <- run(ctx, envOf(env), a.log) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-a.done:
+		case <-time.After(30 * time.Second):
+			t.Error("run did not return within 30s of cancel")
+		}
+		if t.Failed() {
+			t.Logf("api log:\n%s", a.log.String())
+		}
+	})
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
+		if addr := a.log.listenAddr(); addr != "" {
+			a.url = "http://" + addr
+			return a
+		}
+		select {
+		case err := <-a.done:
+			a.done <- err
+			t.Fatalf("run returned before listening: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatalf("no \"listening\" log line within 15s; log:\n%s", a.log.String())
+	return nil
+}
+
+func (a *runningAPI) stop(t *testing.T) {
+	t.Helper()
+	a.cancel()
+	select {
+	case err := <-a.done:
+		a.done <- err
+		if err != nil {
+			t.Errorf("run returned %v, want nil", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not return within 20s of cancel")
+	}
+}
+
+func httpGet(url string, h http.Header) (int, string) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err.Error()
+	}
+	if h != nil {
+		req.Header = h
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	return resp.StatusCode, b.String()
+}
+
+// Read tokens rotate by rewriting READ_TOKENS_FILE, without a restart, and
+// never reach the log.
+func TestReadTokenRotationWithoutRestart(t *testing.T) {
+	t.Parallel()
+	const (
+		oldToken = "old-read-token-61f0a9d4"
+		newToken = "new-read-token-c83e5b27"
+	)
+	file := filepath.Join(t.TempDir(), "read-tokens")
+	write := func(content string) {
+		if err := os.WriteFile(file+".new", []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(file+".new", file); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(oldToken + "\n")
+	env := apiEnv(redisSrv, newPrefix(t, redisSrv), defaultAnalysis)
+	env["READ_TOKENS_FILE"] = file
+	env["LOG_LEVEL"] = "debug"
+	a := startAPI(t, env)
+	bearer := func(tok string) http.Header { return header("Authorization", "Bearer "+tok) }
+
+	if code, body := httpGet(a.url+"/devices", bearer(oldToken)); code != 200 {
+		t.Errorf("old token before rotation: %d %s", code, body)
+	}
+	if code, _ := httpGet(a.url+"/devices", bearer(newToken)); code != 401 {
+		t.Errorf("new token before rotation: %d, want 401", code)
+	}
+	write("# rotated\n" + newToken + "\n")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		o, _ := httpGet(a.url+"/devices", bearer(oldToken))
+		n, _ := httpGet(a.url+"/devices", bearer(newToken))
+		if o == 401 && n == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("5s after rotation: old token %d, new token %d; want 401, 200", o, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, _ := httpGet(a.url+"/health", nil); code != 200 {
+		t.Errorf("/health without a token: %d", code)
+	}
+	a.stop(t)
+	logs := a.log.String()
+	for _, k := range []string{oldToken, newToken, "61f0a9d4", "c83e5b27"} {
+		if strings.Contains(logs, k) {
+			t.Errorf("the log contains token material %q", k)
+		}
+	}
+}
+
+// ADMIN_ADDR serves the profiles; the public port never does.
+func TestAPIAdminListener(t *testing.T) {
+	t.Parallel()
+	env := apiEnv(redisSrv, newPrefix(t, redisSrv), defaultAnalysis)
+	env["ADMIN_ADDR"] = "127.0.0.1:0"
+	a := startAPI(t, env)
+	var admin string
+	for deadline := time.Now().Add(10 * time.Second); admin == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		admin = a.log.listenAddrOf("api.admin")
+	}
+	if admin == "" {
+		t.Fatal("no listening line of api.admin")
+	}
+	admin = "http://" + admin
+	tests := []struct {
+		url      string
+		wantCode int
+	}{
+		{admin + "/debug/pprof/", 200},
+		{admin + "/debug/pprof/heap?debug=1", 200},
+		{admin + "/health", 200},
+		{admin + "/analyze", 404},
+		{a.url + "/debug/pprof/", 404},
+		{a.url + "/debug/pprof/goroutine", 404},
+	}
+	for _, tt := range tests {
+		if code, body := httpGet(tt.url, nil); code != tt.wantCode {
+			t.Errorf("GET %s: %d %.100s, want %d", tt.url, code, body, tt.wantCode)
+		}
+	}
+	a.stop(t)
+}
+
+func TestAPIRateLimitPerClient(t *testing.T) {
+	t.Parallel()
+	env := apiEnv(redisSrv, newPrefix(t, redisSrv), defaultAnalysis)
+	env["RATE_LIMIT"] = "0.5" // a token every 2 s
+	env["RATE_BURST"] = "2"
+	h := newTestAPI(t, env)
+	const client = "192.0.2.10:5000"
+	for i := 0; i < 2; i++ {
+		if r := request(h, "/devices", client, nil); r.status != 200 {
+			t.Fatalf("request %d of the burst: %d %s", i, r.status, r.body)
+		}
+	}
+	r := request(h, "/analyze", client, nil)
+	if s, _ := strconv.Atoi(r.header.Get("Retry-After")); r.status != 429 || s < 1 || s > 2 {
+		t.Errorf("third request: %d %s (Retry-After %q), want 429 with Retry-After 1-2", r.status, r.body, r.header.Get("Retry-After"))
+	}
+	if r := request(h, "/devices", "192.0.2.11:5000", nil); r.status != 200 {
+		t.Errorf("another client: %d, want 200", r.status)
+	}
+	for _, p := range []string{"/health", "/ready", "/prometheus"} {
+		if r := request(h, p, client, nil); r.status != 200 {
+			t.Errorf("GET %s from the limited client: %d, want 200", p, r.status)
+		}
+	}
+}
+
+// blockingStore holds every query until release is closed.
+type blockingStore struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+var _ resultStore = (*blockingStore)(nil)
+
+func (b *blockingStore) wait() {
+	b.entered <- struct{}{}
+	<-b.release
+}
+
+func (b *blockingStore) Fleet(context.Context) (Fleet, error) { b.wait(); return Fleet{}, nil }
+func (b *blockingStore) Device(context.Context, string) (*state.Device, error) {
+	b.wait()
+	return nil, errNotFound
+}
+func (b *blockingStore) Anomalies(context.Context, string, int) ([]json.RawMessage, error) {
+	b.wait()
+	return nil, nil
+}
+func (b *blockingStore) Devices(context.Context, string, int) ([]DeviceSummary, string, error) {
+	b.wait()
+	return nil, "", nil
+}
+
+// MAX_INFLIGHT=2: a third query while two are served is shed at once with
+// 503 and Retry-After; probes still answer.
+func TestAPIInFlightCap(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(config.API, envOf(map[string]string{"MAX_INFLIGHT": "2"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &blockingStore{entered: make(chan struct{}, 2), release: make(chan struct{})}
+	reg := prometheus.NewRegistry()
+	r := httpserver.NewRouter(httpserver.Options{Service: config.API, Log: zap.NewNop(), Registry: reg,
+		Ready: func(context.Context) error { return nil }})
+	tokens, _ := auth.NewSet(nil, "", zap.NewNop())
+	addRoutes(r, cfg, store, tokens, zap.NewNop())
+
+	held := make(chan response, 2)
+	for _, p := range []string{"/devices", "/anomalies"} {
+		go func() { held <- request(r, p, "", nil) }()
+		<-store.entered
+	}
+	start := time.Now()
+	shed := request(r, "/analyze", "", nil)
+	if shed.status != 503 || shed.header.Get("Retry-After") != "1" || string(shed.body) != `{"error":"overloaded, retry later"}` {
+		t.Errorf("third query: %d %s (Retry-After %q), want 503 overloaded with Retry-After 1", shed.status, shed.body, shed.header.Get("Retry-After"))
+	}
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("shed after %v, want at once", d)
+	}
+	for _, p := range []string{"/health", "/ready", "/prometheus"} {
+		if r := request(r, p, "", nil); r.status != 200 {
+			t.Errorf("GET %s at the cap: %d", p, r.status)
+		}
+	}
+	close(store.release)
+	for i := 0; i < 2; i++ {
+		if r := <-held; r.status != 200 {
+			t.Errorf("held query: %d %s", r.status, r.body)
+		}
+	}
+	if r := request(r, "/devices", "", nil); r.status != 200 {
+		t.Errorf("query after the held ones: %d %s", r.status, r.body)
+	}
+}

@@ -234,7 +234,7 @@ func (f *fixture) storedStates(t *testing.T, shards int, want map[string][]byte)
 	t.Helper()
 	out := map[string][]byte{}
 	for id := range want {
-		b, err := f.rc.Get(context.Background(), f.keys.Device(shard.For(id, shards), id)).Bytes()
+		b, err := f.rc.HGet(context.Background(), f.keys.DeviceStates(shard.For(id, shards)), id).Bytes()
 		if err == nil {
 			out[id] = b
 		}

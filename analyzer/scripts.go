@@ -3,11 +3,11 @@ package main
 import "github.com/redis/go-redis/v9"
 
 // The Lua scripts that make shard ownership safe. Every script that
-// changes a shard's consumer group or results first checks that the caller
-// still holds the shard's lease ("owner:token", the token growing with
-// each grant), so an analyzer that paused past its lease and lost the
-// shard cannot read, claim or write anything of it: a fencing check that
-// runs atomically with the change it guards. All keys of one call share
+// claims entries or writes results first checks that the caller still
+// holds the shard's lease ("owner:token", the token growing with each
+// grant), so an analyzer that paused past its lease and lost the shard
+// cannot claim or write anything of it: a fencing check that runs
+// atomically with the change it guards. All keys of one call share
 // the shard's hash tag, so the scripts also run on Redis Cluster.
 
 // acquireScript grants the lease when it is free.
@@ -62,82 +62,77 @@ until cursor == '0-0'
 return n
 `)
 
-// readScript reads a batch for the caller: its own pending entries when
-// ARGV[5] is "0", new ones when it is ">". With nothing new it returns
-// {false, last-delivered-id} so the caller can block on XREAD from there.
-// KEYS: lease, stream. ARGV: value, group, consumer, count, id.
-var readScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED lease lost') end
-local r = redis.call('XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', ARGV[4], 'STREAMS', KEYS[2], ARGV[5])
-if r and #r[1][2] > 0 then return r[1][2] end
-local last = '0-0'
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[2])) do
-  local name, id
-  for i = 1, #g, 2 do
-    if g[i] == 'name' then name = g[i+1] elseif g[i] == 'last-delivered-id' then id = g[i+1] end
-  end
-  if name == ARGV[2] then last = id end
-end
-return {false, last}
-`)
-
-// writeScript applies one batch atomically: device states, anomaly
-// lists, new devices, shard counters and recent values, dead letters, the
-// acknowledgement of every entry, and the trim of what is processed.
+// writeScript applies one batch atomically: device states, new devices,
+// anomaly lists, shard counters and recent values, dead letters, the
+// acknowledgement of every entry, and the trim of what is processed. It
+// refuses while the lease is not the caller's (FENCED) or while another
+// consumer holds pending entries (FOREIGN): those are older than the batch
+// and must be applied first.
 //
-// KEYS: lease, stats, stream, devices, shard anomalies, dead letters, then
-// for each device its state key and its anomalies key.
-// ARGV: value, group, detector, processed, anomalous events, recent,
-// keep (anomalies kept per list), window, ndev, nshard, nack, ndead,
-// lease ttl ms (a successful write renews the lease), then
-// for each device: state, device id, new (1/0), count, anomalies…; then
-// the shard's anomalies in stream order; then the ids to ack; then for
-// each dead letter: id, reason, payload.
+// KEYS: lease, stats, stream, devices, shard anomalies, dead letters,
+// device states, then the anomaly list of each device with anomalies.
+// ARGV: lease value, group, consumer, detector, processed, anomalous
+// events, recent, keep (anomalies kept per list), window, lease ttl ms,
+// nstates, nnew, nanomalous, nshard, nack, ndead; then nstates pairs
+// (device id, state); nnew pairs (0, device id); for each device with
+// anomalies its count and records; the shard's nshard records in stream
+// order; nack ids; ndead triples (id, reason, payload).
 var writeScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED lease lost') end
-local keep = tonumber(ARGV[7])
-local ndev, nshard, nack, ndead = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
-local a = 14
-local function push(key, from, n)
+local pend = redis.call('XPENDING', KEYS[3], ARGV[2])
+if pend[4] then
+  for _, c in ipairs(pend[4]) do
+    if c[1] ~= ARGV[3] then return redis.error_reply('FOREIGN pending entries held by ' .. c[1]) end
+  end
+end
+local keep = tonumber(ARGV[8])
+local nstates, nnew, nanom = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
+local nshard, nack, ndead = tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16])
+-- Calls with many arguments go in chunks: unpack is bounded by Lua's stack.
+local function chunks(from, n, per, fn)
+  local step = math.floor(4000 / per) * per
+  local last = from + n * per - 1
   local i = from
-  while i < from + n do
-    local j = math.min(i + 999, from + n - 1)
-    redis.call('LPUSH', key, unpack(ARGV, i, j))
+  while i <= last do
+    local j = math.min(i + step - 1, last)
+    fn(i, j)
     i = j + 1
   end
-  redis.call('LTRIM', key, 0, keep - 1)
 end
-for d = 0, ndev - 1 do
-  redis.call('SET', KEYS[7 + 2 * d], ARGV[a])
-  if ARGV[a + 2] == '1' then redis.call('ZADD', KEYS[4], 0, ARGV[a + 1]) end
-  local n = tonumber(ARGV[a + 3])
-  a = a + 4
-  if n > 0 then push(KEYS[8 + 2 * d], a, n) end
-  a = a + n
+local a = 17
+chunks(a, nstates, 2, function(i, j) redis.call('HSET', KEYS[7], unpack(ARGV, i, j)) end)
+a = a + 2 * nstates
+chunks(a, nnew, 2, function(i, j) redis.call('ZADD', KEYS[4], unpack(ARGV, i, j)) end)
+a = a + 2 * nnew
+for d = 1, nanom do
+  local n = tonumber(ARGV[a])
+  chunks(a + 1, n, 1, function(i, j) redis.call('LPUSH', KEYS[7 + d], unpack(ARGV, i, j)) end)
+  redis.call('LTRIM', KEYS[7 + d], 0, keep - 1)
+  a = a + 1 + n
 end
-if nshard > 0 then push(KEYS[5], a, nshard) end
+if nshard > 0 then
+  chunks(a, nshard, 1, function(i, j) redis.call('LPUSH', KEYS[5], unpack(ARGV, i, j)) end)
+  redis.call('LTRIM', KEYS[5], 0, keep - 1)
+end
 a = a + nshard
-redis.call('HINCRBY', KEYS[2], 'processed', ARGV[4])
-redis.call('HINCRBY', KEYS[2], 'anomalies', ARGV[5])
-redis.call('HSET', KEYS[2], 'recent', ARGV[6], 'detector', ARGV[3], 'window', ARGV[8])
+redis.call('HINCRBY', KEYS[2], 'processed', ARGV[5])
+redis.call('HINCRBY', KEYS[2], 'anomalies', ARGV[6])
+redis.call('HSET', KEYS[2], 'recent', ARGV[7], 'detector', ARGV[4], 'window', ARGV[9])
 local maxid = '0-0'
-local i = a
-while i < a + nack do
-  local j = math.min(i + 999, a + nack - 1)
-  redis.call('XACK', KEYS[3], ARGV[2], unpack(ARGV, i, j))
-  i = j + 1
+if nack > 0 then
+  chunks(a, nack, 1, function(i, j) redis.call('XACK', KEYS[3], ARGV[2], unpack(ARGV, i, j)) end)
+  maxid = ARGV[a + nack - 1]
 end
-if nack > 0 then maxid = ARGV[a + nack - 1] end
 a = a + nack
-for d = 0, ndead - 1 do
+for d = 1, ndead do
   redis.call('XADD', KEYS[6], 'MAXLEN', '~', 100000, '*', 'id', ARGV[a], 'reason', ARGV[a + 1], 'entry', ARGV[a + 2])
   a = a + 3
 end
 -- Everything below the oldest entry still pending is processed.
-local p = redis.call('XPENDING', KEYS[3], ARGV[2])
+pend = redis.call('XPENDING', KEYS[3], ARGV[2])
 local minid = maxid
-if p[1] > 0 then minid = p[2] end
+if pend[1] > 0 then minid = pend[2] end
 if minid ~= '0-0' then redis.call('XTRIM', KEYS[3], 'MINID', '~', minid) end
-redis.call('PEXPIRE', KEYS[1], ARGV[13])
+redis.call('PEXPIRE', KEYS[1], ARGV[10])
 return 'OK'
 `)

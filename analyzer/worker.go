@@ -48,13 +48,18 @@ type shardWorker struct {
 // run processes the shard until ctx ends (it then finishes the batch in
 // hand) or the lease is lost. Redis errors are retried with backoff: the
 // entries stay pending and are read again, so nothing is skipped.
+//
+// Reads are plain XREADGROUPs, not fenced: a former owner that paused past
+// its lease may still read entries into its own pending list. It cannot
+// apply them (every write is fenced), and the write script refuses to
+// apply anything while another consumer holds pending entries, so this
+// worker then claims them and applies everything pending in stream order.
 func (w *shardWorker) run(ctx context.Context) error {
 	backoff := newBackoff()
-	pending := true // read our own pending entries ("0") before new ones (">")
-	loaded := false
-	var last string
+	recovering := true // claim, reload, and apply pending entries before new ones
+	pending := true
 	for ctx.Err() == nil {
-		if !loaded {
+		if recovering {
 			if err := w.load(ctx); err != nil {
 				if errors.Is(err, errLeaseLost) {
 					return err
@@ -63,29 +68,22 @@ func (w *shardWorker) run(ctx context.Context) error {
 				backoff.wait(ctx)
 				continue
 			}
-			loaded = true
+			recovering, pending = false, true
 		}
-		id := ">"
-		if pending {
-			id = "0"
-		}
-		entries, lastDelivered, err := w.read(ctx, id)
+		entries, err := w.read(ctx, pending)
 		if err != nil {
-			if errors.Is(err, errLeaseLost) {
-				return err
+			if ctx.Err() != nil {
+				break
 			}
 			if strings.Contains(err.Error(), "NOGROUP") {
-				err = createGroup(ctx, w.rdb, w.keys.Stream(w.shard))
+				if cerr := createGroup(ctx, w.rdb, w.keys.Stream(w.shard)); cerr != nil {
+					err = cerr
+				}
 			}
-			if err != nil && ctx.Err() == nil {
-				w.log.Warn("read shard", zap.Error(err))
-			}
-			// Redis may have lost our latest writes (a failover to a
-			// replica that had not received them, or a restart without
-			// its last second): read our pending entries again before new
-			// ones, or an entry whose ack was lost would stay pending and,
-			// once newer entries of its device are applied, be skipped.
-			pending, loaded = true, false
+			w.log.Warn("read shard", zap.Error(err))
+			// Redis may have lost our latest writes (a restart, a failover):
+			// start again from what is pending.
+			recovering = true
 			backoff.wait(ctx)
 			continue
 		}
@@ -94,30 +92,30 @@ func (w *shardWorker) run(ctx context.Context) error {
 				pending = false
 				continue
 			}
-			if lastDelivered != "" {
-				last = lastDelivered
-			}
-			if err := w.waitForEntries(ctx, last); err != nil && ctx.Err() == nil {
-				w.log.Warn("wait for entries", zap.Error(err))
-				pending, loaded = true, false // as after a failed read
-				backoff.wait(ctx)
+			// Idle: make sure no former owner sits on entries of ours.
+			if foreign, err := w.foreignPending(ctx); err == nil && foreign {
+				recovering = true
 			}
 			continue
 		}
 		if err := w.apply(entries); err != nil {
-			if errors.Is(err, errLeaseLost) {
+			switch {
+			case errors.Is(err, errLeaseLost):
 				return err
+			case errors.Is(err, errForeignPending):
+				w.log.Info("another consumer holds pending entries; claiming them", zap.Error(err))
+				recovering = true
+				continue
 			}
 			w.log.Warn("apply batch", zap.Error(err), zap.Int("entries", len(entries)))
 			// The write may or may not have happened: read the pending
 			// entries again (applied ones are skipped by their ids) and
 			// reload the shard's recent values.
-			pending, loaded = true, false
+			recovering = true
 			backoff.wait(ctx)
 			continue
 		}
 		backoff.reset()
-		last = entries[len(entries)-1].ID
 	}
 	return nil
 }
@@ -148,53 +146,51 @@ func (w *shardWorker) load(ctx context.Context) error {
 	return nil
 }
 
-func (w *shardWorker) read(ctx context.Context, id string) ([]analysis.Entry, string, error) {
-	ctx, cancel := context.WithTimeout(ctx, w.timeout)
-	defer cancel()
-	res, err := readScript.Run(ctx, w.rdb, []string{w.keys.Lease(w.shard), w.keys.Stream(w.shard)},
-		w.lease, shard.Group, w.consumer, w.count, id).Slice()
+// readBlock is how long a read for new entries waits when there are none.
+const readBlock = time.Second
+
+// read returns the next batch: this consumer's pending entries, oldest
+// first, or new ones, waiting up to readBlock for them.
+func (w *shardWorker) read(ctx context.Context, pending bool) ([]analysis.Entry, error) {
+	args := &redis.XReadGroupArgs{Group: shard.Group, Consumer: w.consumer, Count: int64(w.count)}
+	if pending {
+		args.Streams = []string{w.keys.Stream(w.shard), "0"}
+	} else {
+		args.Streams = []string{w.keys.Stream(w.shard), ">"}
+		args.Block = readBlock
+	}
+	res, err := w.rdb.XReadGroup(ctx, args).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
 	if err != nil {
-		return nil, "", scriptErr("read", w.keys.Stream(w.shard), err)
+		return nil, fmt.Errorf("xreadgroup %s: %w", w.keys.Stream(w.shard), err)
 	}
-	if len(res) == 2 && res[0] == nil {
-		last, _ := res[1].(string)
-		return nil, last, nil
-	}
-	entries := make([]analysis.Entry, 0, len(res))
-	for _, r := range res {
-		e, ok := r.([]any)
-		if !ok || len(e) != 2 {
-			return nil, "", fmt.Errorf("read %s: unexpected reply %v", w.keys.Stream(w.shard), r)
+	var entries []analysis.Entry
+	for _, st := range res {
+		entries = make([]analysis.Entry, len(st.Messages))
+		for i, m := range st.Messages {
+			entries[i] = analysis.Entry{ID: m.ID, Values: m.Values}
 		}
-		id, _ := e[0].(string)
-		entry := analysis.Entry{ID: id}
-		if fields, ok := e[1].([]any); ok {
-			entry.Values = make(map[string]any, len(fields)/2)
-			for i := 0; i+1 < len(fields); i += 2 {
-				k, _ := fields[i].(string)
-				entry.Values[k] = fields[i+1]
-			}
-		}
-		entries = append(entries, entry)
 	}
-	return entries, "", nil
+	return entries, nil
 }
 
-// waitForEntries blocks until the stream has entries after last (or a
-// second passes). It changes nothing, so it needs no lease check.
-func (w *shardWorker) waitForEntries(ctx context.Context, last string) error {
-	if last == "" {
-		last = "$"
+// foreignPending reports whether another consumer holds pending entries
+// of the shard (read by a former owner after it lost the lease).
+func (w *shardWorker) foreignPending(ctx context.Context) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	p, err := w.rdb.XPending(ctx, w.keys.Stream(w.shard), shard.Group).Result()
+	if err != nil {
+		return false, fmt.Errorf("xpending %s: %w", w.keys.Stream(w.shard), err)
 	}
-	err := w.rdb.XRead(ctx, &redis.XReadArgs{
-		Streams: []string{w.keys.Stream(w.shard), last},
-		Count:   1,
-		Block:   time.Second,
-	}).Err()
-	if errors.Is(err, redis.Nil) {
-		return nil
+	for c, n := range p.Consumers {
+		if c != w.consumer && n > 0 {
+			return true, nil
+		}
 	}
-	return err
+	return false, nil
 }
 
 // apply loads the states of the batch's devices, applies the batch and
@@ -207,13 +203,9 @@ func (w *shardWorker) apply(entries []analysis.Entry) error {
 	d := analysis.Decode(entries)
 	states := make(map[string]*state.Device, len(d.DeviceIDs))
 	if len(d.DeviceIDs) > 0 {
-		keys := make([]string, len(d.DeviceIDs))
-		for i, id := range d.DeviceIDs {
-			keys[i] = w.keys.Device(w.shard, id)
-		}
-		vals, err := w.rdb.MGet(ctx, keys...).Result()
+		vals, err := w.rdb.HMGet(ctx, w.keys.DeviceStates(w.shard), d.DeviceIDs...).Result()
 		if err != nil {
-			return fmt.Errorf("mget device states of %s: %w", w.keys.Stream(w.shard), err)
+			return fmt.Errorf("hmget %s: %w", w.keys.DeviceStates(w.shard), err)
 		}
 		for i, v := range vals {
 			s, ok := v.(string)
@@ -256,20 +248,36 @@ func (w *shardWorker) apply(entries []analysis.Entry) error {
 
 func (w *shardWorker) writeArgs(d analysis.Decoded, res analysis.Result) ([]string, []any) {
 	s := w.shard
-	keys := make([]string, 0, 6+2*len(res.Updates))
-	keys = append(keys, w.keys.Lease(s), w.keys.Stats(s), w.keys.Stream(s), w.keys.Devices(s), w.keys.Anomalies(s), w.keys.DeadLetter(s))
+	keys := []string{w.keys.Lease(s), w.keys.Stats(s), w.keys.Stream(s), w.keys.Devices(s),
+		w.keys.Anomalies(s), w.keys.DeadLetter(s), w.keys.DeviceStates(s)}
+	var newDevices, anomalous int
+	for _, u := range res.Updates {
+		if u.New {
+			newDevices++
+		}
+		if len(u.Anomalies) > 0 {
+			anomalous++
+			keys = append(keys, w.keys.DeviceAnomalies(s, u.DeviceID))
+		}
+	}
 	w.scratch = w.recent.AppendBinary(w.scratch[:0])
 	args := w.args[:0]
-	args = append(args, w.lease, shard.Group, w.detector.Name(), res.Processed, res.AnomalousEvents,
-		w.scratch, anomalyHistory, w.window,
-		len(res.Updates), len(res.Anomalies), len(d.Acks), len(d.Dead), w.leaseTTL.Milliseconds())
+	args = append(args, w.lease, shard.Group, w.consumer, w.detector.Name(), res.Processed, res.AnomalousEvents,
+		w.scratch, anomalyHistory, w.window, w.leaseTTL.Milliseconds(),
+		len(res.Updates), newDevices, anomalous, len(res.Anomalies), len(d.Acks), len(d.Dead))
 	for _, u := range res.Updates {
-		keys = append(keys, w.keys.Device(s, u.DeviceID), w.keys.DeviceAnomalies(s, u.DeviceID))
-		isNew := "0"
+		args = append(args, u.DeviceID, u.State.AppendBinary(nil))
+	}
+	for _, u := range res.Updates {
 		if u.New {
-			isNew = "1"
+			args = append(args, 0, u.DeviceID)
 		}
-		args = append(args, u.State.AppendBinary(nil), u.DeviceID, isNew, len(u.Anomalies))
+	}
+	for _, u := range res.Updates {
+		if len(u.Anomalies) == 0 {
+			continue
+		}
+		args = append(args, len(u.Anomalies))
 		for _, a := range u.Anomalies {
 			args = append(args, a.Encode())
 		}
@@ -288,10 +296,18 @@ func (w *shardWorker) writeArgs(d analysis.Decoded, res analysis.Result) ([]stri
 	return keys, args
 }
 
-// scriptErr turns a fenced script's refusal into errLeaseLost.
+// errForeignPending means another consumer holds pending entries of the
+// shard: they must be claimed and applied first, in stream order.
+var errForeignPending = errors.New("another consumer holds pending entries")
+
+// scriptErr turns a script's refusals into errLeaseLost and
+// errForeignPending.
 func scriptErr(op, key string, err error) error {
-	if strings.HasPrefix(err.Error(), "FENCED") {
+	switch {
+	case strings.HasPrefix(err.Error(), "FENCED"):
 		return fmt.Errorf("%s %s: %w", op, key, errLeaseLost)
+	case strings.HasPrefix(err.Error(), "FOREIGN"):
+		return fmt.Errorf("%s %s: %w: %s", op, key, errForeignPending, err)
 	}
 	return fmt.Errorf("%s %s: %w", op, key, err)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pulse-iot/pulse/internal/analysis"
 	"github.com/pulse-iot/pulse/internal/shard"
+	"github.com/pulse-iot/pulse/internal/state"
 )
 
 // snapshot returns the content of every key of the prefix but the lease
@@ -95,8 +96,6 @@ func TestFencedWorkerWritesNothing(t *testing.T) {
 	}{
 		{"apply after another lease was granted", grantOther, applyHeld},
 		{"apply after the lease expired", expire, applyHeld},
-		{"read new entries", grantOther, func(w *shardWorker, _ []analysis.Entry) error { _, _, err := w.read(ctx, ">"); return err }},
-		{"read pending entries", grantOther, func(w *shardWorker, _ []analysis.Entry) error { _, _, err := w.read(ctx, "0"); return err }},
 		{"load and claim", grantOther, func(w *shardWorker, _ []analysis.Entry) error { return w.load(ctx) }},
 		{"run", grantOther, func(w *shardWorker, _ []analysis.Entry) error { return w.run(ctx) }},
 		{"run after the lease expired", expire, func(w *shardWorker, _ []analysis.Entry) error { return w.run(ctx) }},
@@ -112,14 +111,14 @@ func TestFencedWorkerWritesNothing(t *testing.T) {
 			if err := w.load(ctx); err != nil {
 				t.Fatal(err)
 			}
-			first, _, err := w.read(ctx, ">")
+			first, err := w.read(ctx, false)
 			if err != nil || len(first) != 10 {
 				t.Fatalf("read: %d entries, %v", len(first), err)
 			}
 			if err := w.apply(first); err != nil {
 				t.Fatalf("apply while holding the lease: %v", err)
 			}
-			held, _, err := w.read(ctx, ">") // delivered, not yet applied
+			held, err := w.read(ctx, false) // delivered, not yet applied
 			if err != nil || len(held) != 10 {
 				t.Fatalf("read: %d entries, %v", len(held), err)
 			}
@@ -330,7 +329,7 @@ func TestStreamIsTrimmedBehindProcessing(t *testing.T) {
 	step := func(id string, batches int) {
 		t.Helper()
 		for i := 0; i < batches; i++ {
-			entries, _, err := w.read(ctx, id)
+			entries, err := w.read(ctx, id == "0")
 			if err != nil || len(entries) == 0 {
 				t.Fatalf("read %s: %d entries, %v", id, len(entries), err)
 			}
@@ -391,4 +390,66 @@ func first(s []string) string {
 		return "nothing"
 	}
 	return s[0]
+}
+
+// A former owner that paused past its lease may still read new entries
+// into its own pending list (reads are not fenced). The owner's next write
+// is refused (FOREIGN) until it has claimed them; it then applies them
+// before the newer ones, so every device sees its events once, in order.
+func TestEntriesReadByAFormerOwnerAreClaimedAndAppliedInOrder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.createGroup(t, 0)
+	events := f.add(t, 0, genEvents([]string{"z1", "z2"}, 60))
+	want := reference(t, events)
+
+	zombie := f.worker(t, 0, "zombie:0", "zombie", 10)
+	zombie.recent = &state.Recent{Size: testWindow} // it loaded before it lost the lease
+	owner := f.worker(t, 0, f.grant(t, 0, "owner"), "owner", 10)
+	if err := owner.load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first, err := owner.read(ctx, false)
+	if err != nil || len(first) != 10 {
+		t.Fatalf("owner read: %d entries, %v", len(first), err)
+	}
+	if err := owner.apply(first); err != nil {
+		t.Fatalf("owner apply: %v", err)
+	}
+	stolen, err := zombie.read(ctx, false) // entries 11-20, into the zombie's pending list
+	if err != nil || len(stolen) != 10 {
+		t.Fatalf("zombie read: %d entries, %v", len(stolen), err)
+	}
+	if err := zombie.apply(stolen); !errors.Is(err, errLeaseLost) {
+		t.Fatalf("zombie apply = %v, want errLeaseLost", err)
+	}
+	newer, err := owner.read(ctx, false) // entries 21-30
+	if err != nil || len(newer) != 10 {
+		t.Fatalf("owner read: %d entries, %v", len(newer), err)
+	}
+	if err := owner.apply(newer); !errors.Is(err, errForeignPending) {
+		t.Fatalf("owner apply past the zombie's entries = %v, want errForeignPending", err)
+	}
+
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- owner.run(wctx) }()
+	eventually(t, 30*time.Second, "all events applied", func() (bool, string) {
+		n := f.processed(t, 0)
+		return n >= int64(len(events)), fmt.Sprintf("%d processed", n)
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("run returned %v, want nil", err)
+	}
+	if got := f.storedStates(t, 1, want); !reflect.DeepEqual(got, want) {
+		t.Errorf("device totals %v, want %v (every event applied once, in order)", totals(t, got), totals(t, want))
+	}
+	if n := testutil.ToFloat64(f.m.duplicates); n != 0 {
+		t.Errorf("%v duplicates skipped, want 0", n)
+	}
+	if n := f.pending(t, 0); n != 0 {
+		t.Errorf("%d entries still pending", n)
+	}
 }

@@ -100,17 +100,17 @@ func (s *redisStore) Fleet(ctx context.Context) (Fleet, error) {
 }
 
 func (s *redisStore) Device(ctx context.Context, id string) (*state.Device, error) {
-	key := s.keys.Device(shard.For(id, s.shards), id)
-	raw, err := s.rdb.Get(ctx, key).Bytes()
+	key := s.keys.DeviceStates(shard.For(id, s.shards))
+	raw, err := s.rdb.HGet(ctx, key, id).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, errNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", key, err)
+		return nil, fmt.Errorf("hget %s %s: %w", key, id, err)
 	}
 	d, err := state.DecodeDevice(raw, s.window)
 	if err != nil {
-		return nil, fmt.Errorf("decode %s: %w", key, err)
+		return nil, fmt.Errorf("decode %s %s: %w", key, id, err)
 	}
 	return d, nil
 }
@@ -119,12 +119,12 @@ func (s *redisStore) Anomalies(ctx context.Context, deviceID string, limit int) 
 	if deviceID != "" {
 		sh := shard.For(deviceID, s.shards)
 		pipe := s.rdb.Pipeline()
-		exists := pipe.Exists(ctx, s.keys.Device(sh, deviceID))
+		exists := pipe.HExists(ctx, s.keys.DeviceStates(sh), deviceID)
 		list := pipe.LRange(ctx, s.keys.DeviceAnomalies(sh, deviceID), 0, int64(limit-1))
 		if _, err := pipe.Exec(ctx); err != nil {
 			return nil, fmt.Errorf("read anomalies of %s: %w", deviceID, err)
 		}
-		if exists.Val() == 0 {
+		if !exists.Val() {
 			return nil, errNotFound
 		}
 		return raws(list.Val()), nil
@@ -204,7 +204,7 @@ func (s *redisStore) Devices(ctx context.Context, cursor string, limit int) ([]D
 	pipe = s.rdb.Pipeline()
 	gets := make([]*redis.StringCmd, len(ids))
 	for i, id := range ids {
-		gets[i] = pipe.Get(ctx, s.keys.Device(shard.For(id, s.shards), id))
+		gets[i] = pipe.HGet(ctx, s.keys.DeviceStates(shard.For(id, s.shards)), id)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, "", fmt.Errorf("read devices: %w", err)

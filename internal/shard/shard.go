@@ -56,8 +56,9 @@ func (k Keys) Anomalies(s int) string { return k.tagged("anomalies", s) }
 // DeadLetter is shard s's stream of entries that could not be applied.
 func (k Keys) DeadLetter(s int) string { return k.tagged("deadletter", s) }
 
-// Device is one device's analysis state.
-func (k Keys) Device(s int, id string) string { return k.tagged("device", s) + ":" + id }
+// DeviceStates is shard s's hash of device id → analysis state: one hash
+// per shard, so a batch reads and writes all its devices in one command.
+func (k Keys) DeviceStates(s int) string { return k.tagged("states", s) }
 
 // DeviceAnomalies is one device's list of its newest anomalies.
 func (k Keys) DeviceAnomalies(s int, id string) string { return k.tagged("anomalies", s) + ":" + id }

@@ -65,7 +65,7 @@ func TestKeysShareTheShardHashTag(t *testing.T) {
 		{k.Devices(7), "pulse:devices:{7}"},
 		{k.Anomalies(7), "pulse:anomalies:{7}"},
 		{k.DeadLetter(7), "pulse:deadletter:{7}"},
-		{k.Device(7, "d1"), "pulse:device:{7}:d1"},
+		{k.DeviceStates(7), "pulse:states:{7}"},
 		{k.DeviceAnomalies(7, "d1"), "pulse:anomalies:{7}:d1"},
 		{k.Members(), "pulse:analyzers"},
 	}

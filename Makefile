@@ -1,13 +1,16 @@
 # Pulse — make targets work across every module of go.work.
 SHELL := /bin/bash
 GO ?= go
+# go.work names the toolchain (a patch release without known
+# vulnerabilities); auto lets go fetch it through the module proxy.
+export GOTOOLCHAIN := auto
 BUILD_FLAGS := -trimpath -ldflags="-s -w"
 SERVICES := ingest analyzer api
 # `./...` at a go.work root without a go.mod matches nothing: list modules.
 MODULES = $(shell $(GO) list -m -f '{{.Dir}}')
 PKGS = $(addsuffix /...,$(MODULES))
 
-.PHONY: all build run test test-go test-deploy lint eval bench clean
+.PHONY: all build run test test-go test-deploy lint eval bench clean fuzz chaos chaos-race race staticcheck vuln
 
 all: build
 
@@ -21,7 +24,11 @@ build:
 run: build
 	@./deployments/local/run.sh
 
-test: lint test-go test-deploy
+# Everything CI runs: lint, every module's tests (unit, integration against
+# real redis-server processes, end to end, the short chaos run), the
+# deployment checks, the race detector, short fuzzing, staticcheck and
+# govulncheck.
+test: lint test-go test-deploy race fuzz staticcheck vuln
 
 test-go: build
 	$(GO) test -count=1 -shuffle=on -timeout 12m $(PKGS)
@@ -43,3 +50,57 @@ clean:
 # Accuracy of every detector on labelled synthetic data → docs/ACCURACY.md.
 eval:
 	$(GO) run ./internal/cmd/pulse-eval -out docs/ACCURACY.md -plot docs/accuracy.svg
+
+# Each fuzz target for FUZZTIME. Whatever a fuzzer finds is saved under the
+# package's testdata/fuzz/<Target>/ and fails go test until fixed: commit it
+# with the fix as the regression test.
+FUZZTIME ?= 5s
+fuzz:
+	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' $(MODULES) | xargs -n1 dirname | sort -u); do \
+		for t in $$(grep -h '^func Fuzz' $$dir/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+			echo "fuzz $${dir#$(CURDIR)/} $$t for $(FUZZTIME)"; \
+			(cd $$dir && $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) .); \
+		done; \
+	done
+
+# Faults under load against the real binaries: analyzers, ingest and Redis
+# (AOF always and everysec) killed and restarted; prints the table.
+chaos: build
+	$(GO) run ./internal/cmd/pulse-chaos -bin bin -workdir .run/chaos $(CHAOS_FLAGS)
+
+chaos-race:
+	@mkdir -p .run/race-bin
+	@for s in $(SERVICES); do CGO_ENABLED=1 $(GO) build -race -o .run/race-bin/$$s ./$$s || exit 1; done
+	$(GO) run ./internal/cmd/pulse-chaos -bin .run/race-bin -workdir .run/chaos-race -load 45s $(CHAOS_FLAGS)
+
+# The race detector on every package that uses sync, atomics or errgroup;
+# e2e runs the services as separate binaries (chaos-race covers those).
+RACE_PKGS = $(shell $(GO) list -f '{{.ImportPath}} {{join .Imports " "}} {{join .TestImports " "}}' $(PKGS) | \
+	awk '/ (sync|sync\/atomic|golang.org\/x\/sync\/errgroup)( |$$)/ && $$1 !~ /\/e2e$$/ {print $$1}')
+race:
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 15m $(RACE_PKGS)
+
+STATICCHECK_VERSION ?= v0.8.2
+staticcheck:
+	@rc=0; for m in $(MODULES) $(CURDIR)/deployments/check; do echo "staticcheck $${m#$(CURDIR)/}"; \
+		w=; [ "$$m" = $(CURDIR)/deployments/check ] && w=off; \
+		(cd $$m && GOWORK=$$w $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...) || rc=1; done; exit $$rc
+
+# govulncheck, offline: the database is built from golang.org/x/vulndb as the
+# Go module proxy serves it (vuln.go.dev is out of reach here). The version
+# is pinned so CI is reproducible; make vuln VULNDB_VERSION=latest checks
+# against today's.
+VULNCHECK_VERSION ?= v1.9.0
+VULNDB_VERSION ?= v0.0.0-20261105234957-e22db6528018
+VULNDB_DIR = $(CURDIR)/.run/vulndb/$(VULNDB_VERSION)
+vuln:
+	@set -e; if [ "$(VULNDB_VERSION)" = latest ] || [ ! -f $(VULNDB_DIR)/index/modules.json ]; then \
+		echo "building the vulnerability database golang.org/x/vulndb@$(VULNDB_VERSION) in $(VULNDB_DIR)"; \
+		src=$$(cd $$(mktemp -d) && GOWORK=off GOFLAGS= $(GO) mod download -json golang.org/x/vulndb@$(VULNDB_VERSION) | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p'); \
+		test -d "$$src/data/osv" || { echo "golang.org/x/vulndb@$(VULNDB_VERSION) has no data/osv"; exit 1; }; \
+		rm -rf $(VULNDB_DIR); \
+		GOWORK=off $(GO) run golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION) -vulns $$src/data/osv -out $(VULNDB_DIR); \
+	fi
+	@rc=0; for m in $(MODULES) $(CURDIR)/deployments/check; do echo "govulncheck $${m#$(CURDIR)/}"; \
+		w=; [ "$$m" = $(CURDIR)/deployments/check ] && w=off; \
+		(cd $$m && GOWORK=$$w $(GO) run golang.org/x/vuln/cmd/govulncheck@$(VULNCHECK_VERSION) -db file://$(VULNDB_DIR) ./...) || rc=1; done; exit $$rc

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -202,12 +201,8 @@ var (
 func analyzerBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
 		bin := filepath.Join(tmpDir, "analyzer")
-		cmd := exec.Command(goTool, "build", "-o", bin, "github.com/pulse-iot/pulse/analyzer")
+		cmd := exec.Command("go", "build", "-o", bin, "github.com/pulse-iot/pulse/analyzer")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build analyzer: %v\n%s", err, out)

@@ -2,6 +2,8 @@ module github.com/pulse-iot/pulse/deployments/check
 
 go 1.26.8
 
+toolchain go1.26.10
+
 replace github.com/pulse-iot/pulse/internal => ../../internal
 
 require (

@@ -147,9 +147,12 @@ type Recent struct {
 	Size int // values kept
 }
 
-// Add appends one value, dropping the oldest beyond Size.
+// Add appends one value, dropping the oldest beyond Size (at least 1).
 func (r *Recent) Add(id ID, rps float64) {
-	if len(r.IDs) == r.Size {
+	if r.Size < 1 {
+		r.Size = 1
+	}
+	if len(r.IDs) >= r.Size {
 		copy(r.IDs, r.IDs[1:])
 		copy(r.RPS, r.RPS[1:])
 		r.IDs, r.RPS = r.IDs[:r.Size-1], r.RPS[:r.Size-1]

@@ -90,3 +90,13 @@ func TestParseID(t *testing.T) {
 		t.Error("Less orders stream ids wrongly")
 	}
 }
+
+func TestRecentOfSizeZeroKeepsOne(t *testing.T) {
+	r := &Recent{}
+	r.Add(ID{1, 0}, 1)
+	r.Add(ID{2, 0}, 2)
+	got, err := DecodeRecent(r.AppendBinary(nil), 0)
+	if err != nil || len(got.RPS) != 1 || got.RPS[0] != 2 {
+		t.Fatalf("recent = %v, %v; want the newest value only", got, err)
+	}
+}

@@ -1,0 +1,114 @@
+package state
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"math"
+	"testing"
+)
+
+// fuzzWindow maps a fuzzed number to a window size the services can be
+// configured with (WINDOW_SIZE is 2–10000; 1 is kept as an edge case).
+func fuzzWindow(w uint16) int { return 1 + int(w)%10000 }
+
+// deviceSeed encodes a state with rps and cpu windows of n values each.
+func deviceSeed(n int, anomaly bool) []byte {
+	d := NewDevice(max(n, 1))
+	d.LastID = ID{1700000000000, 7}
+	d.Total, d.Anomalies, d.LastSeen = 123, 4, 1.7e9
+	d.Last = Last{Timestamp: 1.7e9, RPS: 100, CPU: 50, ZRPS: 2.5, ZCPU: -0.5, Anomaly: anomaly}
+	for i := 0; i < n; i++ {
+		d.RPS.Push(float64(i))
+		d.CPU.Push(math.Copysign(float64(i)/10, -1))
+	}
+	return d.AppendBinary(nil)
+}
+
+// FuzzDecodeDevice feeds DecodeDevice arbitrary bytes, as a corrupted or
+// foreign value under a device key could hold: it must never panic, must
+// reject with ErrCorrupt only, and what it accepts must re-encode to a
+// state that decodes to the same encoding; when the windows fit and the
+// flags byte is canonical (0 or 1), to the input's very bytes.
+func FuzzDecodeDevice(f *testing.F) {
+	f.Add([]byte{}, uint16(49))
+	f.Add([]byte{deviceVersion}, uint16(49))
+	f.Add(deviceSeed(0, false), uint16(49))
+	f.Add(deviceSeed(1, true), uint16(0))
+	f.Add(deviceSeed(50, true), uint16(49))
+	f.Add(deviceSeed(50, false), uint16(9))  // a smaller window keeps the newest
+	f.Add(deviceSeed(70, false), uint16(99)) // more than the decoder's stack buffer
+	nonCanonical := deviceSeed(3, true)
+	nonCanonical[1+4*8+6*8] = 0xff // flags byte
+	f.Add(nonCanonical, uint16(49))
+	huge := deviceSeed(0, false)
+	binary.LittleEndian.PutUint16(huge[len(huge)-4:], 0xffff) // claims 65535 rps values
+	f.Add(huge, uint16(49))
+	f.Add(append(deviceSeed(2, false), 0), uint16(49))
+	f.Fuzz(func(t *testing.T, b []byte, w uint16) {
+		window := fuzzWindow(w)
+		d, err := DecodeDevice(b, window)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("DecodeDevice error %v is not ErrCorrupt", err)
+			}
+			if d != nil {
+				t.Fatalf("DecodeDevice returned a state with error %v", err)
+			}
+			return
+		}
+		if d.RPS.Len() > window || d.CPU.Len() > window || d.RPS.Cap() != max(window, 1) {
+			t.Fatalf("window %d: decoded windows hold %d and %d values (cap %d)", window, d.RPS.Len(), d.CPU.Len(), d.RPS.Cap())
+		}
+		enc := d.AppendBinary(nil)
+		d2, err := DecodeDevice(enc, window)
+		if err != nil {
+			t.Fatalf("re-decoding %x: %v", enc, err)
+		}
+		if enc2 := d2.AppendBinary(nil); !bytes.Equal(enc, enc2) {
+			t.Fatalf("encoding is not stable:\n%x\n%x", enc, enc2)
+		}
+		flags := b[1+4*8+6*8]
+		nRPS := int(binary.LittleEndian.Uint16(b[1+4*8+6*8+1:]))
+		nCPU := int(binary.LittleEndian.Uint16(b[1+4*8+6*8+1+2+8*nRPS:]))
+		if flags <= 1 && nRPS <= window && nCPU <= window && !bytes.Equal(enc, b) {
+			t.Fatalf("round trip changed the bytes:\n in %x\nout %x", b, enc)
+		}
+	})
+}
+
+// FuzzDecodeRecent feeds DecodeRecent arbitrary bytes: it must never
+// panic, must reject only lengths that are not whole records, and must
+// keep the newest size records in order.
+func FuzzDecodeRecent(f *testing.F) {
+	r := &Recent{Size: 50}
+	for i := uint64(1); i <= 60; i++ {
+		r.Add(ID{1700000000000 + i, i % 3}, float64(i)*1.5)
+	}
+	f.Add(r.AppendBinary(nil), uint16(49))
+	f.Add(r.AppendBinary(nil), uint16(0))
+	f.Add([]byte{}, uint16(49))
+	f.Add(make([]byte, 23), uint16(49))
+	f.Add(make([]byte, 48), uint16(0))
+	f.Fuzz(func(t *testing.T, b []byte, s uint16) {
+		size := fuzzWindow(s)
+		got, err := DecodeRecent(b, size)
+		if len(b)%24 != 0 {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("DecodeRecent of %d bytes = %v, want ErrCorrupt", len(b), err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("DecodeRecent of %d bytes: %v", len(b), err)
+		}
+		n := len(b) / 24
+		keep := min(n, size)
+		if len(got.IDs) != keep || len(got.RPS) != keep || got.Size != size {
+			t.Fatalf("%d records, size %d: got %d ids, %d values, size %d", n, size, len(got.IDs), len(got.RPS), got.Size)
+		}
+		if enc := got.AppendBinary(nil); !bytes.Equal(enc, b[24*(n-keep):]) {
+			t.Fatalf("re-encoding is not the newest %d records of the input", keep)
+		}
+	})
+}

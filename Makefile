@@ -10,7 +10,7 @@ SERVICES := ingest analyzer api
 MODULES = $(shell $(GO) list -m -f '{{.Dir}}')
 PKGS = $(addsuffix /...,$(MODULES))
 
-.PHONY: all build run test test-go test-deploy lint eval bench clean fuzz chaos chaos-race race staticcheck vuln
+.PHONY: all build run test test-go test-deploy lint eval bench locust clean fuzz chaos chaos-race race staticcheck vuln
 
 all: build
 
@@ -46,6 +46,23 @@ lint:
 
 clean:
 	rm -rf bin .run
+
+# Whole-pipeline benchmark on this machine: its own Redis and services on
+# loopback → docs/bench/<UTC time>.json and docs/BENCHMARKS.md (about 2 min;
+# BENCH_FLAGS=-long for the 60 s sustained runs, -pprof for profiles).
+bench:
+	$(GO) run ./internal/cmd/pulse-bench $(BENCH_FLAGS)
+
+# Locust against `make run` (start it first), headless and bounded in time.
+LOCUST_USERS ?= 50
+LOCUST_RATE ?= 10
+LOCUST_TIME ?= 60s
+INGEST_URL ?= http://127.0.0.1:8080
+API_URL ?= http://127.0.0.1:8081
+locust:
+	@command -v locust >/dev/null || { echo "locust not found: sudo apt-get install -y python3-locust (or pip install -r locust/requirements.txt)" >&2; exit 1; }
+	locust -f locust/locustfile.py --headless -u $(LOCUST_USERS) -r $(LOCUST_RATE) -t $(LOCUST_TIME) \
+		--ingest-host $(INGEST_URL) --api-host $(API_URL) --stop-timeout 5
 
 # Accuracy of every detector on labelled synthetic data → docs/ACCURACY.md.
 eval:

@@ -43,6 +43,7 @@ type shardWorker struct {
 	recent  *state.Recent
 	args    []any // reused between batches
 	scratch []byte
+	states  []byte
 }
 
 // run processes the shard until ctx ends (it then finishes the batch in
@@ -116,8 +117,20 @@ func (w *shardWorker) run(ctx context.Context) error {
 			continue
 		}
 		backoff.reset()
+		if !pending && len(entries) < w.count {
+			sleep(ctx, readLinger)
+		}
 	}
 	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 // load reads the shard's recent values and claims the pending entries of
@@ -148,6 +161,12 @@ func (w *shardWorker) load(ctx context.Context) error {
 
 // readBlock is how long a read for new entries waits when there are none.
 const readBlock = time.Second
+
+// readLinger is how long a worker waits after a short batch before reading
+// again, so that a busy shard is applied in batches of some size: each
+// batch costs a script call whatever its size. It adds at most this much
+// to the end-to-end delay.
+const readLinger = 5 * time.Millisecond
 
 // read returns the next batch: this consumer's pending entries, oldest
 // first, or new ones, waiting up to readBlock for them.
@@ -265,8 +284,20 @@ func (w *shardWorker) writeArgs(d analysis.Decoded, res analysis.Result) ([]stri
 	args = append(args, w.lease, shard.Group, w.consumer, w.detector.Name(), res.Processed, res.AnomalousEvents,
 		w.scratch, anomalyHistory, w.window, w.leaseTTL.Milliseconds(),
 		len(res.Updates), newDevices, anomalous, len(res.Anomalies), len(d.Acks), len(d.Dead))
+	// All states in one buffer, reused between batches; the buffer is
+	// sized first so the slices handed to args stay valid.
+	size := 0
 	for _, u := range res.Updates {
-		args = append(args, u.DeviceID, u.State.AppendBinary(nil))
+		size += u.State.BinarySize()
+	}
+	if cap(w.states) < size {
+		w.states = make([]byte, 0, size)
+	}
+	buf := w.states[:0]
+	for _, u := range res.Updates {
+		start := len(buf)
+		buf = u.State.AppendBinary(buf)
+		args = append(args, u.DeviceID, buf[start:len(buf):len(buf)])
 	}
 	for _, u := range res.Updates {
 		if u.New {

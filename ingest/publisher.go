@@ -22,7 +22,7 @@ type publisher interface {
 const (
 	// publishWriters pipelines run at once: while one waits on Redis, the
 	// next collects the requests that arrive meanwhile.
-	publishWriters = 4
+	publishWriters = 2
 	// maxPipeline bounds the events of one pipeline; larger requests
 	// still go in one piece.
 	maxPipeline = 4096

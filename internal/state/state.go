@@ -66,6 +66,11 @@ func NewDevice(window int) *Device {
 
 const deviceVersion = 1
 
+// BinarySize is the length of the encoded state.
+func (d *Device) BinarySize() int {
+	return 1 + 4*8 + 6*8 + 1 + 2 + 8*d.RPS.Len() + 2 + 8*d.CPU.Len()
+}
+
 // AppendBinary appends the encoded state to dst.
 func (d *Device) AppendBinary(dst []byte) []byte {
 	dst = append(dst, deviceVersion)

@@ -18,6 +18,9 @@ func TestDeviceRoundTrip(t *testing.T) {
 			d.RPS.Push(r.NormFloat64())
 			d.CPU.Push(r.Float64())
 		}
+		if size := len(d.AppendBinary(nil)); size != d.BinarySize() {
+			t.Fatalf("n=%d: BinarySize() = %d, encoded %d bytes", n, d.BinarySize(), size)
+		}
 		got, err := DecodeDevice(d.AppendBinary(nil), 50)
 		if err != nil {
 			t.Fatalf("n=%d: %v", n, err)

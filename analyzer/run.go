@@ -7,8 +7,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
@@ -37,10 +35,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return fmt.Errorf("DETECTOR: %w", err)
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	// Each owned shard keeps one connection blocked in XREAD.
-	rdb := redisx.New(redisx.Options{Addr: cfg.RedisAddr, ClusterAddrs: cfg.RedisClusterAddrs, Password: cfg.RedisPassword, Timeout: cfg.RedisTimeout, PoolSize: cfg.Shards + 8}, reg)
+	reg := httpserver.NewRegistry()
+	// Each owned shard keeps one connection blocked in XREADGROUP.
+	rdb := redisx.NewFromConfig(cfg, cfg.Shards+8, reg)
 	defer rdb.Close()
 	m := newAnalyzerMetrics(reg)
 	keys := shard.Keys{Prefix: cfg.KeyPrefix}

@@ -7,8 +7,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
@@ -41,9 +39,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return fmt.Errorf("READ_TOKENS_FILE: %w", err)
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	rdb := redisx.New(redisx.Options{Addr: cfg.RedisAddr, ClusterAddrs: cfg.RedisClusterAddrs, Password: cfg.RedisPassword, Timeout: cfg.RedisTimeout}, reg)
+	reg := httpserver.NewRegistry()
+	rdb := redisx.NewFromConfig(cfg, 0, reg)
 	defer rdb.Close()
 
 	store := &redisStore{rdb: rdb, keys: shard.Keys{Prefix: cfg.KeyPrefix}, shards: cfg.Shards, window: cfg.WindowSize}

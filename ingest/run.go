@@ -7,8 +7,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
@@ -44,9 +42,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return fmt.Errorf("API_KEYS_FILE: %w", err)
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	rdb := redisx.New(redisx.Options{Addr: cfg.RedisAddr, ClusterAddrs: cfg.RedisClusterAddrs, Password: cfg.RedisPassword, Timeout: cfg.RedisTimeout, PoolSize: 4 * publishWriters}, reg)
+	reg := httpserver.NewRegistry()
+	rdb := redisx.NewFromConfig(cfg, 4*publishWriters, reg)
 	defer rdb.Close()
 
 	m := newIngestMetrics(reg)

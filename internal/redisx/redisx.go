@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/pulse-iot/pulse/internal/config"
 )
 
 // Options configure a client.
@@ -55,6 +57,13 @@ func New(o Options, reg prometheus.Registerer) redis.UniversalClient {
 	c.AddHook(dialHook{m: m})
 	c.AddHook(commandHook{m})
 	return c
+}
+
+// NewFromConfig returns New's client for a service's configuration, with
+// poolSize connections per node (0: go-redis's default).
+func NewFromConfig(cfg config.Config, poolSize int, reg prometheus.Registerer) redis.UniversalClient {
+	return New(Options{Addr: cfg.RedisAddr, ClusterAddrs: cfg.RedisClusterAddrs, Password: cfg.RedisPassword,
+		Timeout: cfg.RedisTimeout, PoolSize: poolSize}, reg)
 }
 
 const (

@@ -310,11 +310,11 @@ func (w *shardWorker) writeArgs(d analysis.Decoded, res analysis.Result) ([]stri
 		}
 		args = append(args, len(u.Anomalies))
 		for _, a := range u.Anomalies {
-			args = append(args, a.Encode())
+			args = append(args, a.AppendBinary(nil))
 		}
 	}
 	for _, a := range res.Anomalies {
-		args = append(args, a.Encode())
+		args = append(args, a.AppendBinary(nil))
 	}
 	for _, id := range d.Acks {
 		args = append(args, id)

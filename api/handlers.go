@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"math"
 	"net/http"
@@ -21,7 +20,7 @@ import (
 type resultStore interface {
 	Fleet(ctx context.Context) (Fleet, error)
 	Device(ctx context.Context, id string) (*state.Device, error)
-	Anomalies(ctx context.Context, deviceID string, limit int) ([]json.RawMessage, error)
+	Anomalies(ctx context.Context, deviceID string, limit int) ([]state.Anomaly, error)
 	Devices(ctx context.Context, cursor string, limit int) ([]DeviceSummary, string, error)
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -287,7 +286,7 @@ func (b *blockingStore) Device(context.Context, string) (*state.Device, error) {
 	b.wait()
 	return nil, errNotFound
 }
-func (b *blockingStore) Anomalies(context.Context, string, int) ([]json.RawMessage, error) {
+func (b *blockingStore) Anomalies(context.Context, string, int) ([]state.Anomaly, error) {
 	b.wait()
 	return nil, nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -115,7 +114,7 @@ func (s *redisStore) Device(ctx context.Context, id string) (*state.Device, erro
 	return d, nil
 }
 
-func (s *redisStore) Anomalies(ctx context.Context, deviceID string, limit int) ([]json.RawMessage, error) {
+func (s *redisStore) Anomalies(ctx context.Context, deviceID string, limit int) ([]state.Anomaly, error) {
 	if deviceID != "" {
 		sh := shard.For(deviceID, s.shards)
 		pipe := s.rdb.Pipeline()
@@ -127,7 +126,7 @@ func (s *redisStore) Anomalies(ctx context.Context, deviceID string, limit int) 
 		if !exists.Val() {
 			return nil, errNotFound
 		}
-		return raws(list.Val()), nil
+		return decodeAnomalies(list.Val())
 	}
 	pipe := s.rdb.Pipeline()
 	lists := make([]*redis.StringSliceCmd, s.shards)
@@ -137,33 +136,44 @@ func (s *redisStore) Anomalies(ctx context.Context, deviceID string, limit int) 
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("read fleet anomalies: %w", err)
 	}
-	type item struct {
-		id  state.ID
-		raw string
-	}
-	var all []item
+	var all []state.Anomaly
+	var ids []state.ID
 	for _, l := range lists {
-		for _, raw := range l.Val() {
-			var a struct {
-				StreamID string `json:"stream_id"`
-			}
-			if err := json.Unmarshal([]byte(raw), &a); err != nil {
-				return nil, fmt.Errorf("decode anomaly: %w", err)
-			}
+		list, err := decodeAnomalies(l.Val())
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range list {
 			id, err := state.ParseID(a.StreamID)
 			if err != nil {
 				return nil, fmt.Errorf("decode anomaly: %w", err)
 			}
-			all = append(all, item{id, raw})
+			all, ids = append(all, a), append(ids, id)
 		}
 	}
-	sort.Slice(all, func(a, b int) bool { return all[b].id.Less(all[a].id) }) // newest first
-	if len(all) > limit {
-		all = all[:limit]
+	idx := make([]int, len(all))
+	for i := range idx {
+		idx[i] = i
 	}
-	out := make([]json.RawMessage, len(all))
-	for i, it := range all {
-		out[i] = json.RawMessage(it.raw)
+	sort.Slice(idx, func(a, b int) bool { return ids[idx[b]].Less(ids[idx[a]]) }) // newest first
+	if len(idx) > limit {
+		idx = idx[:limit]
+	}
+	out := make([]state.Anomaly, len(idx))
+	for i, j := range idx {
+		out[i] = all[j]
+	}
+	return out, nil
+}
+
+func decodeAnomalies(raws []string) ([]state.Anomaly, error) {
+	out := make([]state.Anomaly, len(raws))
+	for i, raw := range raws {
+		a, err := state.DecodeAnomaly([]byte(raw))
+		if err != nil {
+			return nil, fmt.Errorf("decode anomaly: %w", err)
+		}
+		out[i] = a
 	}
 	return out, nil
 }
@@ -222,14 +232,6 @@ func (s *redisStore) Devices(ctx context.Context, cursor string, limit int) ([]D
 		out = append(out, DeviceSummary{DeviceID: id, LastSeen: d.LastSeen, TotalProcessed: d.Total, AnomalyCount: d.Anomalies})
 	}
 	return out, next, nil
-}
-
-func raws(list []string) []json.RawMessage {
-	out := make([]json.RawMessage, len(list))
-	for i, s := range list {
-		out[i] = json.RawMessage(s)
-	}
-	return out
 }
 
 func atoi(v any) int64 {

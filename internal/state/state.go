@@ -201,8 +201,53 @@ type Anomaly struct {
 	StreamID  string  `json:"stream_id"`
 }
 
-// Encode returns the record's JSON.
-func (a Anomaly) Encode() []byte {
-	b, _ := json.Marshal(a) // only numbers and strings: cannot fail
-	return b
+// Anomaly records are binary, about 60 bytes where their JSON took about
+// 220: each device keeps its last 1000, so they are most of a busy
+// device's memory. Layout: version, signal, stream id (ms, seq), then
+// timestamp, value, z, mean and σ as float64, then the device id.
+const anomalyVersion = 1
+
+// Signal codes of the binary record.
+var signalCodes = []string{"rps", "cpu"}
+
+// AppendBinary appends the record's binary form to dst.
+func (a Anomaly) AppendBinary(dst []byte) []byte {
+	id, _ := ParseID(a.StreamID) // written by the analyzer: always well formed
+	sig := byte(255)
+	for i, name := range signalCodes {
+		if name == a.Signal {
+			sig = byte(i)
+		}
+	}
+	dst = append(dst, anomalyVersion, sig)
+	dst = binary.LittleEndian.AppendUint64(dst, id.Ms)
+	dst = binary.LittleEndian.AppendUint64(dst, id.Seq)
+	for _, f := range []float64{a.Timestamp, a.Value, a.ZScore, a.Mean, a.StdDev} {
+		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
+	}
+	return append(dst, a.DeviceID...)
+}
+
+// DecodeAnomaly decodes what AppendBinary wrote. Records written as JSON
+// by earlier versions are read too.
+func DecodeAnomaly(b []byte) (Anomaly, error) {
+	if len(b) > 0 && b[0] == '{' {
+		var a Anomaly
+		if err := json.Unmarshal(b, &a); err != nil {
+			return Anomaly{}, fmt.Errorf("%w: anomaly record: %v", ErrCorrupt, err)
+		}
+		return a, nil
+	}
+	r := reader{b: b}
+	if r.byte() != anomalyVersion {
+		return Anomaly{}, fmt.Errorf("%w: anomaly record version", ErrCorrupt)
+	}
+	sig := int(r.byte())
+	id := ID{r.u64(), r.u64()}
+	a := Anomaly{Timestamp: r.f64(), Value: r.f64(), ZScore: r.f64(), Mean: r.f64(), StdDev: r.f64()}
+	if r.err || sig >= len(signalCodes) || len(r.b) == 0 {
+		return Anomaly{}, fmt.Errorf("%w: anomaly record", ErrCorrupt)
+	}
+	a.Signal, a.StreamID, a.DeviceID = signalCodes[sig], id.String(), string(r.b)
+	return a, nil
 }

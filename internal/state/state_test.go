@@ -1,6 +1,7 @@
 package state
 
 import (
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"reflect"
@@ -101,5 +102,32 @@ func TestRecentOfSizeZeroKeepsOne(t *testing.T) {
 	got, err := DecodeRecent(r.AppendBinary(nil), 0)
 	if err != nil || len(got.RPS) != 1 || got.RPS[0] != 2 {
 		t.Fatalf("recent = %v, %v; want the newest value only", got, err)
+	}
+}
+
+func TestAnomalyRoundTrip(t *testing.T) {
+	tests := []Anomaly{
+		{DeviceID: "device-1", Timestamp: 1.7e9 + 0.25, Signal: "rps", Value: 1000, ZScore: 5.5, Mean: 100, StdDev: 15, StreamID: "1795659916894-0"},
+		{DeviceID: "d", Timestamp: 946684800, Signal: "cpu", Value: 0, ZScore: -2.01, Mean: 50, StdDev: 3, StreamID: "1-18446744073709551615"},
+	}
+	for _, a := range tests {
+		b := a.AppendBinary(nil)
+		got, err := DecodeAnomaly(b)
+		if err != nil || got != a {
+			t.Errorf("round trip of %+v = %+v, %v", a, got, err)
+		}
+		if j, _ := json.Marshal(a); len(b) >= len(j)/2 {
+			t.Errorf("binary record %d bytes, JSON %d: want well under half", len(b), len(j))
+		}
+		legacy, _ := json.Marshal(a)
+		if got, err := DecodeAnomaly(legacy); err != nil || got != a {
+			t.Errorf("JSON record %s decoded as %+v, %v", legacy, got, err)
+		}
+	}
+	good := tests[0].AppendBinary(nil)
+	for _, b := range [][]byte{nil, {2}, good[:20], append([]byte{1, 9}, good[2:]...), good[:len(good)-len("device-1")], []byte("{")} {
+		if _, err := DecodeAnomaly(b); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("DecodeAnomaly(%q) = %v, want ErrCorrupt", b, err)
+		}
 	}
 }

@@ -1,18 +1,13 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +18,7 @@ import (
 
 	"github.com/pulse-iot/pulse/internal/analysis"
 	"github.com/pulse-iot/pulse/internal/detector"
+	"github.com/pulse-iot/pulse/internal/logcapture"
 	"github.com/pulse-iot/pulse/internal/redistest"
 	"github.com/pulse-iot/pulse/internal/redisx"
 	"github.com/pulse-iot/pulse/internal/shard"
@@ -47,39 +43,6 @@ func testMain(m *testing.M) int {
 	defer s.Stop()
 	redisSrv = s
 	return m.Run()
-}
-
-var prefixSeq atomic.Int64
-
-// newPrefix returns a KEY_PREFIX no other test uses and deletes its keys
-// when the test ends.
-func newPrefix(t *testing.T) string {
-	t.Helper()
-	name := strings.Map(func(r rune) rune {
-		if 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' {
-			return r
-		}
-		return '_'
-	}, t.Name())
-	p := fmt.Sprintf("t%d-%s", prefixSeq.Add(1), name)
-	if len(p) > 64 {
-		p = p[:64]
-	}
-	t.Cleanup(func() {
-		c := redisSrv.Client()
-		defer c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		var keys []string
-		iter := c.Scan(ctx, 0, p+":*", 1000).Iterator()
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
-		}
-		if len(keys) > 0 {
-			c.Del(ctx, keys...)
-		}
-	})
-	return p
 }
 
 // Analysis settings of the tests' workers and reference.
@@ -110,7 +73,7 @@ func newFixture(t *testing.T) *fixture {
 		rdb.Close()
 		rc.Close()
 	})
-	return &fixture{rdb: rdb, rc: rc, keys: shard.Keys{Prefix: newPrefix(t)}, m: newAnalyzerMetrics(prometheus.NewRegistry())}
+	return &fixture{rdb: rdb, rc: rc, keys: shard.Keys{Prefix: redisSrv.Prefix(t)}, m: newAnalyzerMetrics(prometheus.NewRegistry())}
 }
 
 // worker returns a shard worker as run's newWorker builds it.
@@ -292,38 +255,6 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() (b
 
 // ---- the analyzer through run ----
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) listenAddr() string {
-	sc := bufio.NewScanner(strings.NewReader(s.String()))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var line struct {
-			Msg  string `json:"msg"`
-			Addr string `json:"addr"`
-		}
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-			return line.Addr
-		}
-	}
-	return ""
-}
-
 func envOf(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
 }
@@ -352,7 +283,7 @@ type runningAnalyzer struct {
 	url    string
 	cancel context.CancelFunc
 	done   chan error
-	log    *syncBuffer
+	log    *logcapture.Buffer
 }
 
 // startAnalyzer calls run with env and waits for its admin server. The
@@ -360,7 +291,7 @@ type runningAnalyzer struct {
 func startAnalyzer(t *testing.T, env map[string]string) *runningAnalyzer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	a := &runningAnalyzer{name: env["CONSUMER_NAME"], cancel: cancel, done: make(chan error, 1), log: &syncBuffer{}}
+	a := &runningAnalyzer{name: env["CONSUMER_NAME"], cancel: cancel, done: make(chan error, 1), log: &logcapture.Buffer{}}
 	go func() { a.done <- run(ctx, envOf(env), a.log) }()
 	t.Cleanup(func() {
 		cancel()
@@ -376,7 +307,7 @@ func startAnalyzer(t *testing.T, env map[string]string) *runningAnalyzer {
 	})
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		if addr := a.log.listenAddr(); addr != "" {
+		if addr := a.log.ListenAddr("analyzer"); addr != "" {
 			a.url = "http://" + addr
 			return a
 		}

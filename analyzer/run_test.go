@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pulse-iot/pulse/internal/logcapture"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/stream"
 )
@@ -245,13 +246,13 @@ func TestRunRejectsInvalidConfig(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
 			t.Parallel()
-			env := analyzerEnv(newPrefix(t), "cfg", 1)
+			env := analyzerEnv(redisSrv.Prefix(t), "cfg", 1)
 			env[tc.name] = tc.value
 			// Were the value accepted, run would work until the timeout and
 			// return nil, failing the test.
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
-			err := run(ctx, envOf(env), &syncBuffer{})
+			err := run(ctx, envOf(env), &logcapture.Buffer{})
 			if err == nil || !strings.Contains(err.Error(), tc.name) {
 				t.Errorf("run returned %v, want an error naming %s", err, tc.name)
 			}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulse-iot/pulse/internal/logcapture"
 	"github.com/pulse-iot/pulse/internal/redistest"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/stream"
@@ -44,7 +45,7 @@ func spikyFleet() []stream.Event {
 func TestQueriesOnAnalyzedFleet(t *testing.T) {
 	t.Parallel()
 	ac := defaultAnalysis
-	prefix := newPrefix(t, redisSrv)
+	prefix := redisSrv.Prefix(t)
 	events := seed(t, prefix, ac, spikyFleet())
 	ref := analyze(t, ac, events)
 	if len(ref.Anomalies) != 5 {
@@ -151,7 +152,7 @@ func TestQueriesOnAnalyzedFleet(t *testing.T) {
 func TestDevicesPagination(t *testing.T) {
 	t.Parallel()
 	ac := defaultAnalysis
-	prefix := newPrefix(t, redisSrv)
+	prefix := redisSrv.Prefix(t)
 	var gen []stream.Event
 	for round := 0; round < 3; round++ {
 		for i := 0; i < 25; i++ {
@@ -228,7 +229,7 @@ func TestAnomalyListLimits(t *testing.T) {
 	// A low threshold makes about half of these uniform values anomalous;
 	// cpu is constant, so each anomalous event has one record.
 	ac := analysisConfig{Shards: 4, Window: 20, MinSamples: 2, Threshold: 0.5}
-	prefix := newPrefix(t, redisSrv)
+	prefix := redisSrv.Prefix(t)
 	devices := []string{"noisy-1", "noisy-2"}
 	if shard.For(devices[0], ac.Shards) == shard.For(devices[1], ac.Shards) {
 		t.Fatal("test data: the devices must be on different shards")
@@ -289,7 +290,7 @@ func first(l []any) any {
 // Before any analysis every endpoint answers, with zeros and empty lists.
 func TestQueriesOnEmptyFleet(t *testing.T) {
 	t.Parallel()
-	h := newTestAPI(t, apiEnv(redisSrv, newPrefix(t, redisSrv), defaultAnalysis))
+	h := newTestAPI(t, apiEnv(redisSrv, redisSrv.Prefix(t), defaultAnalysis))
 	tests := []struct {
 		path string
 		want map[string]any
@@ -329,7 +330,7 @@ func subset(got, want map[string]any) bool {
 
 func TestQueryErrors(t *testing.T) {
 	t.Parallel()
-	h := newTestAPI(t, apiEnv(redisSrv, newPrefix(t, redisSrv), defaultAnalysis))
+	h := newTestAPI(t, apiEnv(redisSrv, redisSrv.Prefix(t), defaultAnalysis))
 	long := strings.Repeat("x", 129)
 	tests := []struct {
 		path       string
@@ -381,7 +382,7 @@ func TestQueriesWhileRedisIsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Stop)
-	env := apiEnv(srv, newPrefix(t, srv), defaultAnalysis)
+	env := apiEnv(srv, srv.Prefix(t), defaultAnalysis)
 	env["REDIS_TIMEOUT"] = "1s"
 	const bound = 1*time.Second + 1*time.Second // REDIS_TIMEOUT + slack
 	h := newTestAPI(t, env)
@@ -423,15 +424,15 @@ func TestQueriesWhileRedisIsDown(t *testing.T) {
 
 func TestRunServesAndStops(t *testing.T) {
 	t.Parallel()
-	env := apiEnv(redisSrv, newPrefix(t, redisSrv), defaultAnalysis)
+	env := apiEnv(redisSrv, redisSrv.Prefix(t), defaultAnalysis)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	log := &syncBuffer{}
+	log := &logcapture.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, envOf(env), log) }()
 	var addr string
 	for deadline := time.Now().Add(15 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		addr = log.listenAddr()
+		addr = log.ListenAddr("api")
 	}
 	if addr == "" {
 		t.Fatalf("no \"listening\" log line; log:\n%s", log.String())
@@ -470,11 +471,11 @@ func TestRunRejectsInvalidConfig(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
 			t.Parallel()
-			env := apiEnv(redisSrv, newPrefix(t, redisSrv), defaultAnalysis)
+			env := apiEnv(redisSrv, redisSrv.Prefix(t), defaultAnalysis)
 			env[tc.name] = tc.value
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
-			err := run(ctx, envOf(env), &syncBuffer{})
+			err := run(ctx, envOf(env), &logcapture.Buffer{})
 			if err == nil || !strings.Contains(err.Error(), tc.name) {
 				t.Errorf("run returned %v, want an error naming %s", err, tc.name)
 			}

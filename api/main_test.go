@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -15,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -64,39 +62,6 @@ func testMain(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	tmpDir = dir
 	return m.Run()
-}
-
-var prefixSeq atomic.Int64
-
-// newPrefix returns a KEY_PREFIX no other test uses and deletes its keys
-// from srv when the test ends.
-func newPrefix(t *testing.T, srv *redistest.Server) string {
-	t.Helper()
-	name := strings.Map(func(r rune) rune {
-		if 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' {
-			return r
-		}
-		return '_'
-	}, t.Name())
-	p := fmt.Sprintf("t%d-%s", prefixSeq.Add(1), name)
-	if len(p) > 64 {
-		p = p[:64]
-	}
-	t.Cleanup(func() {
-		c := srv.Client()
-		defer c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		var keys []string
-		iter := c.Scan(ctx, 0, p+":*", 1000).Iterator()
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
-		}
-		if len(keys) > 0 {
-			c.Del(ctx, keys...) // best effort: a killed server has nothing to clean
-		}
-	})
-	return p
 }
 
 func envOf(vars map[string]string) func(string) string {
@@ -393,46 +358,6 @@ func filterDevice(list []state.Anomaly, id string) []state.Anomaly {
 }
 
 // ---- running the api through run ----
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// listenAddr returns the "addr" of the public listener's "listening"
-// log line, or "".
-func (s *syncBuffer) listenAddr() string {
-	return s.listenAddrOf("api")
-}
-
-// listenAddrOf returns the "addr" of the JSON log line of logger whose
-// msg is "listening", or "".
-func (s *syncBuffer) listenAddrOf(logger string) string {
-	sc := bufio.NewScanner(strings.NewReader(s.String()))
-	for sc.Scan() {
-		var line struct {
-			Logger string `json:"logger"`
-			Msg    string `json:"msg"`
-			Addr   string `json:"addr"`
-		}
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" && line.Logger == logger {
-			return line.Addr
-		}
-	}
-	return ""
-}
 
 // promValue returns the value of the unlabelled sample name in a
 // Prometheus text exposition.

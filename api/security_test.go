@@ -18,6 +18,7 @@ import (
 	"github.com/pulse-iot/pulse/internal/auth"
 	"github.com/pulse-iot/pulse/internal/config"
 	"github.com/pulse-iot/pulse/internal/httpserver"
+	"github.com/pulse-iot/pulse/internal/logcapture"
 	"github.com/pulse-iot/pulse/internal/state"
 )
 
@@ -44,7 +45,7 @@ func header(kv ...string) http.Header {
 
 func TestQueriesNeedAReadToken(t *testing.T) {
 	t.Parallel()
-	env := apiEnv(redisSrv, newPrefix(t, redisSrv), defaultAnalysis)
+	env := apiEnv(redisSrv, redisSrv.Prefix(t), defaultAnalysis)
 	env["READ_TOKENS"] = "read-token-a,read-token-b"
 	h := newTestAPI(t, env)
 	const challenge = `Bearer realm="pulse"`
@@ -87,13 +88,13 @@ type runningAPI struct {
 	url    string
 	cancel context.CancelFunc
 	done   chan error
-	log    *syncBuffer
+	log    *logcapture.Buffer
 }
 
 func startAPI(t *testing.T, env map[string]string) *runningAPI {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	a := &runningAPI{cancel: cancel, done: make(chan error, 1), log: &syncBuffer{}}
+	a := &runningAPI{cancel: cancel, done: make(chan error, 1), log: &logcapture.Buffer{}}
 	go func() { a.done <- run(ctx, envOf(env), a.log) }()
 	t.Cleanup(func() {
 		cancel()
@@ -107,7 +108,7 @@ func startAPI(t *testing.T, env map[string]string) *runningAPI {
 		}
 	})
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
-		if addr := a.log.listenAddr(); addr != "" {
+		if addr := a.log.ListenAddr("api"); addr != "" {
 			a.url = "http://" + addr
 			return a
 		}
@@ -172,7 +173,7 @@ func TestReadTokenRotationWithoutRestart(t *testing.T) {
 		}
 	}
 	write(oldToken + "\n")
-	env := apiEnv(redisSrv, newPrefix(t, redisSrv), defaultAnalysis)
+	env := apiEnv(redisSrv, redisSrv.Prefix(t), defaultAnalysis)
 	env["READ_TOKENS_FILE"] = file
 	env["LOG_LEVEL"] = "debug"
 	a := startAPI(t, env)
@@ -212,12 +213,12 @@ func TestReadTokenRotationWithoutRestart(t *testing.T) {
 // ADMIN_ADDR serves the profiles; the public port never does.
 func TestAPIAdminListener(t *testing.T) {
 	t.Parallel()
-	env := apiEnv(redisSrv, newPrefix(t, redisSrv), defaultAnalysis)
+	env := apiEnv(redisSrv, redisSrv.Prefix(t), defaultAnalysis)
 	env["ADMIN_ADDR"] = "127.0.0.1:0"
 	a := startAPI(t, env)
 	var admin string
 	for deadline := time.Now().Add(10 * time.Second); admin == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		admin = a.log.listenAddrOf("api.admin")
+		admin = a.log.ListenAddr("api.admin")
 	}
 	if admin == "" {
 		t.Fatal("no listening line of api.admin")
@@ -244,7 +245,7 @@ func TestAPIAdminListener(t *testing.T) {
 
 func TestAPIRateLimitPerClient(t *testing.T) {
 	t.Parallel()
-	env := apiEnv(redisSrv, newPrefix(t, redisSrv), defaultAnalysis)
+	env := apiEnv(redisSrv, redisSrv.Prefix(t), defaultAnalysis)
 	env["RATE_LIMIT"] = "0.5" // a token every 2 s
 	env["RATE_BURST"] = "2"
 	h := newTestAPI(t, env)

@@ -88,7 +88,7 @@ func TestBacklogMeasure(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			keys := shard.Keys{Prefix: newPrefix(t, redisSrv)}
+			keys := shard.Keys{Prefix: redisSrv.Prefix(t)}
 			for _, s := range tt.steps {
 				s(t, keys)
 			}

@@ -1,18 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +20,7 @@ import (
 	"github.com/pulse-iot/pulse/internal/auth"
 	"github.com/pulse-iot/pulse/internal/config"
 	"github.com/pulse-iot/pulse/internal/httpserver"
+	"github.com/pulse-iot/pulse/internal/logcapture"
 	"github.com/pulse-iot/pulse/internal/redistest"
 	"github.com/pulse-iot/pulse/internal/redisx"
 	"github.com/pulse-iot/pulse/internal/shard"
@@ -49,39 +46,6 @@ func testMain(m *testing.M) int {
 	return m.Run()
 }
 
-var prefixSeq atomic.Int64
-
-// newPrefix returns a KEY_PREFIX no other test uses and deletes its keys
-// from srv when the test ends.
-func newPrefix(t *testing.T, srv *redistest.Server) string {
-	t.Helper()
-	name := strings.Map(func(r rune) rune {
-		if 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' {
-			return r
-		}
-		return '_'
-	}, t.Name())
-	p := fmt.Sprintf("t%d-%s", prefixSeq.Add(1), name)
-	if len(p) > 64 {
-		p = p[:64]
-	}
-	t.Cleanup(func() {
-		c := srv.Client()
-		defer c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		var keys []string
-		iter := c.Scan(ctx, 0, p+":*", 1000).Iterator()
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
-		}
-		if len(keys) > 0 {
-			c.Del(ctx, keys...) // best effort: a killed server has nothing to clean
-		}
-	})
-	return p
-}
-
 // envOf returns a getenv over vars, falling back to nothing else: the
 // test's environment must not leak into the service's configuration.
 func envOf(vars map[string]string) func(string) string {
@@ -92,7 +56,7 @@ func envOf(vars map[string]string) func(string) string {
 func baseEnv(t *testing.T, srv *redistest.Server) map[string]string {
 	return map[string]string{
 		"REDIS_ADDR":     srv.Addr,
-		"KEY_PREFIX":     newPrefix(t, srv),
+		"KEY_PREFIX":     srv.Prefix(t),
 		"SHARDS":         "4",
 		"HTTP_ADDR":      "127.0.0.1:0",
 		"MAX_BATCH":      "5",
@@ -210,53 +174,12 @@ func hdr(kv ...string) http.Header {
 	return h
 }
 
-// syncBuffer is an io.Writer safe for the logger and the test at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// listenAddr returns the "addr" of the public listener's "listening"
-// log line, or "".
-func (s *syncBuffer) listenAddr() string {
-	return s.listenAddrOf("ingest")
-}
-
-// listenAddrOf returns the "addr" of the JSON log line of logger whose
-// msg is "listening", or "".
-func (s *syncBuffer) listenAddrOf(logger string) string {
-	sc := bufio.NewScanner(strings.NewReader(s.String()))
-	for sc.Scan() {
-		var line struct {
-			Logger string `json:"logger"`
-			Msg    string `json:"msg"`
-			Addr   string `json:"addr"`
-		}
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" && line.Logger == logger {
-			return line.Addr
-		}
-	}
-	return ""
-}
-
 // runningIngest is ingest started through run on a free port.
 type runningIngest struct {
 	url    string
 	cancel context.CancelFunc
 	done   chan error // receives run's result once
-	log    *syncBuffer
+	log    *logcapture.Buffer
 }
 
 // startIngest calls run with env and waits until it listens. The test's
@@ -264,7 +187,7 @@ type runningIngest struct {
 func startIngest(t *testing.T, env map[string]string) *runningIngest {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &runningIngest{cancel: cancel, done: make(chan error, 1), log: &syncBuffer{}}
+	r := &runningIngest{cancel: cancel, done: make(chan error, 1), log: &logcapture.Buffer{}}
 	go func() { r.done <- run(ctx, envOf(env), r.log) }()
 	t.Cleanup(func() {
 		cancel()
@@ -279,7 +202,7 @@ func startIngest(t *testing.T, env map[string]string) *runningIngest {
 	})
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		if addr := r.log.listenAddr(); addr != "" {
+		if addr := r.log.ListenAddr("ingest"); addr != "" {
 			r.url = "http://" + addr
 			return r
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pulse-iot/pulse/internal/logcapture"
 	"github.com/pulse-iot/pulse/internal/redistest"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/stream"
@@ -273,7 +274,7 @@ func TestIngestRejectsInvalidConfig(t *testing.T) {
 			// and return nil, failing the test.
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
-			err := run(ctx, envOf(env), &syncBuffer{})
+			err := run(ctx, envOf(env), &logcapture.Buffer{})
 			if err == nil || !strings.Contains(err.Error(), tc.name) {
 				t.Errorf("run returned %v, want an error naming %s", err, tc.name)
 			}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pulse-iot/pulse/internal/logcapture"
 )
 
 // send serves one request through h from remote with header.
@@ -165,7 +167,7 @@ func TestUnreadableKeyFileStopsStart(t *testing.T) {
 	env["API_KEYS_FILE"] = filepath.Join(t.TempDir(), "missing")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := run(ctx, envOf(env), &syncBuffer{}); err == nil || !strings.Contains(err.Error(), "API_KEYS_FILE") {
+	if err := run(ctx, envOf(env), &logcapture.Buffer{}); err == nil || !strings.Contains(err.Error(), "API_KEYS_FILE") {
 		t.Errorf("run = %v, want an error naming API_KEYS_FILE", err)
 	}
 }
@@ -306,7 +308,7 @@ func TestAdminListener(t *testing.T) {
 	in := startIngest(t, env)
 	var admin string
 	eventually(t, 10*time.Second, "the admin listener", func() (bool, string) {
-		admin = in.log.listenAddrOf("ingest.admin")
+		admin = in.log.ListenAddr("ingest.admin")
 		return admin != "", "no listening line of ingest.admin"
 	})
 	admin = "http://" + admin
@@ -348,7 +350,7 @@ func TestAdminAddrInUse(t *testing.T) {
 	env["ADMIN_ADDR"] = taken.Addr().String()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := run(ctx, envOf(env), &syncBuffer{}); err == nil || !strings.Contains(err.Error(), "ADMIN_ADDR") {
+	if err := run(ctx, envOf(env), &logcapture.Buffer{}); err == nil || !strings.Contains(err.Error(), "ADMIN_ADDR") {
 		t.Errorf("run = %v, want an error naming ADMIN_ADDR", err)
 	}
 }

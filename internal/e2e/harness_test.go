@@ -12,11 +12,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/pulse-iot/pulse/internal/logcapture"
 	"github.com/pulse-iot/pulse/internal/redistest"
 )
 
@@ -73,25 +73,8 @@ type service struct {
 	addr string
 	env  []string
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *logcapture.Buffer
 	done chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // start runs binary name with env on a free loopback port and waits for
@@ -113,7 +96,7 @@ func (s *service) launch() {
 	s.t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, s.name))
 	cmd.Env = append(os.Environ(), append([]string{"HTTP_ADDR=" + s.addr, "REDIS_ADDR=" + redis.Addr, "LOG_LEVEL=info"}, s.env...)...)
-	s.logs = &syncBuffer{}
+	s.logs = &logcapture.Buffer{}
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -1,6 +1,10 @@
 package main
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pulse-iot/pulse/internal/stream"
+)
 
 type analyzerMetrics struct {
 	processed     prometheus.Counter
@@ -17,11 +21,7 @@ type analyzerMetrics struct {
 }
 
 func newAnalyzerMetrics(reg prometheus.Registerer) *analyzerMetrics {
-	batch := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "pulse_batch_size",
-		Help:    "Events per unit of work: per request and per Redis pipeline (ingest), per applied batch (analyzer).",
-		Buckets: prometheus.ExponentialBuckets(1, 4, 9),
-	}, []string{"stage"})
+	batch := stream.NewBatchSizes()
 	apply := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "pulse_analyzer_batch_duration_seconds",
 		Help:    "Time to load, apply and write one batch.",

@@ -1,6 +1,10 @@
 package main
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pulse-iot/pulse/internal/stream"
+)
 
 type ingestMetrics struct {
 	accepted     prometheus.Counter
@@ -10,11 +14,7 @@ type ingestMetrics struct {
 }
 
 func newIngestMetrics(reg prometheus.Registerer) *ingestMetrics {
-	batch := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "pulse_batch_size",
-		Help:    "Events per unit of work: per request and per Redis pipeline (ingest), per applied batch (analyzer).",
-		Buckets: prometheus.ExponentialBuckets(1, 4, 9),
-	}, []string{"stage"})
+	batch := stream.NewBatchSizes()
 	m := &ingestMetrics{
 		accepted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pulse_events_accepted_total",

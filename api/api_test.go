@@ -476,8 +476,9 @@ func TestRunRejectsInvalidConfig(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
 			err := run(ctx, envOf(env), &logcapture.Buffer{})
-			if err == nil || !strings.Contains(err.Error(), tc.name) {
-				t.Errorf("run returned %v, want an error naming %s", err, tc.name)
+			// The variable's own check, not MIN_SAMPLES ≤ WINDOW_SIZE.
+			if want := fmt.Sprintf("%s=%q", tc.name, tc.value); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("run returned %v, want an error naming %s", err, want)
 			}
 		})
 	}

@@ -89,13 +89,3 @@ func Scenarios() []Scenario {
 		},
 	}
 }
-
-// ScenarioByName returns the standard scenario called name.
-func ScenarioByName(name string) (Scenario, bool) {
-	for _, s := range Scenarios() {
-		if s.Name == name {
-			return s, true
-		}
-	}
-	return Scenario{}, false
-}

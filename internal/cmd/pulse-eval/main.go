@@ -48,6 +48,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		threshold  = fs.Float64("threshold", 2.0, "Z_THRESHOLD")
 		dets       = fs.String("detectors", strings.Join(detector.Names, ","), "detectors to compare, comma-separated")
 		check      = fs.Bool("check", false, "fail when the default detector misses a target")
+		study      = fs.Bool("study", false, "print the estimator study behind the robust detector (design seeds 101 and 102) and write nothing")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -60,6 +61,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if *devices < 1 || *events < 1 {
 		return errors.New("-devices and -events must be at least 1")
+	}
+	if *study {
+		rows, err := eval.Study(ctx, []uint64{101, 102}, *devices, *events)
+		if err != nil {
+			return err
+		}
+		_, err = io.WriteString(stdout, eval.StudyMarkdown(rows))
+		return err
 	}
 	opts := eval.Options{
 		Seed:       *seed,
@@ -155,7 +164,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 func command(fs *flag.FlagSet) string {
 	parts := []string{"go run ./internal/cmd/pulse-eval"}
 	fs.VisitAll(func(f *flag.Flag) {
-		if f.Name == "check" {
+		if f.Name == "check" || f.Name == "study" {
 			return
 		}
 		if f.Value.String() != f.DefValue || f.Name == "out" || f.Name == "plot" {

@@ -31,7 +31,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	defer log.Sync()
 	log = log.Named("analyzer").With(zap.String("consumer", cfg.ConsumerName))
 	log.Info("starting", zap.Stringer("config", cfg))
-	if _, err := detector.New(cfg.Detector, cfg.DetectorParams()); err != nil {
+	newDetector, err := detector.Factory(cfg.Detector, cfg.DetectorParams())
+	if err != nil {
 		return fmt.Errorf("DETECTOR: %w", err)
 	}
 
@@ -46,7 +47,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		name: cfg.ConsumerName, rdb: rdb, keys: keys, shards: cfg.Shards,
 		leaseTTL: cfg.LeaseTTL, timeout: cfg.RedisTimeout, m: m, log: log,
 		newWorker: func(s int, lease string) *shardWorker {
-			det, _ := detector.New(cfg.Detector, cfg.DetectorParams()) // checked above
+			det := newDetector()
 			return &shardWorker{
 				shard: s, lease: lease, consumer: cfg.ConsumerName, rdb: rdb, keys: keys,
 				window: cfg.WindowSize, count: cfg.ReadCount, leaseTTL: cfg.LeaseTTL, timeout: cfg.RedisTimeout,

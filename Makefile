@@ -4,7 +4,10 @@ GO ?= go
 # go.work names the toolchain (a patch release without known
 # vulnerabilities); auto lets go fetch it through the module proxy.
 export GOTOOLCHAIN := auto
-BUILD_FLAGS := -trimpath -ldflags="-s -w"
+# gin without MessagePack: Pulse speaks JSON only, and the binaries shrink
+# by a third (20.4 → 14.0 MB). Tests, vet and tools build the same code.
+export GOFLAGS := -tags=nomsgpack
+BUILD_FLAGS := -trimpath -tags nomsgpack -ldflags="-s -w"
 SERVICES := ingest analyzer api
 # `./...` at a go.work root without a go.mod matches nothing: list modules.
 MODULES = $(shell $(GO) list -m -f '{{.Dir}}')
@@ -40,9 +43,13 @@ test-deploy: build
 	@out=$$(gofmt -l deployments/check); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	cd deployments/check && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...
 
+# Every module stands on its own: its go.mod and go.sum are tidy, and it
+# builds without the workspace.
 lint:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	@for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) mod tidy -diff >/dev/null) || { echo "go mod tidy would change $${m#$(CURDIR)/}: run (cd $${m#$(CURDIR)/} && GOWORK=off go mod tidy)"; exit 1; }; done
+	@for s in $(SERVICES); do (cd $$s && GOWORK=off $(GO) build -o /dev/null .) || { echo "$$s does not build with GOWORK=off"; exit 1; }; done
 
 clean:
 	rm -rf bin .run
@@ -68,10 +75,11 @@ locust:
 eval:
 	$(GO) run ./internal/cmd/pulse-eval -out docs/ACCURACY.md -plot docs/accuracy.svg
 
-# Each fuzz target for FUZZTIME. Whatever a fuzzer finds is saved under the
+# Each fuzz target for FUZZTIME, a count of inputs rather than a duration,
+# so a loaded machine runs the same work instead of timing out. Whatever a fuzzer finds is saved under the
 # package's testdata/fuzz/<Target>/ and fails go test until fixed: commit it
 # with the fix as the regression test.
-FUZZTIME ?= 5s
+FUZZTIME ?= 20000x
 fuzz:
 	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' $(MODULES) | xargs -n1 dirname | sort -u); do \
 		for t in $$(grep -h '^func Fuzz' $$dir/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \

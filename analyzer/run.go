@@ -41,17 +41,18 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	rdb := redisx.NewFromConfig(cfg, cfg.Shards+8, reg)
 	defer rdb.Close()
 	m := newAnalyzerMetrics(reg)
+	health := newShardHealth(m.healthy)
 	keys := shard.Keys{Prefix: cfg.KeyPrefix}
 
 	coord := &coordinator{
 		name: cfg.ConsumerName, rdb: rdb, keys: keys, shards: cfg.Shards,
-		leaseTTL: cfg.LeaseTTL, timeout: cfg.RedisTimeout, m: m, log: log,
+		leaseTTL: cfg.LeaseTTL, timeout: cfg.RedisTimeout, m: m, health: health, log: log,
 		newWorker: func(s int, lease string) *shardWorker {
 			det := newDetector()
 			return &shardWorker{
 				shard: s, lease: lease, consumer: cfg.ConsumerName, rdb: rdb, keys: keys,
 				window: cfg.WindowSize, count: cfg.ReadCount, leaseTTL: cfg.LeaseTTL, timeout: cfg.RedisTimeout,
-				detector: det, applier: analysis.NewApplier(det, cfg.WindowSize), m: m,
+				detector: det, applier: analysis.NewApplier(det, cfg.WindowSize), m: m, health: health,
 				log: log.With(zap.Int("shard", s)),
 			}
 		},
@@ -61,7 +62,14 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		Service:  config.Analyzer,
 		Log:      log,
 		Registry: reg,
-		Ready:    func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		// Ready only while Redis answers and every owned shard is processed:
+		// a shard stuck on a lost consumer group must not look fine.
+		Ready: func(ctx context.Context) error {
+			if err := rdb.Ping(ctx).Err(); err != nil {
+				return err
+			}
+			return health.Err()
+		},
 	})
 	httpserver.AddPprof(router) // the analyzer's only listener is an admin one
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)

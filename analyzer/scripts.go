@@ -12,9 +12,19 @@ import "github.com/redis/go-redis/v9"
 
 // acquireScript grants the lease when it is free.
 // KEYS: lease, fence. ARGV: owner, ttl ms. Returns "owner:token" or nil.
+//
+// A token is never granted twice, even when Redis loses the fence counter
+// (FLUSHALL, a restart without persistence, a replica promoted empty): it
+// is the counter plus one, but at least Redis's clock in microseconds, so
+// a counter that starts again from nothing starts above every token it
+// granted before (unless Redis's clock went back meanwhile). A former
+// owner holding an old token can then never match a new lease.
 var acquireScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-local v = ARGV[1] .. ':' .. redis.call('INCR', KEYS[2])
+local t = redis.call('TIME')
+local now = t[1] .. string.format('%06d', tonumber(t[2]))
+if redis.call('INCR', KEYS[2]) < tonumber(now) then redis.call('SET', KEYS[2], now) end
+local v = ARGV[1] .. ':' .. redis.call('GET', KEYS[2])
 redis.call('SET', KEYS[1], v, 'PX', ARGV[2])
 return v
 `)
@@ -47,11 +57,24 @@ end
 return redis.call('ZRANGE', KEYS[1], 0, -1)
 `)
 
-// claimScript moves every pending entry of the shard to the caller, so
-// that entries read by an earlier owner are processed before new ones.
+// claimScript makes the shard readable and moves every pending entry of
+// the shard to the caller, so that entries read by an earlier owner are
+// processed before new ones. The consumer group is created again (at 0,
+// so every entry in the stream is delivered) when Redis lost it, with
+// or without the stream: ingest keeps appending to a stream it recreates
+// by its XADDs, and nothing would read it. A group created at 0 next to
+// results that survived redelivers entries already applied; they are
+// skipped by their ids.
 // KEYS: lease, stream. ARGV: value, group, consumer.
+// Returns {entries claimed, 1 if the group was created else 0}.
 var claimScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED lease lost') end
+local created = 1
+local g = redis.pcall('XGROUP', 'CREATE', KEYS[2], ARGV[2], '0', 'MKSTREAM')
+if type(g) == 'table' and g.err then
+  if not string.find(g.err, 'BUSYGROUP', 1, true) then return g end
+  created = 0
+end
 local cursor = '0-0'
 local n = 0
 repeat
@@ -59,7 +82,7 @@ repeat
   cursor = r[1]
   n = n + #r[2]
 until cursor == '0-0'
-return n
+return {n, created}
 `)
 
 // writeScript applies one batch atomically: device states, new devices,

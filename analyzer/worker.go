@@ -38,6 +38,7 @@ type shardWorker struct {
 	detector detector.Detector
 	applier  *analysis.Applier
 	m        *analyzerMetrics
+	health   *shardHealth
 	log      *zap.Logger
 
 	recent  *state.Recent
@@ -48,7 +49,11 @@ type shardWorker struct {
 
 // run processes the shard until ctx ends (it then finishes the batch in
 // hand) or the lease is lost. Redis errors are retried with backoff: the
-// entries stay pending and are read again, so nothing is skipped.
+// entries stay pending and are read again, so nothing is skipped. Every
+// failure goes through load, which also recreates what Redis may have
+// lost (the consumer group, the stream), so the shard recovers by itself
+// from a Redis that lost its data; while it cannot be processed, it is
+// reported unhealthy (/ready, pulse_shard_healthy).
 //
 // Reads are plain XREADGROUPs, not fenced: a former owner that paused past
 // its lease may still read entries into its own pending list. It cannot
@@ -65,6 +70,10 @@ func (w *shardWorker) run(ctx context.Context) error {
 				if errors.Is(err, errLeaseLost) {
 					return err
 				}
+				if ctx.Err() != nil {
+					break
+				}
+				w.health.fail(w.shard, err)
 				w.log.Warn("load shard", zap.Error(err))
 				backoff.wait(ctx)
 				continue
@@ -76,14 +85,11 @@ func (w *shardWorker) run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				break
 			}
-			if strings.Contains(err.Error(), "NOGROUP") {
-				if cerr := createGroup(ctx, w.rdb, w.keys.Stream(w.shard)); cerr != nil {
-					err = cerr
-				}
-			}
+			w.health.fail(w.shard, err)
+			// Redis may have lost our latest writes (a restart, a failover)
+			// or everything (NOGROUP: load creates the group again): start
+			// again from what is pending.
 			w.log.Warn("read shard", zap.Error(err))
-			// Redis may have lost our latest writes (a restart, a failover):
-			// start again from what is pending.
 			recovering = true
 			backoff.wait(ctx)
 			continue
@@ -93,6 +99,7 @@ func (w *shardWorker) run(ctx context.Context) error {
 				pending = false
 				continue
 			}
+			w.health.ok(w.shard) // caught up
 			// Idle: make sure no former owner sits on entries of ours.
 			if foreign, err := w.foreignPending(ctx); err == nil && foreign {
 				recovering = true
@@ -108,6 +115,7 @@ func (w *shardWorker) run(ctx context.Context) error {
 				recovering = true
 				continue
 			}
+			w.health.fail(w.shard, err)
 			w.log.Warn("apply batch", zap.Error(err), zap.Int("entries", len(entries)))
 			// The write may or may not have happened: read the pending
 			// entries again (applied ones are skipped by their ids) and
@@ -117,6 +125,7 @@ func (w *shardWorker) run(ctx context.Context) error {
 			continue
 		}
 		backoff.reset()
+		w.health.ok(w.shard)
 		if !pending && len(entries) < w.count {
 			sleep(ctx, readLinger)
 		}
@@ -133,8 +142,8 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// load reads the shard's recent values and claims the pending entries of
-// earlier owners.
+// load reads the shard's recent values, creates the consumer group again
+// if Redis lost it, and claims the pending entries of earlier owners.
 func (w *shardWorker) load(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
@@ -148,13 +157,19 @@ func (w *shardWorker) load(ctx context.Context) error {
 		recent = &state.Recent{Size: w.window}
 	}
 	w.recent = recent
-	n, err := claimScript.Run(ctx, w.rdb, []string{w.keys.Lease(w.shard), w.keys.Stream(w.shard)},
-		w.lease, shard.Group, w.consumer).Int()
+	res, err := claimScript.Run(ctx, w.rdb, []string{w.keys.Lease(w.shard), w.keys.Stream(w.shard)},
+		w.lease, shard.Group, w.consumer).Int64Slice()
 	if err != nil {
 		return scriptErr("claim", w.keys.Stream(w.shard), err)
 	}
-	if n > 0 {
-		w.log.Info("claimed pending entries", zap.Int("entries", n))
+	if len(res) != 2 {
+		return fmt.Errorf("claim %s: unexpected reply %v", w.keys.Stream(w.shard), res)
+	}
+	if res[1] == 1 {
+		w.log.Warn("consumer group was missing (Redis lost data?); created it again", zap.String("stream", w.keys.Stream(w.shard)))
+	}
+	if res[0] > 0 {
+		w.log.Info("claimed pending entries", zap.Int64("entries", res[0]))
 	}
 	return nil
 }

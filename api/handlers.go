@@ -37,6 +37,10 @@ var (
 	errUnavailable = errors.New("storage unavailable, retry later")
 )
 
+// fleetResponse is GET /analyze. Lag and pending are null while a shard's
+// cannot be told (no consumer group on its stream, so nothing reads it;
+// or Redis cannot compute the lag); lag_unknown_shards lists those
+// shards. A 0 there would hide events that are never analyzed.
 type fleetResponse struct {
 	RollingAverage float64  `json:"rolling_average"`
 	Mean           float64  `json:"mean"`
@@ -47,8 +51,9 @@ type fleetResponse struct {
 	WindowSize     int      `json:"window_size"`
 	Samples        int      `json:"samples"`
 	Devices        int64    `json:"devices"`
-	Lag            int64    `json:"lag"`
-	Pending        int64    `json:"pending"`
+	Lag            *int64   `json:"lag"`
+	Pending        *int64   `json:"pending"`
+	UnknownLag     []int    `json:"lag_unknown_shards"`
 	Detectors      []string `json:"detectors"`
 }
 
@@ -101,7 +106,8 @@ func handleAnalyze(store resultStore, window int, log *zap.Logger) gin.HandlerFu
 			AnomalyCount: f.Anomalies, TotalProcessed: f.Processed,
 			AnomalyRate: rate(uint64(f.Anomalies), uint64(f.Processed)),
 			WindowSize:  window, Samples: len(f.Values),
-			Devices: f.Devices, Lag: f.Lag, Pending: f.Pending, Detectors: nonNil(f.Detectors),
+			Devices: f.Devices, Lag: known(f.Lag, f.LagUnknown), Pending: known(f.Pending, f.PendingUnknown),
+			UnknownLag: nonNil(f.LagUnknown), Detectors: nonNil(f.Detectors),
 		})
 	}
 }
@@ -208,9 +214,17 @@ func rate(anomalies, total uint64) float64 {
 	return math.Round(float64(anomalies)/float64(total)*100*1e6) / 1e6
 }
 
-func nonNil(s []string) []string {
+func nonNil[T any](s []T) []T {
 	if s == nil {
-		return []string{}
+		return []T{}
 	}
 	return s
+}
+
+// known returns &n when no shard is unknown, else nil (JSON null).
+func known(n int64, unknown []int) *int64 {
+	if len(unknown) > 0 {
+		return nil
+	}
+	return &n
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -32,9 +33,18 @@ type Fleet struct {
 	Processed int64
 	Anomalies int64
 	Devices   int64
-	Lag       int64
-	Pending   int64
-	Detectors []string
+	// Lag and Pending are summed over the shards whose figures Redis can
+	// tell; LagUnknown lists the others, whose backlog nobody knows: a
+	// stream without the analyzers' consumer group (Redis lost it and no
+	// analyzer has created it again: nothing reads that stream), a key
+	// that is not a stream, or a lag Redis cannot compute (after entries
+	// were deleted). A shard whose stream does not exist holds nothing to
+	// analyze: lag 0.
+	Lag            int64
+	Pending        int64
+	LagUnknown     []int
+	PendingUnknown []int
+	Detectors      []string
 }
 
 func (s *redisStore) Fleet(ctx context.Context) (Fleet, error) {
@@ -74,11 +84,16 @@ func (s *redisStore) Fleet(ctx context.Context) (Fleet, error) {
 			f.Detectors = append(f.Detectors, d)
 		}
 		f.Devices += devices[i].Val()
-		for _, g := range groups[i].Val() {
-			if g.Name == shard.Group {
-				f.Lag += g.Lag
-				f.Pending += g.Pending
-			}
+		lag, pending, lagKnown, pendingKnown := shardBacklog(groups[i])
+		if lagKnown {
+			f.Lag += lag
+		} else {
+			f.LagUnknown = append(f.LagUnknown, i)
+		}
+		if pendingKnown {
+			f.Pending += pending
+		} else {
+			f.PendingUnknown = append(f.PendingUnknown, i)
 		}
 	}
 	sort.Strings(f.Detectors)
@@ -96,6 +111,23 @@ func (s *redisStore) Fleet(ctx context.Context) (Fleet, error) {
 		f.Values = append(f.Values, rps[i])
 	}
 	return f, nil
+}
+
+// shardBacklog reads a shard's lag and pending count from its XINFO
+// GROUPS, and whether each is known.
+func shardBacklog(cmd *redis.XInfoGroupsCmd) (lag, pending int64, lagKnown, pendingKnown bool) {
+	groups, err := cmd.Result()
+	if err != nil {
+		// No stream: nothing waits to be analyzed.
+		noStream := strings.Contains(err.Error(), "no such key")
+		return 0, 0, noStream, noStream
+	}
+	for _, g := range groups {
+		if g.Name == shard.Group {
+			return max(g.Lag, 0), g.Pending, g.Lag >= 0, true
+		}
+	}
+	return 0, 0, false, false
 }
 
 func (s *redisStore) Device(ctx context.Context, id string) (*state.Device, error) {

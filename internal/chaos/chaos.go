@@ -13,7 +13,10 @@
 //   - the pipeline drains: no lag, nothing pending, every shard leased to
 //     a live analyzer, nothing in the dead-letter streams;
 //   - every service recovers by itself: none exits on its own, each is
-//     ready at the end and ingest accepts again.
+//     ready at the end and ingest accepts again;
+//   - when Redis is wiped (FLUSHALL, an empty restart: WipeKinds), what
+//     it held is legitimately gone and counted apart, and the bounds
+//     above hold for every event acknowledged after the latest wipe.
 //
 // The short form runs inside make test (internal/e2e/chaos_test.go), the
 // long form is make chaos (internal/cmd/pulse-chaos).
@@ -35,6 +38,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/pulse-iot/pulse/internal/shard"
 )
 
 // Fsync modes of Redis's AOF.
@@ -80,6 +85,17 @@ type Options struct {
 	Env []string
 	// Logf reports progress; nil: silent.
 	Logf func(format string, args ...any)
+}
+
+// name is how a run is called in the table: its fsync mode, and whether
+// Redis is wiped.
+func (o Options) name() string {
+	for _, k := range o.Kinds {
+		if k.wipes() {
+			return o.Fsync + ", Redis wiped"
+		}
+	}
+	return o.Fsync
 }
 
 func (o Options) withDefaults() Options {
@@ -129,9 +145,10 @@ type pipeline struct {
 	logDir string
 	env    []string // every service's
 
-	redis   *proc
-	ingests []*proc
-	api     *proc
+	redis    *proc
+	redisDir string // its data
+	ingests  []*proc
+	api      *proc
 
 	mu        sync.Mutex
 	analyzers []*proc // the live set, one slot per analyzer
@@ -188,6 +205,47 @@ func (p *pipeline) stopAll() {
 	}
 }
 
+// flushAll empties Redis (FLUSHALL, synchronous).
+func (p *pipeline) flushAll(ctx context.Context) error {
+	c := redis.NewClient(&redis.Options{Addr: p.redis.addr, MaxRetries: -1})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return c.FlushAll(ctx).Err()
+}
+
+// waitAnalyzing waits until every shard has analyzed events since Redis
+// was wiped (its processed counter, wiped with the rest, is above 0), up
+// to timeout, and returns how long that took; -1 and no error when ctx
+// (the load) ends first: without new events nothing would be analyzed
+// (what was acknowledged is then checked by the verification).
+func (p *pipeline) waitAnalyzing(ctx context.Context, timeout time.Duration) (time.Duration, error) {
+	c := redis.NewClient(&redis.Options{Addr: p.redis.addr, MaxRetries: -1})
+	defer c.Close()
+	keys := shard.Keys{Prefix: keyPrefix}
+	start := time.Now()
+	var idle []int
+	for time.Since(start) < timeout {
+		idle = idle[:0]
+		for s := 0; s < p.o.Shards; s++ {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			n, err := c.HGet(cctx, keys.Stats(s), "processed").Int64()
+			cancel()
+			if err != nil || n == 0 {
+				idle = append(idle, s)
+			}
+		}
+		if len(idle) == 0 {
+			return time.Since(start), nil
+		}
+		sleep(ctx, 50*time.Millisecond)
+		if ctx.Err() != nil {
+			return -1, nil
+		}
+	}
+	return 0, fmt.Errorf("shards %v analyzed nothing within %v of the wipe", idle, timeout)
+}
+
 // rewriteAOF starts an AOF rewrite in the background.
 func (p *pipeline) rewriteAOF(ctx context.Context) error {
 	c := redis.NewClient(&redis.Options{Addr: p.redis.addr, MaxRetries: -1})
@@ -223,8 +281,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		defer os.RemoveAll(dir)
 		work = dir
 	}
-	p := &pipeline{o: o, logDir: filepath.Join(work, "logs")}
 	dataDir := filepath.Join(work, "redis")
+	p := &pipeline{o: o, logDir: filepath.Join(work, "logs"), redisDir: dataDir}
 	for _, d := range []string{p.logDir, dataDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
@@ -270,7 +328,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	o.Logf("chaos %s: redis %s, %d ingest, %d analyzers, api %s; logs in %s",
 		o.Fsync, redisAddr, len(p.ingests), len(p.analyzers), p.api.addr, p.logDir)
 
-	rep := &Report{Fsync: o.Fsync, Load: o.Load, LogDir: p.logDir}
+	rep := &Report{Name: o.name(), Fsync: o.Fsync, Load: o.Load, LogDir: p.logDir}
 	tr, faults := p.load(ctx, o)
 	rep.Faults = faults
 	if ctx.Err() != nil {
@@ -324,7 +382,7 @@ func (p *pipeline) load(ctx context.Context, o Options) (*tracker, []Fault) {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.run(ctx, start.Add(o.Load)) }()
 	}
-	in := &injector{p: p, rng: rand.New(rand.NewPCG(o.Seed, 2)), minDown: o.MinDown, maxDown: o.MaxDown, logf: o.Logf}
+	in := &injector{p: p, tr: tr, rng: rand.New(rand.NewPCG(o.Seed, 2)), minDown: o.MinDown, maxDown: o.MaxDown, logf: o.Logf}
 	var faults []Fault
 	wg.Add(1)
 	go func() {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -56,10 +57,11 @@ func TestClassify(t *testing.T) {
 func TestTrackerCountsAcksOverTime(t *testing.T) {
 	start := time.Unix(1000, 0)
 	tr := newTracker([]string{"a", "b"}, start)
-	tr.record([]int{0, 0, 1}, acked, start.Add(50*time.Millisecond), "")
-	tr.record([]int{1}, acked, start.Add(2*time.Second+10*time.Millisecond), "")
-	tr.record([]int{0}, uncertain, start.Add(3*time.Second), "")
-	tr.record([]int{1, 1}, refused, start.Add(3*time.Second), "")
+	m := tr.now()
+	tr.record([]int{0, 0, 1}, acked, m, start.Add(50*time.Millisecond), "")
+	tr.record([]int{1}, acked, m, start.Add(2*time.Second+10*time.Millisecond), "")
+	tr.record([]int{0}, uncertain, m, start.Add(3*time.Second), "")
+	tr.record([]int{1, 1}, refused, m, start.Add(3*time.Second), "")
 	if got := tr.ackedBetween(start.Add(time.Second), start.Add(3*time.Second)); got != 1 {
 		t.Errorf("acked in (1s, 3s] = %d, want 1", got)
 	}
@@ -68,6 +70,43 @@ func TestTrackerCountsAcksOverTime(t *testing.T) {
 	}
 	if ack, unsure := tr.totals(); ack != 4 || unsure != 1 || tr.refused.Load() != 2 || tr.sent.Load() != 7 {
 		t.Errorf("totals %d acked %d uncertain %d refused %d sent", ack, unsure, tr.refused.Load(), tr.sent.Load())
+	}
+}
+
+// Around a wipe, a request answered before it began is gone with it, one
+// sent after it ended must be analyzed, and one under way across it (or
+// sent while Redis was being wiped) may be either.
+func TestTrackerCountsRelativeToTheLatestWipe(t *testing.T) {
+	now := time.Unix(1000, 0)
+	tr := newTracker([]string{"a", "b"}, now)
+	early := tr.now()
+	tr.record([]int{0, 0}, acked, early, now, "") // before the first wipe
+	tr.record([]int{1}, uncertain, early, now, "")
+	across := tr.now() // sent before the second wipe, answered after it began
+
+	tr.beginWipe()
+	tr.endWipe()
+	between := tr.now()
+	tr.record([]int{0}, acked, between, now, "") // wiped by the second wipe
+	tr.beginWipe()
+	during := tr.now()
+	tr.record([]int{1}, acked, across, now, "")
+	tr.endWipe()
+	tr.record([]int{1}, acked, during, now, "")
+	after := tr.now()
+	tr.record([]int{0, 1, 1}, acked, after, now, "")
+	tr.record([]int{0}, uncertain, after, now, "")
+
+	counts, ackedBefore, unsureBefore := tr.counts([]int64{1, 3})
+	want := []DeviceCount{
+		{Device: "a", Acked: 1, Uncertain: 1, Analyzed: 1},
+		{Device: "b", Acked: 2, InFlight: 2, Analyzed: 3},
+	}
+	if !reflect.DeepEqual(counts, want) || ackedBefore != 3 || unsureBefore != 1 {
+		t.Errorf("counts %+v, before %d acked %d uncertain; want %+v, 3 and 1", counts, ackedBefore, unsureBefore, want)
+	}
+	if ack, unsure := tr.totals(); ack != 8 || unsure != 2 {
+		t.Errorf("totals %d acked %d uncertain, want 8 and 2", ack, unsure)
 	}
 }
 
@@ -80,11 +119,14 @@ func TestReportAccountsLossAndDuplicates(t *testing.T) {
 		lost, dup    int64
 		wantProblems int
 	}{
-		{"exact", FsyncAlways, 0, []DeviceCount{{"a", 10, 2, 10}, {"b", 5, 0, 5}, {"c", 0, 3, 3}}, 0, 0, 0},
-		{"lost with always", FsyncAlways, 0, []DeviceCount{{"a", 10, 2, 9}}, 1, 0, 1},
-		{"duplicate", FsyncAlways, 0, []DeviceCount{{"a", 10, 2, 13}}, 0, 1, 1},
-		{"lost within the bound", FsyncEverysec, 5, []DeviceCount{{"a", 10, 0, 7}, {"b", 4, 0, 2}}, 5, 0, 0},
-		{"lost beyond the bound", FsyncEverysec, 4, []DeviceCount{{"a", 10, 0, 7}, {"b", 4, 0, 2}}, 5, 0, 1},
+		{"exact", FsyncAlways, 0, []DeviceCount{{"a", 10, 2, 0, 10}, {"b", 5, 0, 0, 5}, {"c", 0, 3, 0, 3}}, 0, 0, 0},
+		{"lost with always", FsyncAlways, 0, []DeviceCount{{"a", 10, 2, 0, 9}}, 1, 0, 1},
+		{"duplicate", FsyncAlways, 0, []DeviceCount{{"a", 10, 2, 0, 13}}, 0, 1, 1},
+		{"lost within the bound", FsyncEverysec, 5, []DeviceCount{{"a", 10, 0, 0, 7}, {"b", 4, 0, 0, 2}}, 5, 0, 0},
+		{"lost beyond the bound", FsyncEverysec, 4, []DeviceCount{{"a", 10, 0, 0, 7}, {"b", 4, 0, 0, 2}}, 5, 0, 1},
+		{"in flight across a wipe: analyzed or not", FsyncAlways, 0, []DeviceCount{{"a", 10, 0, 3, 10}, {"b", 10, 1, 3, 14}}, 0, 0, 0},
+		{"in flight across a wipe, analyzed twice", FsyncAlways, 0, []DeviceCount{{"a", 10, 0, 3, 14}}, 0, 1, 1},
+		{"lost after a wipe", FsyncAlways, 0, []DeviceCount{{"a", 10, 0, 3, 9}}, 1, 0, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,12 +143,15 @@ func TestReportAccountsLossAndDuplicates(t *testing.T) {
 func TestWriteTable(t *testing.T) {
 	r := &Report{Fsync: FsyncAlways, Load: 20 * time.Second, Sent: 100, Acked: 90, Uncertain: 5, Refused: 5, Analyzed: 92,
 		Faults: []Fault{{Kind: KillRedis}, {Kind: KillAnalyzer}, {Kind: KillRedis}}}
+	w := &Report{Name: "always, Redis wiped", Fsync: FsyncAlways, Load: 20 * time.Second, Sent: 100, Acked: 90, Wiped: 40, Uncertain: 5, Refused: 5, Analyzed: 52,
+		Faults: []Fault{{Kind: FlushRedis}, {Kind: KillAnalyzer}, {Kind: EmptyRedis}, {Kind: FlushRedis}}}
 	var b strings.Builder
-	if err := WriteTable(&b, []*Report{r}); err != nil {
+	if err := WriteTable(&b, []*Report{r, w}); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[2], "| always | 1 / 0 / 0, 0, 2 / 0 | 20s | 100 | 90 | 5 | 5 | 92 | 0 | 0 | 0 |") || !strings.HasSuffix(lines[2], "| ok |") {
+	if len(lines) != 4 || !strings.HasPrefix(lines[2], "| always | 1 / 0 / 0, 0, 2 / 0 / 0 / 0 | 20s | 100 | 90 | 0 | 5 | 5 | 92 | 0 | 0 | 0 |") || !strings.HasSuffix(lines[2], "| ok |") ||
+		!strings.HasPrefix(lines[3], "| always, Redis wiped | 1 / 0 / 0, 0, 0 / 0 / 2 / 1 | 20s | 100 | 90 | 40 | 5 | 5 | 52 | 0 | 0 | 0 |") {
 		t.Errorf("table:\n%s", b.String())
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"time"
 )
 
@@ -36,10 +37,26 @@ const (
 	// its shards move meanwhile, and when it wakes up with a batch in hand
 	// the fencing must refuse its writes.
 	PauseAnalyzer Kind = "analyzer-pause"
+	// FlushRedis sends FLUSHALL: Redis loses every key at once (an
+	// operator's mistake, a script gone wrong) while the services run.
+	FlushRedis Kind = "redis-flushall"
+	// EmptyRedis kills redis-server, deletes its data (AOF and RDB) and
+	// starts it again on the same port: Redis restarted without
+	// persistence, or a replica promoted empty.
+	EmptyRedis Kind = "redis-empty"
 )
 
-// Kinds are every kind of fault, in the order a schedule cycles through.
+// Kinds are the faults that lose nothing acknowledged (with appendfsync
+// always), in the order a schedule cycles through.
 var Kinds = []Kind{KillAnalyzer, KillRedis, KillIngest, ReplaceAnalyzer, PauseAnalyzer, KillRedisRewriting}
+
+// WipeKinds are the faults of a run where Redis loses everything now and
+// then, mixed with the others: what was stored before a wipe is gone, and
+// what is acknowledged after it must be analyzed (see tracker).
+var WipeKinds = []Kind{FlushRedis, KillAnalyzer, EmptyRedis, KillIngest, PauseAnalyzer, ReplaceAnalyzer, KillRedis}
+
+// wipes reports whether k makes Redis lose everything.
+func (k Kind) wipes() bool { return k == FlushRedis || k == EmptyRedis }
 
 // pauseFor is how long PauseAnalyzer stops an analyzer: past its lease
 // (LEASE_TTL=1s) and past the time the others take to claim its shards.
@@ -53,8 +70,19 @@ type Fault struct {
 	KilledAt  time.Time     // after the process had exited
 	RestartAt time.Time     // when its replacement was launched
 	Down      time.Duration // from the kill until the replacement answered
-	Err       error         // the restart failed
+	Err       error         // the restart failed, or the shards did not recover from a wipe
+
+	// For a wipe: from when Redis served again until every shard had
+	// analyzed events again, by itself (no other fault is injected
+	// meanwhile, so no analyzer restart can hide a stuck shard); -1 when
+	// the load ended first.
+	Recovered time.Duration
 }
+
+// wipeRecovery bounds how long the shards may take to analyze again after
+// a wipe: generous, it is not a speed test; a shard stuck for good (a
+// consumer group never created again) fails it.
+const wipeRecovery = 60 * time.Second
 
 // schedule returns when each fault happens (since the load starts) and of
 // which kind: every `every`, cycling through kinds, none in the last
@@ -74,6 +102,7 @@ func schedule(load, every, quiet time.Duration, kinds []Kind) []Fault {
 // injector runs a schedule against a pipeline.
 type injector struct {
 	p       *pipeline
+	tr      *tracker
 	rng     *rand.Rand
 	minDown time.Duration
 	maxDown time.Duration
@@ -93,7 +122,13 @@ func (in *injector) run(ctx context.Context, start time.Time, faults []Fault) []
 		f = in.inject(ctx, f)
 		f.At = f.KilledAt.Sub(start)
 		if f.Err != nil {
-			in.logf("fault %-12s %-12s at %6.1fs: restart failed: %v", f.Kind, f.Target, f.At.Seconds(), f.Err)
+			in.logf("fault %-12s %-12s at %6.1fs: failed: %v", f.Kind, f.Target, f.At.Seconds(), f.Err)
+		} else if f.Kind.wipes() && f.Recovered < 0 {
+			in.logf("fault %-12s %-12s at %6.1fs: back after %v; the load ended before every shard analyzed again",
+				f.Kind, f.Target, f.At.Seconds(), f.Down.Round(time.Millisecond))
+		} else if f.Kind.wipes() {
+			in.logf("fault %-12s %-12s at %6.1fs: back after %v, every shard analyzing again %v later",
+				f.Kind, f.Target, f.At.Seconds(), f.Down.Round(time.Millisecond), f.Recovered.Round(time.Millisecond))
 		} else {
 			in.logf("fault %-12s %-12s at %6.1fs: back after %v", f.Kind, f.Target, f.At.Seconds(), f.Down.Round(time.Millisecond))
 		}
@@ -140,6 +175,28 @@ func (in *injector) inject(ctx context.Context, f Fault) Fault {
 			in.logf("BGREWRITEAOF: %v", err)
 		}
 		sleep(ctx, time.Duration(in.rng.Int64N(int64(300*time.Millisecond))))
+	case FlushRedis:
+		f.Target = in.p.redis.name
+		in.tr.beginWipe()
+		f.KilledAt = time.Now()
+		f.Err = in.p.flushAll(ctx)
+		in.tr.endWipe()
+		f.RestartAt = time.Now()
+		f.Down = time.Since(f.KilledAt)
+		if f.Err == nil {
+			f.Recovered, f.Err = in.p.waitAnalyzing(ctx, wipeRecovery)
+		}
+		return f
+	case EmptyRedis:
+		victim = in.p.redis
+		in.tr.beginWipe() // ended below, once it serves again
+		replacement = func() (*proc, error) {
+			// Its data goes while it is down: it starts empty.
+			if err := os.RemoveAll(in.p.redisDir); err != nil {
+				return nil, err
+			}
+			return victim, os.MkdirAll(in.p.redisDir, 0o755)
+		}
 	case PauseAnalyzer:
 		victim = in.p.analyzers[in.rng.IntN(len(in.p.analyzers))]
 		f.Target = victim.name
@@ -163,5 +220,11 @@ func (in *injector) inject(ctx context.Context, f Fault) Fault {
 	}
 	f.Down = time.Since(f.KilledAt)
 	f.Err = err
+	if f.Kind == EmptyRedis {
+		in.tr.endWipe()
+		if f.Err == nil {
+			f.Recovered, f.Err = in.p.waitAnalyzing(ctx, wipeRecovery)
+		}
+	}
 	return f
 }

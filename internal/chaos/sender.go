@@ -35,11 +35,19 @@ const (
 
 // tracker counts, per device, the events in each outcome, and the acks
 // over time (for the everysec loss bound).
+//
+// When Redis is wiped (FLUSHALL, an empty restart), what it held is gone
+// and the results count only what came after: the tracker then counts
+// each device's events relative to the latest wipe. A request sent after
+// the wipe ended is after it; one answered before the wipe began is
+// before it (its events are gone with everything else, whatever the
+// answer); one under way across the wipe is in flight: its events may or
+// may not have been stored after it.
 type tracker struct {
 	devices []string
 	index   map[string]int
-	acked   []atomic.Int64
-	unsure  []atomic.Int64
+	acked   []atomic.Int64 // all 202s
+	unsure  []atomic.Int64 // all uncertain
 
 	sent, refused, rejected atomic.Int64
 	requests                atomic.Int64
@@ -49,6 +57,50 @@ type tracker struct {
 	buckets  []int64 // acks per ackBucket since start
 	lastAck  time.Time
 	rejectEx []string // a few rejected responses, for the report
+
+	// Relative to the latest wipe (since the start, when none), under mu.
+	epoch         int  // wipes begun
+	wiping        bool // the latest wipe has begun and not ended
+	ackedAfter    []int64
+	unsureAfter   []int64 // uncertain after the wipe or across it
+	ackedInFlight []int64 // answered 202 across the wipe
+	ackedBefore   int64   // all devices: answered 202 before the latest wipe began
+	unsureBefore  int64
+}
+
+// mark is when a request was sent, relative to the wipes.
+type mark struct {
+	epoch  int
+	wiping bool
+}
+
+// now returns the mark of a request sent now.
+func (t *tracker) now() mark {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return mark{t.epoch, t.wiping}
+}
+
+// beginWipe is called before Redis is wiped: everything counted so far is
+// before the wipe.
+func (t *tracker) beginWipe() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := range t.devices {
+		t.ackedBefore += t.ackedAfter[i] + t.ackedInFlight[i]
+		t.unsureBefore += t.unsureAfter[i]
+		t.ackedAfter[i], t.ackedInFlight[i], t.unsureAfter[i] = 0, 0, 0
+	}
+	t.epoch++
+	t.wiping = true
+}
+
+// endWipe is called once the wiped Redis serves again: requests sent from
+// now on are after the wipe.
+func (t *tracker) endWipe() {
+	t.mu.Lock()
+	t.wiping = false
+	t.mu.Unlock()
 }
 
 // ackBucket is the resolution of the acks' timeline.
@@ -61,6 +113,10 @@ func newTracker(devices []string, start time.Time) *tracker {
 		acked:   make([]atomic.Int64, len(devices)),
 		unsure:  make([]atomic.Int64, len(devices)),
 		start:   start,
+
+		ackedAfter:    make([]int64, len(devices)),
+		unsureAfter:   make([]int64, len(devices)),
+		ackedInFlight: make([]int64, len(devices)),
 	}
 	for i, d := range devices {
 		t.index[d] = i
@@ -68,10 +124,29 @@ func newTracker(devices []string, start time.Time) *tracker {
 	return t
 }
 
-// record counts a request's events (device indexes) in outcome o.
-func (t *tracker) record(idx []int, o outcome, at time.Time, detail string) {
+// record counts a request's events (device indexes) in outcome o; sent
+// is the tracker's mark when the request was sent, at when it was
+// answered.
+func (t *tracker) record(idx []int, o outcome, sent mark, at time.Time, detail string) {
 	t.requests.Add(1)
 	t.sent.Add(int64(len(idx)))
+	t.mu.Lock()
+	after := sent.epoch == t.epoch && !sent.wiping
+	switch o {
+	case acked:
+		for _, i := range idx {
+			if after {
+				t.ackedAfter[i]++
+			} else {
+				t.ackedInFlight[i]++
+			}
+		}
+	case uncertain:
+		for _, i := range idx {
+			t.unsureAfter[i]++
+		}
+	}
+	t.mu.Unlock()
 	switch o {
 	case acked:
 		for _, i := range idx {
@@ -117,6 +192,19 @@ func (t *tracker) ackedBetween(from, to time.Time) int64 {
 		}
 	}
 	return n
+}
+
+// counts returns each device's events relative to the latest wipe, with
+// analyzed[i] as its analyzed count, and the events answered before the
+// wipe began (202 and uncertain, all devices): those are gone.
+func (t *tracker) counts(analyzed []int64) (c []DeviceCount, ackedBefore, unsureBefore int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c = make([]DeviceCount, len(t.devices))
+	for i, d := range t.devices {
+		c[i] = DeviceCount{Device: d, Acked: t.ackedAfter[i], Uncertain: t.unsureAfter[i], InFlight: t.ackedInFlight[i], Analyzed: analyzed[i]}
+	}
+	return c, t.ackedBefore, t.unsureBefore
 }
 
 // totals returns the events acknowledged and uncertain, all devices.
@@ -187,12 +275,13 @@ func (s *sender) run(ctx context.Context, until time.Time) {
 		body.WriteByte(']')
 		url := s.urls[turn%len(s.urls)]
 		turn++
+		sent := s.t.now()
 		o, detail := s.post(ctx, url+"/metrics", body.Bytes())
 		if ctx.Err() != nil && o != acked {
 			// Our own cancellation: the request may have reached ingest.
 			o = uncertain
 		}
-		s.t.record(idx, o, time.Now(), detail)
+		s.t.record(idx, o, sent, time.Now(), detail)
 		if o != acked {
 			sleep(ctx, min(s.errPause, time.Until(until)))
 		}

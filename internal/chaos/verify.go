@@ -63,11 +63,12 @@ func (p *pipeline) verify(ctx context.Context, o Options, tr *tracker, rep *Repo
 		rep.problem("valid events rejected with a 4xx: %d, e.g. %q", rep.Rejected, tr.rejectEx)
 	}
 	if analyzed != nil {
-		counts := make([]DeviceCount, len(tr.devices))
-		for i, d := range tr.devices {
-			counts[i] = DeviceCount{Device: d, Acked: tr.acked[i].Load(), Uncertain: tr.unsure[i].Load(), Analyzed: analyzed[i]}
-		}
+		counts, ackedBefore, unsureBefore := tr.counts(analyzed)
 		rep.account(counts)
+		// Answered before the latest wipe: gone with it, whatever the answer.
+		rep.Acked += ackedBefore
+		rep.Wiped += ackedBefore
+		rep.Uncertain += unsureBefore
 		if fleet.TotalProcessed != rep.Analyzed {
 			rep.problem("fleet total_processed %d ≠ %d, the sum over devices", fleet.TotalProcessed, rep.Analyzed)
 		}
@@ -80,7 +81,7 @@ func (p *pipeline) verify(ctx context.Context, o Options, tr *tracker, rep *Repo
 
 	for _, f := range rep.Faults {
 		if f.Err != nil {
-			rep.problem("%s %s: restart failed: %v", f.Kind, f.Target, f.Err)
+			rep.problem("%s %s at %.1fs: %v", f.Kind, f.Target, f.At.Seconds(), f.Err)
 		}
 	}
 	p.checkServices(ctx, client, rep)
@@ -94,8 +95,9 @@ func (p *pipeline) probe(ctx context.Context, tr *tracker, device int, in *proc)
 	deadline := time.Now().Add(probeTimeout)
 	var last string
 	for try := 0; try < 600 && time.Now().Before(deadline) && ctx.Err() == nil; try++ {
+		sent := tr.now()
 		o, detail := s.post(ctx, in.url("/metrics"), body)
-		tr.record([]int{device}, o, time.Now(), detail)
+		tr.record([]int{device}, o, sent, time.Now(), detail)
 		if o == acked {
 			return nil
 		}

@@ -95,6 +95,8 @@ func start(t *testing.T, name string, env ...string) *service {
 func (s *service) launch() {
 	s.t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, s.name))
+	// s.env comes last: for a variable set twice, the last value counts
+	// (a REDIS_ADDR of the test's own server, say).
 	cmd.Env = append(os.Environ(), append([]string{"HTTP_ADDR=" + s.addr, "REDIS_ADDR=" + redis.Addr, "LOG_LEVEL=info"}, s.env...)...)
 	s.logs = &logcapture.Buffer{}
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pulse-iot/pulse/internal/analysis"
 	"github.com/pulse-iot/pulse/internal/detector"
+	"github.com/pulse-iot/pulse/internal/redistest"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/state"
 	"github.com/pulse-iot/pulse/internal/stream"
@@ -84,6 +85,8 @@ func reference(t *testing.T, detectorName string, events []event) (map[string]*s
 type pipeline struct {
 	prefix    string
 	detector  string
+	redis     *redistest.Server
+	env       []string // every service's
 	ingest    *service
 	api       *service
 	analyzers []*service
@@ -91,9 +94,16 @@ type pipeline struct {
 
 func startPipeline(t *testing.T, analyzers int, detectorName string) *pipeline {
 	t.Helper()
+	return startPipelineOn(t, redis, analyzers, detectorName)
+}
+
+// startPipelineOn starts the services against srv instead of the
+// package's server, for tests that take it down.
+func startPipelineOn(t *testing.T, srv *redistest.Server, analyzers int, detectorName string) *pipeline {
+	t.Helper()
 	prefix := fmt.Sprintf("e2e%d", time.Now().UnixNano())
-	env := []string{"KEY_PREFIX=" + prefix, "SHARDS=4", "LEASE_TTL=1s", "READ_COUNT=40", "DETECTOR=" + detectorName}
-	p := &pipeline{prefix: prefix, detector: detectorName}
+	env := []string{"REDIS_ADDR=" + srv.Addr, "KEY_PREFIX=" + prefix, "SHARDS=4", "LEASE_TTL=1s", "READ_COUNT=40", "DETECTOR=" + detectorName}
+	p := &pipeline{prefix: prefix, detector: detectorName, redis: srv, env: env}
 	p.ingest = start(t, "ingest", env...)
 	for i := 0; i < analyzers; i++ {
 		p.analyzers = append(p.analyzers, start(t, "analyzer", append(env, fmt.Sprintf("CONSUMER_NAME=analyzer-%d", i))...))
@@ -211,7 +221,7 @@ func (p *pipeline) checkAgainstReference(t *testing.T, events []event) {
 // dead-lettered.
 func (p *pipeline) checkSettled(t *testing.T) {
 	t.Helper()
-	c := redis.Client()
+	c := p.redis.Client()
 	defer c.Close()
 	ctx := context.Background()
 	keys := shard.Keys{Prefix: p.prefix}

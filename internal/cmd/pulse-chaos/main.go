@@ -2,10 +2,11 @@
 // whole pipeline under load on this machine — a redis-server with AOF of
 // its own on a free loopback port, ingest, analyzers and the api from
 // -bin — while analyzers, ingest and Redis are SIGKILLed and restarted,
-// once with appendfsync always and once with everysec. It prints the
-// faults injected and the events acknowledged, analyzed and lost, and
-// exits 1 when a guarantee did not hold (see internal/chaos and
-// docs/CHAOS.md):
+// once with appendfsync always and once with everysec; then a run in
+// which Redis also loses everything now and then (FLUSHALL, a restart
+// with its data deleted). It prints the faults injected and the events
+// acknowledged, analyzed and lost, and exits 1 when a guarantee did not
+// hold (see internal/chaos and docs/CHAOS.md):
 //
 //	make build && go run ./internal/cmd/pulse-chaos -bin bin
 //
@@ -50,6 +51,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		faultEvery = fs.Duration("fault-every", 4*time.Second, "time between faults")
 		quiet      = fs.Duration("quiet", 10*time.Second, "no fault in the last part of the load")
 		kinds      = fs.String("faults", kindNames(chaos.Kinds), "fault kinds to cycle through, comma-separated")
+		wipeLoad   = fs.Duration("wipe-load", time.Minute, "how long the run with Redis wiped lasts (appendfsync always; 0: no such run)")
+		wipeKinds  = fs.String("wipe-faults", kindNames(chaos.WipeKinds), "fault kinds of the run with Redis wiped")
 		minDown    = fs.Duration("min-down", 200*time.Millisecond, "shortest pause before a killed process is started again")
 		maxDown    = fs.Duration("max-down", 2*time.Second, "longest pause before a killed process is started again")
 		shards     = fs.Int("shards", 8, "SHARDS")
@@ -72,42 +75,51 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	var ks []chaos.Kind
-	for _, k := range strings.Split(*kinds, ",") {
-		if k = strings.TrimSpace(k); k != "" {
-			ks = append(ks, chaos.Kind(k))
-		}
-	}
 	binDir, err := filepath.Abs(*bin)
 	if err != nil {
 		return err
 	}
-
-	var reps []*chaos.Report
+	type plan struct {
+		dir, fsync string
+		load       time.Duration
+		kinds      []chaos.Kind
+	}
+	var plans []plan
 	for _, mode := range strings.Split(*fsyncs, ",") {
 		mode = strings.TrimSpace(mode)
+		plans = append(plans, plan{mode, mode, *load, parseKinds(*kinds)})
+	}
+	if *wipeLoad > 0 {
+		plans = append(plans, plan{"wipe", chaos.FsyncAlways, *wipeLoad, parseKinds(*wipeKinds)})
+	}
+
+	var reps []*chaos.Report
+	for _, pl := range plans {
 		dir := ""
 		if *work != "" {
-			dir = filepath.Join(*work, mode)
+			dir = filepath.Join(*work, pl.dir)
 			if err := os.RemoveAll(dir); err != nil {
 				return err
 			}
 		}
 		rep, err := chaos.Run(ctx, chaos.Options{
-			BinDir: binDir, WorkDir: dir, Fsync: mode,
+			BinDir: binDir, WorkDir: dir, Fsync: pl.fsync,
 			Shards: *shards, Analyzers: *analyzers, Ingests: *ingests,
 			Devices: *devices, Senders: *senders, Batch: *batch, Rate: *rate, MaxEvents: *maxEvents,
-			Load: *load, FaultEvery: *faultEvery, Quiet: *quiet, Kinds: ks, MinDown: *minDown, MaxDown: *maxDown,
+			Load: pl.load, FaultEvery: *faultEvery, Quiet: *quiet, Kinds: pl.kinds, MinDown: *minDown, MaxDown: *maxDown,
 			Drain: *drain, Seed: *seed,
 			Logf: func(format string, args ...any) {
 				fmt.Fprintf(stdout, "%s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 			},
 		})
 		if err != nil {
-			return fmt.Errorf("appendfsync %s: %w", mode, err)
+			return fmt.Errorf("run %s: %w", pl.dir, err)
 		}
 		reps = append(reps, rep)
-		fmt.Fprintf(stdout, "appendfsync %s: %d acknowledged at %.0f events/s; %s\n", mode, rep.Acked, rep.AckRate, verdict(rep))
+		fmt.Fprintf(stdout, "%s: %d acknowledged at %.0f events/s; %s\n", rep.Name, rep.Acked, rep.AckRate, verdict(rep))
+		if wipes, slowest := wipeRecovery(rep); wipes > 0 {
+			fmt.Fprintf(stdout, "%s: %d wipes; every shard analyzed again at most %v after Redis served again\n", rep.Name, wipes, slowest.Round(time.Millisecond))
+		}
 	}
 
 	fmt.Fprintln(stdout)
@@ -139,11 +151,34 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
+// wipeRecovery returns the wipes of a run whose recovery was seen, and the
+// longest.
+func wipeRecovery(r *chaos.Report) (int, time.Duration) {
+	n, slowest := 0, time.Duration(0)
+	for _, f := range r.Faults {
+		if (f.Kind == chaos.FlushRedis || f.Kind == chaos.EmptyRedis) && f.Err == nil && f.Recovered >= 0 {
+			n++
+			slowest = max(slowest, f.Recovered)
+		}
+	}
+	return n, slowest
+}
+
 func verdict(r *chaos.Report) string {
 	if r.OK() {
 		return "every guarantee held"
 	}
 	return fmt.Sprintf("%d problems", len(r.Problems))
+}
+
+func parseKinds(list string) []chaos.Kind {
+	var ks []chaos.Kind
+	for _, k := range strings.Split(list, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			ks = append(ks, chaos.Kind(k))
+		}
+	}
+	return ks
 }
 
 func kindNames(ks []chaos.Kind) string {

@@ -200,14 +200,22 @@ func (w *shardWorker) read(ctx context.Context, pending bool) ([]analysis.Entry,
 	if err != nil {
 		return nil, fmt.Errorf("xreadgroup %s: %w", w.keys.Stream(w.shard), err)
 	}
-	var entries []analysis.Entry
+	return entriesOf(res), nil
+}
+
+// entriesOf is every entry of a reply, stream after stream.
+func entriesOf(res []redis.XStream) []analysis.Entry {
+	n := 0
 	for _, st := range res {
-		entries = make([]analysis.Entry, len(st.Messages))
-		for i, m := range st.Messages {
-			entries[i] = analysis.Entry{ID: m.ID, Values: m.Values}
+		n += len(st.Messages)
+	}
+	entries := make([]analysis.Entry, 0, n)
+	for _, st := range res {
+		for _, m := range st.Messages {
+			entries = append(entries, analysis.Entry{ID: m.ID, Values: m.Values})
 		}
 	}
-	return entries, nil
+	return entries
 }
 
 // foreignPending reports whether another consumer holds pending entries
@@ -366,20 +374,28 @@ func createGroup(ctx context.Context, rdb redis.UniversalClient, stream string) 
 	return nil
 }
 
-// backoff waits longer after each consecutive failure, up to two seconds.
+// backoff waits longer after each consecutive failure: 50 ms, doubling
+// up to maxBackoff.
 type backoff struct{ d time.Duration }
+
+const maxBackoff = 2 * time.Second
 
 func newBackoff() *backoff { return &backoff{} }
 
 func (b *backoff) reset() { b.d = 0 }
 
-func (b *backoff) wait(ctx context.Context) {
+// next is the wait after one more failure.
+func (b *backoff) next() time.Duration {
 	if b.d == 0 {
 		b.d = 50 * time.Millisecond
-	} else if b.d < 2*time.Second {
-		b.d *= 2
+	} else {
+		b.d = min(2*b.d, maxBackoff)
 	}
-	t := time.NewTimer(b.d)
+	return b.d
+}
+
+func (b *backoff) wait(ctx context.Context) {
+	t := time.NewTimer(b.next())
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

@@ -58,7 +58,7 @@ clean:
 # loopback → docs/bench/<UTC time>.json and docs/BENCHMARKS.md (about 2 min;
 # BENCH_FLAGS=-long for the 60 s sustained runs, -pprof for profiles).
 bench:
-	$(GO) run ./internal/cmd/pulse-bench $(BENCH_FLAGS)
+	$(GO) run ./tools/cmd/pulse-bench $(BENCH_FLAGS)
 
 # Locust against `make run` (start it first), headless and bounded in time.
 LOCUST_USERS ?= 50
@@ -73,7 +73,7 @@ locust:
 
 # Accuracy of every detector on labelled synthetic data → docs/ACCURACY.md.
 eval:
-	$(GO) run ./internal/cmd/pulse-eval -out docs/ACCURACY.md -plot docs/accuracy.svg
+	$(GO) run ./tools/cmd/pulse-eval -out docs/ACCURACY.md -plot docs/accuracy.svg
 
 # Each fuzz target for FUZZTIME, a count of inputs rather than a duration,
 # so a loaded machine runs the same work instead of timing out. Whatever a fuzzer finds is saved under the
@@ -91,12 +91,12 @@ fuzz:
 # Faults under load against the real binaries: analyzers, ingest and Redis
 # (AOF always and everysec) killed and restarted; prints the table.
 chaos: build
-	$(GO) run ./internal/cmd/pulse-chaos -bin bin -workdir .run/chaos $(CHAOS_FLAGS)
+	$(GO) run ./tools/cmd/pulse-chaos -bin bin -workdir .run/chaos $(CHAOS_FLAGS)
 
 chaos-race:
 	@mkdir -p .run/race-bin
 	@for s in $(SERVICES); do CGO_ENABLED=1 $(GO) build -race -o .run/race-bin/$$s ./$$s || exit 1; done
-	$(GO) run ./internal/cmd/pulse-chaos -bin .run/race-bin -workdir .run/chaos-race -load 45s $(CHAOS_FLAGS)
+	$(GO) run ./tools/cmd/pulse-chaos -bin .run/race-bin -workdir .run/chaos-race -load 45s $(CHAOS_FLAGS)
 
 # The race detector on every package that uses sync, atomics or errgroup;
 # e2e runs the services as separate binaries (chaos-race covers those).

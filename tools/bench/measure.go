@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -15,8 +15,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/pulse-iot/pulse/internal/loadgen"
 	"github.com/pulse-iot/pulse/internal/shard"
+	"github.com/pulse-iot/pulse/tools/loadgen"
 )
 
 // bench runs the scenarios against one system.

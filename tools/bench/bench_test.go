@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"io"
@@ -64,7 +64,7 @@ func TestParseCommandStats(t *testing.T) {
 
 func TestUpdateMarkdownKeepsHandWrittenText(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "BENCHMARKS.md")
-	r := &Report{Time: "2026-01-01T00:00:00Z", Command: "go run ./internal/cmd/pulse-bench", Label: "first"}
+	r := &Report{Time: "2026-01-01T00:00:00Z", Command: "go run ./tools/cmd/pulse-bench", Label: "first"}
 	r.evaluate()
 	if err := r.updateMarkdown(path, filepath.Join(filepath.Dir(path), "bench", "a.json"), true); err != nil {
 		t.Fatal(err)

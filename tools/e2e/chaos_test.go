@@ -8,13 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulse-iot/pulse/internal/chaos"
+	"github.com/pulse-iot/pulse/tools/chaos"
 )
 
 // TestChaosUnderLoad is the short form of make chaos: for each AOF fsync
 // mode, 20 s of load on the real binaries while analyzers, ingest and
 // Redis are SIGKILLed and restarted, then every device's results are
-// checked against what ingest acknowledged (see internal/chaos); and 20 s
+// checked against what ingest acknowledged (see tools/chaos); and 20 s
 // in which Redis is also wiped (FLUSHALL, then an empty restart), where
 // every event acknowledged after the latest wipe must be analyzed.
 // Nothing here depends on timing: the drain may take up to 90 s, and the

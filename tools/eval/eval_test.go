@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/pulse-iot/pulse/internal/detector"
-	"github.com/pulse-iot/pulse/internal/synth"
+	"github.com/pulse-iot/pulse/tools/synth"
 )
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-12 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -13,8 +13,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/pulse-iot/pulse/internal/loadgen"
 	"github.com/pulse-iot/pulse/internal/shard"
+	"github.com/pulse-iot/pulse/tools/loadgen"
 )
 
 // requestTimeout bounds every load request, as a device's client would.

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/pulse-iot/pulse/internal/synth"
+	"github.com/pulse-iot/pulse/tools/synth"
 )
 
 // The project's accuracy targets for the default detector.

@@ -18,8 +18,8 @@
 //     it held is legitimately gone and counted apart, and the bounds
 //     above hold for every event acknowledged after the latest wipe.
 //
-// The short form runs inside make test (internal/e2e/chaos_test.go), the
-// long form is make chaos (internal/cmd/pulse-chaos).
+// The short form runs inside make test (tools/e2e/chaos_test.go), the
+// long form is make chaos (tools/cmd/pulse-chaos).
 package chaos
 
 import (

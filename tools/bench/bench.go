@@ -1,11 +1,11 @@
-// Command pulse-bench measures the whole pipeline on one machine: it builds
+// Package bench is pulse-bench: it measures the whole pipeline on one machine: it builds
 // and starts its own redis-server, ingest, two analyzers and the api on free
 // loopback ports (or targets URLs given with -ingest and -api), drives
-// ingest with internal/loadgen, and reports throughput, latency, analysis
+// ingest with tools/loadgen, and reports throughput, latency, analysis
 // delay, lag, CPU per process, Redis's own XADD ceiling and memory per
 // device, as JSON and in docs/BENCHMARKS.md:
 //
-//	go run ./internal/cmd/pulse-bench -out docs/bench/latest.json -md docs/BENCHMARKS.md
+//	go run ./tools/cmd/pulse-bench -out docs/bench/latest.json -md docs/BENCHMARKS.md
 //
 // Scenarios (-scenarios, in this order):
 //
@@ -21,7 +21,7 @@
 // that drain time. A default run takes about 2 minutes on a quiet machine
 // (plus the build), at most about 10 when the analyzers cannot catch up;
 // -long makes each load 60 s, as the targets require.
-package main
+package bench
 
 import (
 	"context"
@@ -31,22 +31,10 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "pulse-bench:", err)
-		os.Exit(1)
-	}
-}
 
 // options are the command line's flags.
 type options struct {
@@ -229,7 +217,9 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func run(ctx context.Context, args []string, stdout io.Writer) error {
+// Run parses the command line args, runs the benchmark and reports on
+// stdout.
+func Run(ctx context.Context, args []string, stdout io.Writer) error {
 	o, err := parseFlags(args, stdout)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/pulse-iot/pulse/internal/detector"
-	"github.com/pulse-iot/pulse/internal/synth"
+	"github.com/pulse-iot/pulse/tools/synth"
 )
 
 // The estimator study behind the robust detector's design: candidate
@@ -16,7 +16,7 @@ import (
 // values only, measured on design seeds that the report does not use.
 // Slow (sort-based), so it runs only when asked:
 //
-//	go run ./internal/cmd/pulse-eval -study
+//	go run ./tools/cmd/pulse-eval -study
 
 type estimator func(prev []float64) (centre, spread float64)
 

@@ -1,7 +1,7 @@
 // Command pulse-eval measures the anomaly detectors on labelled synthetic
 // data and writes the accuracy report (Markdown) and its plot (SVG):
 //
-//	go run ./internal/cmd/pulse-eval -out docs/ACCURACY.md -plot docs/accuracy.svg
+//	go run ./tools/cmd/pulse-eval -out docs/ACCURACY.md -plot docs/accuracy.svg
 //
 // The output depends only on the flags: running it twice gives the same
 // bytes. With -check it fails when the default detector misses a target.
@@ -19,8 +19,8 @@ import (
 	"strings"
 
 	"github.com/pulse-iot/pulse/internal/detector"
-	"github.com/pulse-iot/pulse/internal/eval"
-	"github.com/pulse-iot/pulse/internal/synth"
+	"github.com/pulse-iot/pulse/tools/eval"
+	"github.com/pulse-iot/pulse/tools/synth"
 )
 
 func main() {
@@ -162,7 +162,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 // command is the command line that regenerates the report, with every flag
 // that differs from its default.
 func command(fs *flag.FlagSet) string {
-	parts := []string{"go run ./internal/cmd/pulse-eval"}
+	parts := []string{"go run ./tools/cmd/pulse-eval"}
 	fs.VisitAll(func(f *flag.Flag) {
 		if f.Name == "check" || f.Name == "study" {
 			return

@@ -9,7 +9,7 @@ import (
 	"sync"
 
 	"github.com/pulse-iot/pulse/internal/detector"
-	"github.com/pulse-iot/pulse/internal/synth"
+	"github.com/pulse-iot/pulse/tools/synth"
 )
 
 // Options say what to measure.

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulse-iot/pulse/internal/loadgen"
+	"github.com/pulse-iot/pulse/tools/loadgen"
 )
 
 // Request names the locustfile gives its requests.

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pulse-iot/pulse/internal/loadgen"
+	"github.com/pulse-iot/pulse/tools/loadgen"
 )
 
 // Report is the JSON report of one run.
@@ -265,7 +265,7 @@ func newReport(o *options) *Report {
 	r := &Report{
 		Label:   o.label,
 		Time:    time.Now().UTC().Format(time.RFC3339),
-		Command: strings.TrimSpace("go run ./internal/cmd/pulse-bench " + shellJoin(o.args)),
+		Command: strings.TrimSpace("go run ./tools/cmd/pulse-bench " + shellJoin(o.args)),
 		Setup:   Setup{Shards: o.shards, ServiceEnv: o.env, LoadSeconds: o.duration.Seconds(), Devices: o.devices},
 	}
 	r.Machine = Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Model: cpuModel(), MemoryBytes: memTotal()}

@@ -6,9 +6,9 @@
 // which Redis also loses everything now and then (FLUSHALL, a restart
 // with its data deleted). It prints the faults injected and the events
 // acknowledged, analyzed and lost, and exits 1 when a guarantee did not
-// hold (see internal/chaos and docs/CHAOS.md):
+// hold (see tools/chaos and docs/CHAOS.md):
 //
-//	make build && go run ./internal/cmd/pulse-chaos -bin bin
+//	make build && go run ./tools/cmd/pulse-chaos -bin bin
 //
 // Traffic goes to 127.0.0.1 only; the load is bounded by -load and
 // -max-events, the drain by -drain.
@@ -27,7 +27,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pulse-iot/pulse/internal/chaos"
+	"github.com/pulse-iot/pulse/tools/chaos"
 )
 
 func main() {

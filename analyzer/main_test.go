@@ -79,16 +79,15 @@ func newFixture(t *testing.T) *fixture {
 // worker returns a shard worker as run's newWorker builds it.
 func (f *fixture) worker(t *testing.T, s int, lease, consumer string, count int) *shardWorker {
 	t.Helper()
-	det, err := detector.New("classic", testParams())
+	newDetector, err := detector.Factory("classic", testParams())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &shardWorker{
-		shard: s, lease: lease, consumer: consumer, rdb: f.rdb, keys: f.keys,
-		window: testWindow, count: count, leaseTTL: 5 * time.Second, timeout: 2 * time.Second,
-		detector: det, applier: analysis.NewApplier(det, testWindow), m: f.m, health: newShardHealth(f.m.healthy),
-		log: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)),
-	}
+	return newShardWorker(workerDeps{
+		consumer: consumer, rdb: f.rdb, keys: f.keys, window: testWindow, count: count,
+		leaseTTL: 5 * time.Second, timeout: 2 * time.Second, newDetector: newDetector,
+		m: f.m, health: newShardHealth(f.m.healthy), log: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)),
+	}, s, lease)
 }
 
 // grant acquires shard s's lease for owner as the coordinator does.

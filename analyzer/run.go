@@ -10,7 +10,6 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/pulse-iot/pulse/internal/analysis"
 	"github.com/pulse-iot/pulse/internal/config"
 	"github.com/pulse-iot/pulse/internal/detector"
 	"github.com/pulse-iot/pulse/internal/httpserver"
@@ -48,13 +47,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		name: cfg.ConsumerName, rdb: rdb, keys: keys, shards: cfg.Shards,
 		leaseTTL: cfg.LeaseTTL, timeout: cfg.RedisTimeout, m: m, health: health, log: log,
 		newWorker: func(s int, lease string) *shardWorker {
-			det := newDetector()
-			return &shardWorker{
-				shard: s, lease: lease, consumer: cfg.ConsumerName, rdb: rdb, keys: keys,
-				window: cfg.WindowSize, count: cfg.ReadCount, leaseTTL: cfg.LeaseTTL, timeout: cfg.RedisTimeout,
-				detector: det, applier: analysis.NewApplier(det, cfg.WindowSize), m: m, health: health,
-				log: log.With(zap.Int("shard", s)),
-			}
+			return newShardWorker(workerDeps{
+				consumer: cfg.ConsumerName, rdb: rdb, keys: keys, window: cfg.WindowSize, count: cfg.ReadCount,
+				leaseTTL: cfg.LeaseTTL, timeout: cfg.RedisTimeout, newDetector: newDetector, m: m, health: health, log: log,
+			}, s, lease)
 		},
 	}
 

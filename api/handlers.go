@@ -13,15 +13,16 @@ import (
 	"github.com/pulse-iot/pulse/internal/detector"
 	"github.com/pulse-iot/pulse/internal/httpserver"
 	"github.com/pulse-iot/pulse/internal/metric"
+	"github.com/pulse-iot/pulse/internal/results"
 	"github.com/pulse-iot/pulse/internal/state"
 )
 
 // resultStore is what the handlers read.
 type resultStore interface {
-	Fleet(ctx context.Context) (Fleet, error)
+	Fleet(ctx context.Context) (results.Fleet, error)
 	Device(ctx context.Context, id string) (*state.Device, error)
 	Anomalies(ctx context.Context, deviceID string, limit int) ([]state.Anomaly, error)
-	Devices(ctx context.Context, cursor string, limit int) ([]DeviceSummary, string, error)
+	Devices(ctx context.Context, cursor string, limit int) ([]results.DeviceSummary, string, error)
 }
 
 // Paging limits of /anomalies and /devices.
@@ -197,7 +198,7 @@ func writeError(c *gin.Context, log *zap.Logger, err error) {
 	switch {
 	case errors.Is(err, errBadDeviceID), errors.Is(err, errBadLimit), errors.Is(err, errBadCursor):
 		httpserver.Error(c, http.StatusBadRequest, err.Error(), nil)
-	case errors.Is(err, errNotFound):
+	case errors.Is(err, results.ErrNotFound):
 		httpserver.Error(c, http.StatusNotFound, "unknown device", nil)
 	default:
 		log.Warn("read results", zap.Error(err))

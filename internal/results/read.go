@@ -1,4 +1,4 @@
-package main
+package results
 
 import (
 	"context"
@@ -14,18 +14,22 @@ import (
 	"github.com/pulse-iot/pulse/internal/state"
 )
 
-// errNotFound is returned for a device no analyzer has seen.
-var errNotFound = errors.New("not found")
+// ErrNotFound is returned for a device no analyzer has seen.
+var ErrNotFound = errors.New("not found")
 
-// redisStore reads what the analyzers wrote.
-type redisStore struct {
+// Reader reads what the analyzers wrote.
+type Reader struct {
 	rdb    redis.UniversalClient
 	keys   shard.Keys
 	shards int
 	window int
 }
 
-var _ resultStore = (*redisStore)(nil)
+// NewReader returns a reader of the results under keys, over shards
+// shards with windows of window values.
+func NewReader(rdb redis.UniversalClient, keys shard.Keys, shards, window int) *Reader {
+	return &Reader{rdb: rdb, keys: keys, shards: shards, window: window}
+}
 
 // Fleet is the whole fleet's summary.
 type Fleet struct {
@@ -47,7 +51,8 @@ type Fleet struct {
 	Detectors      []string
 }
 
-func (s *redisStore) Fleet(ctx context.Context) (Fleet, error) {
+// Fleet reads every shard's counters, recent values and backlog.
+func (s *Reader) Fleet(ctx context.Context) (Fleet, error) {
 	pipe := s.rdb.Pipeline()
 	stats := make([]*redis.SliceCmd, s.shards)
 	devices := make([]*redis.IntCmd, s.shards)
@@ -130,11 +135,12 @@ func shardBacklog(cmd *redis.XInfoGroupsCmd) (lag, pending int64, lagKnown, pend
 	return 0, 0, false, false
 }
 
-func (s *redisStore) Device(ctx context.Context, id string) (*state.Device, error) {
+// Device reads one device's state; ErrNotFound for a device never seen.
+func (s *Reader) Device(ctx context.Context, id string) (*state.Device, error) {
 	key := s.keys.DeviceStates(shard.For(id, s.shards))
 	raw, err := s.rdb.HGet(ctx, key, id).Bytes()
 	if errors.Is(err, redis.Nil) {
-		return nil, errNotFound
+		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("hget %s %s: %w", key, id, err)
@@ -146,7 +152,9 @@ func (s *redisStore) Device(ctx context.Context, id string) (*state.Device, erro
 	return d, nil
 }
 
-func (s *redisStore) Anomalies(ctx context.Context, deviceID string, limit int) ([]state.Anomaly, error) {
+// Anomalies reads the newest anomalies, first the newest: of one device
+// (ErrNotFound for a device never seen) or, with deviceID "", of the fleet.
+func (s *Reader) Anomalies(ctx context.Context, deviceID string, limit int) ([]state.Anomaly, error) {
 	if deviceID != "" {
 		sh := shard.For(deviceID, s.shards)
 		pipe := s.rdb.Pipeline()
@@ -156,7 +164,7 @@ func (s *redisStore) Anomalies(ctx context.Context, deviceID string, limit int) 
 			return nil, fmt.Errorf("read anomalies of %s: %w", deviceID, err)
 		}
 		if !exists.Val() {
-			return nil, errNotFound
+			return nil, ErrNotFound
 		}
 		return decodeAnomalies(list.Val())
 	}
@@ -220,7 +228,7 @@ type DeviceSummary struct {
 
 // Devices lists devices in id order after cursor; next is the cursor of
 // the following page, "" on the last.
-func (s *redisStore) Devices(ctx context.Context, cursor string, limit int) ([]DeviceSummary, string, error) {
+func (s *Reader) Devices(ctx context.Context, cursor string, limit int) ([]DeviceSummary, string, error) {
 	min := "-"
 	if cursor != "" {
 		min = "(" + cursor

@@ -12,8 +12,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pulse-iot/pulse/internal/analysis"
-	"github.com/pulse-iot/pulse/internal/results"
 	"github.com/pulse-iot/pulse/internal/detector"
+	"github.com/pulse-iot/pulse/internal/results"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/state"
 )
@@ -300,8 +300,6 @@ func (w *shardWorker) apply(entries []analysis.Entry) error {
 	w.m.applyDuration.Observe(now.Sub(start).Seconds())
 	return nil
 }
-
-
 
 func createGroup(ctx context.Context, rdb redis.UniversalClient, stream string) error {
 	err := rdb.XGroupCreateMkStream(ctx, stream, shard.Group, "0").Err()

@@ -11,7 +11,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -132,23 +132,23 @@ type Encoder struct {
 // lies (Prometheus: 4 × its resend delay).
 const ResendFactor = 4
 
-// postableAlert is one alert of POST /api/v2/alerts (Alertmanager's
-// PostableAlert), as Prometheus sends it.
-type postableAlert struct {
-	Labels       map[string]string `json:"labels"`
-	Annotations  map[string]string `json:"annotations"`
-	StartsAt     time.Time         `json:"startsAt"`
-	EndsAt       time.Time         `json:"endsAt"`
-	GeneratorURL string            `json:"generatorURL,omitempty"`
-}
-
-// Encode returns the body of POST /api/v2/alerts for alerts at now.
+// Encode returns the body of POST /api/v2/alerts for alerts at now: a
+// JSON array of Alertmanager's PostableAlert (labels, annotations,
+// startsAt, endsAt, generatorURL), as Prometheus sends it. It is written
+// by hand, labels and annotations sorted by name: encoding/json's maps
+// cost five times as much, and re-sends encode every open alert each
+// interval.
 func (e Encoder) Encode(alerts []Alert, now time.Time) ([]byte, error) {
-	out := make([]postableAlert, len(alerts))
+	b := make([]byte, 0, 1024*len(alerts)+2)
+	b = append(b, '[')
+	var w alertWriter
 	for i, a := range alerts {
-		out[i] = e.postable(a, now)
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = w.append(b, e, a, now)
 	}
-	return json.Marshal(out)
+	return append(b, ']'), nil
 }
 
 // Severity returns the severity label of an alert of score.
@@ -174,68 +174,157 @@ func (e Encoder) Link(deviceID string) string {
 // reserved are the labels tags cannot override.
 var reserved = map[string]bool{"alertname": true, "device_id": true, "signal": true, "severity": true}
 
-func (e Encoder) postable(a Alert, now time.Time) postableAlert {
+type pair struct{ name, value string }
+
+// alertWriter writes alerts, reusing its scratch space.
+type alertWriter struct {
+	labels []pair
+	names  []string
+	desc   []byte
+}
+
+func (w *alertWriter) append(b []byte, e Encoder, a Alert, now time.Time) []byte {
 	now = now.UTC()
-	labels := make(map[string]string, 4+len(a.Tags))
-	// Tags first, in sorted order, so the reserved labels win and, of two
-	// tags that sanitize to one name, the first in order does.
-	names := make([]string, 0, len(a.Tags))
+	device, signal := validUTF8(a.DeviceID), validUTF8(a.Signal)
+	w.labels = append(w.labels[:0],
+		pair{"alertname", AlertName}, pair{"device_id", device}, pair{"signal", signal}, pair{"severity", e.Severity(a.Score)})
+	// Tags in sorted order, so that of two that sanitize to one name the
+	// first in order wins; reserved names and empty values are left out.
+	w.names = w.names[:0]
 	for k := range a.Tags {
-		names = append(names, k)
+		w.names = append(w.names, k)
 	}
-	sort.Strings(names)
-	for _, k := range names {
-		name := LabelName(k)
-		v := validUTF8(a.Tags[k])
-		if name == "" || v == "" || reserved[name] || strings.HasPrefix(name, "__") {
+	slices.Sort(w.names)
+	for _, k := range w.names {
+		name, v := LabelName(k), validUTF8(a.Tags[k])
+		if name == "" || v == "" || reserved[name] || strings.HasPrefix(name, "__") || hasLabel(w.labels, name) {
 			continue
 		}
-		if _, dup := labels[name]; !dup {
-			labels[name] = v
-		}
+		w.labels = append(w.labels, pair{name, v})
 	}
-	labels["alertname"] = AlertName
-	labels["device_id"] = validUTF8(a.DeviceID)
-	labels["signal"] = validUTF8(a.Signal)
-	labels["severity"] = e.Severity(a.Score)
+	slices.SortFunc(w.labels, func(x, y pair) int { return strings.Compare(x.name, y.name) })
 
 	opened := unixTime(a.OpenedAt)
 	// A device clock ahead of ours must not make Alertmanager reject the
 	// alert (startsAt after endsAt) nor keep a closed one firing.
 	startsAt := minTime(opened, now)
+	value, low, high := num(a.Value), num(a.Expected.Low), num(a.Expected.High)
+	z, score := num(a.ZScore), num(a.Score)
+	d := append(w.desc[:0], signal...)
+	d = append(d, " of device "...)
+	d = append(d, device...)
+	d = append(d, " was "...)
+	d = append(d, value...)
+	d = append(d, " at "...)
+	d = opened.AppendFormat(d, time.RFC3339)
+	d = append(d, ", outside the expected band "...)
+	d = append(d, low...)
+	d = append(d, " to "...)
+	d = append(d, high...)
+	d = append(d, " (z-score "...)
+	d = append(d, z...)
+	d = append(d, ", anomaly score "...)
+	d = append(d, score...)
+	d = append(d, ")."...)
 	var endsAt time.Time
-	ann := map[string]string{
-		"alert_id":      validUTF8(a.ID),
-		"score":         num(a.Score),
-		"z_score":       num(a.ZScore),
-		"value":         num(a.Value),
-		"expected_low":  num(a.Expected.Low),
-		"expected_high": num(a.Expected.High),
-		"events":        strconv.Itoa(a.Events),
-	}
-	ann["summary"] = fmt.Sprintf("Device %s: unusual %s (%s, expected %s to %s)",
-		labels["device_id"], labels["signal"], num(a.Value), num(a.Expected.Low), num(a.Expected.High))
-	desc := fmt.Sprintf("%s of device %s was %s at %s, outside the expected band %s to %s (z-score %s, anomaly score %s).",
-		labels["signal"], labels["device_id"], num(a.Value), opened.Format(time.RFC3339), num(a.Expected.Low), num(a.Expected.High), num(a.ZScore), num(a.Score))
 	if a.State == StateClosed {
 		closed := now // a record without its closing time still resolves
 		if a.ClosedAt != nil {
 			closed = unixTime(*a.ClosedAt)
 		}
 		endsAt = maxTime(minTime(closed, now), startsAt)
-		desc += fmt.Sprintf(" Back to normal at %s, after %d events.", closed.Format(time.RFC3339), a.Events)
+		d = append(d, " Back to normal at "...)
+		d = closed.AppendFormat(d, time.RFC3339)
+		d = append(d, ", after "...)
+		d = strconv.AppendInt(d, int64(a.Events), 10)
+		d = append(d, " events."...)
 	} else {
-		endsAt = now.Add(ResendFactor * e.Resend)
-		if endsAt.Before(startsAt) {
-			endsAt = startsAt
+		endsAt = maxTime(now.Add(ResendFactor*e.Resend), startsAt)
+	}
+	w.desc = d
+	link := e.Link(a.DeviceID)
+
+	b = append(b, `{"labels":{`...)
+	for i, l := range w.labels {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, l.name)
+		b = append(b, ':')
+		b = appendString(b, l.value)
+	}
+	// Annotations in name order.
+	b = append(b, `},"annotations":{"alert_id":`...)
+	b = appendString(b, validUTF8(a.ID))
+	b = append(b, `,"description":`...)
+	b = appendString(b, string(d))
+	b = append(b, `,"events":"`...)
+	b = strconv.AppendInt(b, int64(a.Events), 10)
+	b = append(b, `","expected_high":"`...)
+	b = append(b, high...)
+	b = append(b, `","expected_low":"`...)
+	b = append(b, low...)
+	b = append(b, '"')
+	if link != "" {
+		b = append(b, `,"link":`...)
+		b = appendString(b, link)
+	}
+	b = append(b, `,"score":"`...)
+	b = append(b, score...)
+	b = append(b, `","summary":`...)
+	b = appendString(b, "Device "+device+": unusual "+signal+" ("+value+", expected "+low+" to "+high+")")
+	b = append(b, `,"value":"`...)
+	b = append(b, value...)
+	b = append(b, `","z_score":"`...)
+	b = append(b, z...)
+	b = append(b, `"},"startsAt":"`...)
+	b = startsAt.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","endsAt":"`...)
+	b = endsAt.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	if link != "" {
+		b = append(b, `,"generatorURL":`...)
+		b = appendString(b, link)
+	}
+	return append(b, '}')
+}
+
+func hasLabel(labels []pair, name string) bool {
+	for _, l := range labels {
+		if l.name == name {
+			return true
 		}
 	}
-	ann["description"] = desc
-	link := e.Link(a.DeviceID)
-	if link != "" {
-		ann["link"] = link
+	return false
+}
+
+// appendString appends s, valid UTF-8, as a JSON string.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		start = i + 1
 	}
-	return postableAlert{Labels: labels, Annotations: ann, StartsAt: startsAt, EndsAt: endsAt, GeneratorURL: link}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // LabelName returns s as a valid Prometheus label name

@@ -80,7 +80,7 @@ func TestEncode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := tt.enc.postable(tt.in, now)
+			p := encodeOne(t, tt.enc, tt.in)
 			if !reflect.DeepEqual(p.Labels, tt.labels) {
 				t.Errorf("labels = %v, want %v", p.Labels, tt.labels)
 			}
@@ -97,6 +97,67 @@ func TestEncode(t *testing.T) {
 				t.Errorf("endsAt %v before startsAt %v: Alertmanager would reject it", p.EndsAt, p.StartsAt)
 			}
 		})
+	}
+}
+
+// decoded is an alert of the body, read back.
+type decoded struct {
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations"`
+	StartsAt     time.Time         `json:"startsAt"`
+	EndsAt       time.Time         `json:"endsAt"`
+	GeneratorURL string            `json:"generatorURL"`
+}
+
+func encodeOne(t testing.TB, enc Encoder, a Alert) decoded {
+	t.Helper()
+	body, err := enc.Encode([]Alert{a}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []decoded
+	if err := json.Unmarshal(body, &out); err != nil || len(out) != 1 {
+		t.Fatalf("body %s: %v", body, err)
+	}
+	return out[0]
+}
+
+// Strings JSON must escape, and text that is not UTF-8, arrive as sent
+// (the latter with U+FFFD for its bad bytes).
+func TestEncodeEscapes(t *testing.T) {
+	a := openAlert()
+	a.DeviceID = "q\"u\\o\te\n\x01\x7fé\u2028"
+	a.Signal = "bad\xffutf8"
+	a.Tags = map[string]string{"note": "<b>&amp;</b> \"x\""}
+	got := encodeOne(t, Encoder{Resend: time.Minute}, a)
+	want := map[string]string{"alertname": AlertName, "device_id": a.DeviceID, "signal": "bad\ufffdutf8",
+		"severity": "critical", "note": a.Tags["note"]}
+	if !reflect.DeepEqual(got.Labels, want) {
+		t.Errorf("labels = %q, want %q", got.Labels, want)
+	}
+	if !strings.HasPrefix(got.Annotations["summary"], "Device "+a.DeviceID+": unusual bad\ufffdutf8 (") {
+		t.Errorf("summary = %q", got.Annotations["summary"])
+	}
+}
+
+// Several alerts make one array, each alert's labels its own.
+func TestEncodeBatch(t *testing.T) {
+	x, y := openAlert(), openAlert()
+	y.DeviceID, y.Tags = "other", map[string]string{"site": "oslo"}
+	x.Tags = map[string]string{"site": "berlin", "rack": "r1"}
+	body, err := Encoder{Resend: time.Minute}.Encode([]Alert{x, y}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []decoded
+	if err := json.Unmarshal(body, &out); err != nil || len(out) != 2 {
+		t.Fatalf("body %s: %v", body, err)
+	}
+	if out[0].Labels["site"] != "berlin" || out[0].Labels["rack"] != "r1" || out[1].Labels["site"] != "oslo" || out[1].Labels["rack"] != "" || out[1].Labels["device_id"] != "other" {
+		t.Errorf("labels %v, %v", out[0].Labels, out[1].Labels)
+	}
+	if empty, _ := (Encoder{}).Encode(nil, now); string(empty) != "[]" {
+		t.Errorf("no alerts: %s, want []", empty)
 	}
 }
 
@@ -222,4 +283,39 @@ func TestRecord(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Whatever the strings and numbers, the body is valid JSON that
+// Alertmanager accepts: valid label names, the device and signal as sent
+// (made valid UTF-8), endsAt not before startsAt.
+func FuzzEncode(f *testing.F) {
+	f.Add("sensor-42", "rps", "site", "berlin", 512.5, 1714564000.25, 1714564100.0, true)
+	f.Add("q\"\\\n\x01", "\xff", "9.x", "", math.Inf(1), -1.0, 1e300, false)
+	f.Fuzz(func(t *testing.T, device, signal, tagKey, tagValue string, value, opened, closed float64, isOpen bool) {
+		a := Alert{ID: "id", DeviceID: device, Signal: signal, State: StateOpen, OpenedAt: opened, Value: value,
+			Score: value, ZScore: -value, Expected: Band{value, closed}, Tags: map[string]string{tagKey: tagValue}}
+		if !isOpen {
+			a.State, a.ClosedAt = StateClosed, &closed
+		}
+		body, err := Encoder{Resend: time.Minute, LinkBase: "https://x"}.Encode([]Alert{a}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []decoded
+		if err := json.Unmarshal(body, &out); err != nil || len(out) != 1 {
+			t.Fatalf("body %q: %v", body, err)
+		}
+		got := out[0]
+		if got.Labels["device_id"] != strings.ToValidUTF8(device, "\uFFFD") || got.Labels["signal"] != strings.ToValidUTF8(signal, "\uFFFD") {
+			t.Errorf("labels %q from device %q, signal %q", got.Labels, device, signal)
+		}
+		for name := range got.Labels {
+			if LabelName(name) != name || name == "" {
+				t.Errorf("invalid label name %q", name)
+			}
+		}
+		if got.EndsAt.Before(got.StartsAt) || got.StartsAt.After(now) {
+			t.Errorf("startsAt %v, endsAt %v (now %v)", got.StartsAt, got.EndsAt, now)
+		}
+	})
 }

@@ -71,12 +71,12 @@ func hashTag(key string) string {
 	return ""
 }
 
-// LuaOutbox defines pulse_alert_outbox, the Lua function that writes alert
+// LuaOutbox defines pulse_queue_alerts, the Lua function that writes alert
 // changes: the analyzer's batch script includes this text and calls it, so
 // alerts enter the outbox in the same atomic write as the device states
 // that opened or closed them; Enqueue calls it alone.
 //
-//	pulse_alert_outbox(outbox, open, meta, maxlen, argv, from, n)
+//	pulse_queue_alerts(outbox, open, meta, maxlen, argv, from, n)
 //
 // adds n alerts, given as triples (id, state, record) in argv from index
 // from, to the outbox stream; an open alert's record is set in the open
@@ -85,7 +85,7 @@ func hashTag(key string) string {
 // "dropped". maxlen 0 means delivery is off: nothing is written. Returns
 // the number dropped.
 const LuaOutbox = `
-local function pulse_alert_outbox(outbox, open, meta, maxlen, argv, from, n)
+local function pulse_queue_alerts(outbox, open, meta, maxlen, argv, from, n)
   if n <= 0 or maxlen <= 0 then return 0 end
   for i = from, from + 3 * (n - 1), 3 do
     redis.call('XADD', outbox, '*', 'a', argv[i + 2])
@@ -103,11 +103,11 @@ end
 
 // enqueueScript: KEYS outbox, open, meta; ARGV maxlen, n, then n triples.
 var enqueueScript = redis.NewScript(LuaOutbox + `
-return pulse_alert_outbox(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]), ARGV, 3, tonumber(ARGV[2]))
+return pulse_queue_alerts(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]), ARGV, 3, tonumber(ARGV[2]))
 `)
 
 // EnqueueArgs returns the (id, state, record) triples of alerts that
-// pulse_alert_outbox reads.
+// pulse_queue_alerts reads.
 func EnqueueArgs(alerts []Alert) ([]any, error) {
 	args := make([]any, 0, 3*len(alerts))
 	for _, a := range alerts {

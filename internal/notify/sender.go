@@ -170,16 +170,20 @@ func (s *Sender) observe(ctx context.Context, keys Keys) {
 	defer func() { s.m.outboxSize.Sub(float64(size)) }()
 	tick := time.NewTicker(s.opt.Poll)
 	defer tick.Stop()
+	failing := false // logged once per outage, not every poll
 	for {
 		dropped, n, err := TakeStats(ctx, s.rdb, keys)
-		if err == nil {
+		switch {
+		case err == nil:
+			failing = false
 			s.m.notifications.WithLabelValues(ResultDropped).Add(float64(dropped))
 			s.m.outboxSize.Add(float64(n - size))
 			size = n
 			if dropped > 0 {
 				s.log.Warn("alert outbox full: oldest alerts dropped", zap.String("outbox", keys.Outbox), zap.Int64("alerts", dropped))
 			}
-		} else if ctx.Err() == nil {
+		case !failing && ctx.Err() == nil:
+			failing = true
 			s.log.Warn("alert outbox stats", zap.String("outbox", keys.Outbox), zap.Error(err))
 		}
 		select {

@@ -11,8 +11,10 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/pulse-iot/pulse/internal/alertmanagertest"
+	"github.com/pulse-iot/pulse/internal/redistest"
 )
 
 // Every test here posts to real Alertmanagers (Debian's
@@ -34,8 +36,13 @@ func fastOptions(urls ...string) Options {
 
 func newSender(t testing.TB, rdb redis.Cmdable, opt Options) *testSender {
 	t.Helper()
+	return newSenderLog(t, rdb, opt, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+}
+
+func newSenderLog(t testing.TB, rdb redis.Cmdable, opt Options, log *zap.Logger) *testSender {
+	t.Helper()
 	reg := prometheus.NewRegistry()
-	s, err := New(rdb, opt, reg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+	s, err := New(rdb, opt, reg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -460,4 +467,35 @@ func TestFailuresCounted(t *testing.T) {
 	if v := s.value(t, "pulse_alert_notifications_total", ResultRejected); v != 1 {
 		t.Errorf("rejected = %v, want 1", v)
 	}
+}
+
+// Delivery outlives a Redis outage: the sender retries, and delivers what
+// is written once Redis is back.
+func TestRedisOutage(t *testing.T) {
+	srv, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	rdb := srv.Client()
+	t.Cleanup(func() { rdb.Close() })
+	keys := KeysFor("pulse", 1)
+	hook := alertmanagertest.NewReceiver(t)
+	am := alertmanagertest.Start(t, hook.URL, alertmanagertest.Config{})
+	core, logs := observer.New(zap.WarnLevel)
+	s := newSenderLog(t, rdb, fastOptions(am.URL), zap.New(core))
+	s.run(t, keys)
+	enqueue(t, rdb, keys, alertOf("A", "d1", StateOpen))
+	s.Wake()
+	hook.WaitFor(t, waitLong, "A", has(groupKey("d1", "rps"), "firing", 1))
+
+	srv.Kill()
+	eventually(t, "the outage seen", func() bool { return logs.FilterMessage("read alert outbox").Len() > 0 })
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	enqueue(t, rdb, keys, alertOf("B", "d2", StateOpen))
+	s.Wake()
+	hook.WaitFor(t, waitLong, "B after Redis came back", has(groupKey("d2", "rps"), "firing", 1))
+	eventually(t, "an empty outbox", func() bool { return outboxLen(t, rdb, keys) == 0 })
 }

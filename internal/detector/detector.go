@@ -75,6 +75,9 @@ func (c Classic) Observe(w *Window, x float64) Result {
 	r := Result{Mean: mean, StdDev: sd}
 	if w.Len() >= c.p.MinSamples && sd > 0 {
 		r.Z = (x - mean) / sd
+		if !finite(r.Z) { // x - mean overflowed: both near float64's limit
+			r.Z = x/sd - mean/sd
+		}
 		r.Anomaly = math.Abs(r.Z) > c.p.Threshold
 	}
 	return r

@@ -90,6 +90,35 @@ func (d *Robust) Observe(w *Window, x float64) Result {
 func (d *Robust) score(w *Window, x float64) Result {
 	vals := w.AppendValues(d.vals[:0])
 	d.vals = vals
+	r := d.scoreValues(vals, x)
+	if finite(r.Z) && finite(r.Mean) && finite(r.StdDev) {
+		return r
+	}
+	// Values near float64's limit overflowed a sum, a square or a
+	// difference. z does not change with the scale: score the values
+	// scaled by a power of two (exact), then scale centre and spread back,
+	// the spread saturating at the largest float64 rather than +Inf.
+	big := math.Abs(x)
+	for _, v := range vals {
+		big = max(big, math.Abs(v))
+	}
+	if !finite(big) {
+		return r
+	}
+	e := math.Ilogb(big)
+	scale := math.Ldexp(1, -e)
+	for i := range vals {
+		vals[i] *= scale
+	}
+	r = d.scoreValues(vals, x*scale)
+	r.Mean = math.Ldexp(r.Mean, e)
+	r.StdDev = min(math.Ldexp(r.StdDev, e), math.MaxFloat64)
+	return r
+}
+
+// scoreValues compares x with vals (at least 2), reordering nothing in
+// vals.
+func (d *Robust) scoreValues(vals []float64, x float64) Result {
 	n := len(vals)
 	if cap(d.work) < n {
 		d.work = make([]float64, n) // only when the window outgrew NewRobust's Params

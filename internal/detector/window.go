@@ -1,5 +1,7 @@
 package detector
 
+import "math"
+
 // Window holds the last size values of one signal, oldest first, in a
 // fixed ring so that pushing never allocates.
 type Window struct {
@@ -67,6 +69,9 @@ func (w *Window) Reset(vals []float64) {
 // MeanStdDev returns the mean and population standard deviation (divided
 // by n) of the window, in two passes so that the result is exactly what a
 // naive computation over the same values gives. An empty window gives 0, 0.
+// Values near float64's limit (|x| above about 1e154) would overflow the
+// sums or squares: then the values are scaled by a power of two first, so
+// the result stays finite (and exact but for the scaling's rounding).
 func (w *Window) MeanStdDev() (mean, stddev float64) {
 	if w.n == 0 {
 		return 0, 0
@@ -81,5 +86,31 @@ func (w *Window) MeanStdDev() (mean, stddev float64) {
 		d := w.At(i) - mean
 		sq += d * d
 	}
-	return mean, sqrt(sq / float64(w.n))
+	stddev = sqrt(sq / float64(w.n))
+	if finite(mean) && finite(stddev) {
+		return mean, stddev
+	}
+	big := 0.0
+	for i := 0; i < w.n; i++ {
+		big = max(big, math.Abs(w.At(i)))
+	}
+	if !finite(big) {
+		return mean, stddev // the window holds a NaN or an infinity
+	}
+	// The same over the values times a power of two (exact products).
+	e := math.Ilogb(big)
+	scale := math.Ldexp(1, -e)
+	sum = 0
+	for i := 0; i < w.n; i++ {
+		sum += w.At(i) * scale
+	}
+	mean = sum / float64(w.n)
+	sq = 0
+	for i := 0; i < w.n; i++ {
+		d := w.At(i)*scale - mean
+		sq += d * d
+	}
+	return math.Ldexp(mean, e), math.Ldexp(sqrt(sq/float64(w.n)), e)
 }
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }

@@ -19,6 +19,7 @@ const (
 	ReasonOutOfRange    = "out of range"
 	ReasonCPURange      = "must be between 0 and 100"
 	ReasonRPSRange      = "must be >= 0"
+	ReasonRPSTooLarge   = "must not exceed 1000000000"
 	ReasonTimestamp     = "must be a number of Unix seconds or an RFC 3339 string"
 	ReasonRFC3339       = "must be a valid RFC 3339 timestamp"
 	ReasonFuture        = "must not be more than 5 minutes in the future"
@@ -36,6 +37,12 @@ const (
 	messageEmptyBatch   = "empty batch"
 	maxFieldNameInError = 256
 )
+
+// MaxRPS is the largest rps accepted: a billion requests per second, far
+// above any device's, and small enough that sums and squares over any
+// window stay far from float64's range (values near 1e308 overflowed the
+// windows' sums to +Inf).
+const MaxRPS = 1e9
 
 // MaxFuture is how far after the receipt time a timestamp may lie.
 const MaxFuture = 5 * time.Minute
@@ -501,6 +508,10 @@ func (d *decoder) setField(m *Metric, idx, field int, k kind, raw []byte, esc bo
 		}
 		if !(v >= 0) {
 			d.fieldError(idx, "rps", ReasonRPSRange)
+			return
+		}
+		if v > MaxRPS {
+			d.fieldError(idx, "rps", ReasonRPSTooLarge)
 			return
 		}
 		m.RPS = v

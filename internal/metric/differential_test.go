@@ -198,6 +198,8 @@ func refObject(raw []byte, i int, now time.Time) (Metric, []FieldError) {
 			if x, ok := number(); !ok {
 			} else if x < 0 {
 				bad(key, ReasonRPSRange)
+			} else if x > 1e9 {
+				bad(key, ReasonRPSTooLarge)
 			} else {
 				m.RPS = x
 			}
@@ -439,11 +441,13 @@ func (g *gen) percent() {
 
 func (g *gen) rate() {
 	if g.bad() {
-		switch g.r.IntN(3) {
+		switch g.r.IntN(4) {
 		case 0:
 			g.wrongType()
 		case 1:
 			g.num(-g.r.Float64()*1e6 - 1e-9)
+		case 2:
+			g.num(1e9 * (1 + g.r.ExpFloat64()*1e6 + 1e-9))
 		default:
 			g.b = append(g.b, "-1e400"...)
 		}
@@ -451,7 +455,7 @@ func (g *gen) rate() {
 	}
 	switch g.r.IntN(4) {
 	case 0:
-		g.num(float64(g.r.Uint32()))
+		g.num(float64(g.r.Uint32N(1_000_000_001)))
 	case 1:
 		g.b = append(g.b, "1e-400"...)
 	default:

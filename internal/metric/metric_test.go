@@ -120,6 +120,9 @@ func TestDecodeRejects(t *testing.T) {
 		{"rps array", JSON, `{"device_id":"d1","cpu":1,"rps":[]}`, Invalid, "invalid metrics", []loc{{0, "rps"}}},
 		{"rps negative", JSON, `{"device_id":"d1","cpu":1,"rps":-0.0001}`, Invalid, "invalid metrics", []loc{{0, "rps"}}},
 		{"rps 1e999", JSON, `{"device_id":"d1","cpu":1,"rps":1e999}`, Invalid, "invalid metrics", []loc{{0, "rps"}}},
+		{"rps above MaxRPS", JSON, `{"device_id":"d1","cpu":1,"rps":1000000000.0001}`, Invalid, "invalid metrics", []loc{{0, "rps"}}},
+		{"rps 1e308", JSON, `{"device_id":"d1","cpu":1,"rps":1e308}`, Invalid, "invalid metrics", []loc{{0, "rps"}}},
+		{"rps MaxFloat64 second", JSON, `[{"device_id":"d1","cpu":1,"rps":1},{"device_id":"d1","cpu":1,"rps":1.7976931348623157e308}]`, Invalid, "invalid metrics", []loc{{1, "rps"}}},
 		{"rps NaN token", JSON, `{"device_id":"d1","cpu":1,"rps":NaN}`, Invalid, "malformed JSON", []loc{{0, ""}}},
 		{"rps Infinity token", JSON, `{"device_id":"d1","cpu":1,"rps":Infinity}`, Invalid, "malformed JSON", []loc{{0, ""}}},
 
@@ -342,8 +345,8 @@ func TestDecodeAccepts(t *testing.T) {
 		{"cpu 100.0 and 1e2", JSON, `[{"device_id":"d1","cpu":100.0,"rps":0},{"device_id":"d1","cpu":1e2,"rps":1E+2}]`, false,
 			[]Metric{m("d1", 100, 0, nowSec), m("d1", 100, 100, nowSec)}},
 		{"negative zero becomes zero", JSON, `{"device_id":"d1","cpu":-0,"rps":-0.0}`, true, []Metric{m("d1", 0, 0, nowSec)}},
-		{"tiny and huge rps", JSON, `[{"device_id":"d1","cpu":0,"rps":1e-400},{"device_id":"d1","cpu":0,"rps":1.7976931348623157e308}]`, false,
-			[]Metric{m("d1", 0, 0, nowSec), m("d1", 0, math.MaxFloat64, nowSec)}},
+		{"tiny rps and MaxRPS", JSON, `[{"device_id":"d1","cpu":0,"rps":1e-400},{"device_id":"d1","cpu":0,"rps":1e9}]`, false,
+			[]Metric{m("d1", 0, 0, nowSec), m("d1", 0, MaxRPS, nowSec)}},
 		{"device_id all classes", JSON, `{"device_id":"AZaz09._:-","cpu":1,"rps":2}`, true, []Metric{m("AZaz09._:-", 1, 2, nowSec)}},
 		{"device_id 128 chars", JSON, `{"device_id":"` + id128 + `","cpu":1,"rps":2}`, true, []Metric{m(id128, 1, 2, nowSec)}},
 		{"device_id escapes decoded", JSON, `{"device_id":"\u0041-\u006a\u004B","cpu":1,"rps":2}`, true, []Metric{m("A-jK", 1, 2, nowSec)}},
@@ -674,11 +677,11 @@ func randomMetric(r *rand.Rand) Metric {
 	}
 	switch r.IntN(4) {
 	case 0:
-		x.RPS = float64(r.Uint32())
+		x.RPS = float64(r.Uint32N(MaxRPS + 1))
 	case 1:
 		x.RPS = math.Float64frombits(r.Uint64() &^ (1 << 63))
-		if !finite(x.RPS) {
-			x.RPS = math.MaxFloat64
+		if !(x.RPS <= MaxRPS) {
+			x.RPS = MaxRPS
 		}
 	case 2:
 		x.RPS = math.Ldexp(r.Float64(), -r.IntN(1070))

@@ -45,7 +45,7 @@ func checkEvent(t *testing.T, e Event) {
 		t.Fatalf("accepted invalid device id in %+v", e)
 	case !(e.CPU >= 0 && e.CPU <= 100):
 		t.Fatalf("accepted cpu out of range in %+v", e)
-	case !(e.RPS >= 0) || math.IsInf(e.RPS, 0):
+	case !(e.RPS >= 0 && e.RPS <= metric.MaxRPS):
 		t.Fatalf("accepted rps out of range in %+v", e)
 	case math.IsNaN(e.Timestamp) || math.IsInf(e.Timestamp, 0):
 		t.Fatalf("accepted a timestamp that is not finite in %+v", e)
@@ -115,7 +115,7 @@ func FuzzRoundTrip(f *testing.F) {
 	f.Add("é", 1.0, 1.0, 1.0, int64(1))
 	f.Fuzz(func(t *testing.T, device string, cpu, rps, ts float64, rt int64) {
 		in := Event{DeviceID: device, CPU: cpu, RPS: rps, Timestamp: ts, Receipt: rt}
-		valid := validDeviceID(device) && cpu >= 0 && cpu <= 100 && rps >= 0 && !math.IsInf(rps, 0) &&
+		valid := validDeviceID(device) && cpu >= 0 && cpu <= 100 && rps >= 0 && rps <= metric.MaxRPS &&
 			!math.IsNaN(ts) && !math.IsInf(ts, 0)
 		got, err := Decode(toMap(in.Values()))
 		switch {

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+
+	"github.com/pulse-iot/pulse/internal/metric"
 )
 
 // Event is one metric as it travels from ingest to the analyzers.
@@ -58,7 +60,9 @@ func Decode(values map[string]any) (Event, error) {
 	if e.RPS, err = num(values, "r"); err != nil {
 		return Event{}, err
 	}
-	if e.RPS < 0 {
+	// Above metric.MaxRPS only an ingest older than the bound wrote it:
+	// dead-lettered, kept for inspection, never applied to a window.
+	if e.RPS < 0 || e.RPS > metric.MaxRPS {
 		return Event{}, fmt.Errorf("%w: rps %v out of range", ErrMalformed, e.RPS)
 	}
 	if e.Timestamp, err = num(values, "t"); err != nil {

@@ -57,6 +57,8 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 		{"cpu above 100", with("c", "100.5")},
 		{"rps negative", with("r", "-1")},
 		{"rps infinite", with("r", "+Inf")},
+		{"rps above metric.MaxRPS", with("r", "1000000000.0000001")},
+		{"rps 1.8e308, as an older ingest accepted", with("r", "1.7976931348623157e+308")},
 		{"no timestamp", with("t", nil)},
 		{"receipt not an integer", with("rt", "1.5")},
 		{"field not a string", with("c", 5)},

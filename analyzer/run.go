@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pulse-iot/pulse/internal/auth"
 	"github.com/pulse-iot/pulse/internal/config"
 	"github.com/pulse-iot/pulse/internal/detector"
 	"github.com/pulse-iot/pulse/internal/httpserver"
@@ -17,6 +18,10 @@ import (
 	"github.com/pulse-iot/pulse/internal/redisx"
 	"github.com/pulse-iot/pulse/internal/shard"
 )
+
+// tokenReloadInterval is how often the read-token file is checked for
+// changes.
+const tokenReloadInterval = time.Second
 
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := config.Load(config.Analyzer, getenv)
@@ -33,6 +38,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	newDetector, err := detector.Factory(cfg.Detector, cfg.DetectorParams())
 	if err != nil {
 		return fmt.Errorf("DETECTOR: %w", err)
+	}
+	tokens, err := auth.NewSet(cfg.ReadTokens, cfg.ReadTokensFile, log.Named("auth"))
+	if err != nil {
+		return fmt.Errorf("READ_TOKENS_FILE: %w", err)
 	}
 
 	reg := httpserver.NewRegistry()
@@ -66,17 +75,34 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 			}
 			return health.Err()
 		},
+		// The counters tell what the api's /analyze tells: same token.
+		MetricsAuth: auth.Middleware(tokens),
 	})
-	httpserver.AddPprof(router) // the analyzer's only listener is an admin one
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
 	}
+	// Profiles only on an admin listener, off unless ADMIN_ADDR is set:
+	// HTTP_ADDR is scraped by Prometheus, so it is reachable.
+	var adminLn net.Listener
+	if cfg.AdminAddr != "" {
+		if adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("listen %s (ADMIN_ADDR): %w", cfg.AdminAddr, err)
+		}
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return coord.Run(gctx) })
+	g.Go(func() error { return tokens.Watch(gctx, tokenReloadInterval) })
 	g.Go(func() error {
-		return httpserver.Serve(gctx, log, httpserver.NewServer(router, log), ln, 5*time.Second)
+		return httpserver.Serve(gctx, log, httpserver.NewServer(router, log, cfg.BodyTimeout), ln, 5*time.Second)
 	})
+	if adminLn != nil {
+		alog := log.Named("admin")
+		g.Go(func() error {
+			return httpserver.Serve(gctx, alog, httpserver.NewAdminServer(httpserver.NewAdminRouter(alog), alog), adminLn, 5*time.Second)
+		})
+	}
 	return g.Wait()
 }

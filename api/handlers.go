@@ -102,7 +102,7 @@ func handleAnalyze(store resultStore, window int, log *zap.Logger) gin.HandlerFu
 		w := detector.NewWindow(max(len(f.Values), 1))
 		w.Reset(f.Values)
 		mean, sd := w.MeanStdDev()
-		c.JSON(http.StatusOK, fleetResponse{
+		httpserver.WriteJSON(c, log, http.StatusOK, fleetResponse{
 			RollingAverage: mean, Mean: mean, StdDev: sd,
 			AnomalyCount: f.Anomalies, TotalProcessed: f.Processed,
 			AnomalyRate: rate(uint64(f.Anomalies), uint64(f.Processed)),
@@ -125,7 +125,7 @@ func analyzeDevice(c *gin.Context, store resultStore, window int, log *zap.Logge
 	}
 	mean, sd := d.RPS.MeanStdDev()
 	cpuMean, cpuSD := d.CPU.MeanStdDev()
-	c.JSON(http.StatusOK, deviceResponse{
+	httpserver.WriteJSON(c, log, http.StatusOK, deviceResponse{
 		DeviceID: id, RollingAverage: mean, Mean: mean, StdDev: sd,
 		AnomalyCount: d.Anomalies, TotalProcessed: d.Total, AnomalyRate: rate(d.Anomalies, d.Total),
 		WindowSize: window, Samples: d.RPS.Len(), LastSeen: d.LastSeen,
@@ -151,7 +151,7 @@ func handleAnomalies(store resultStore, log *zap.Logger) gin.HandlerFunc {
 			writeError(c, log, err)
 			return
 		}
-		c.JSON(http.StatusOK, gin.H{"anomalies": list})
+		httpserver.WriteJSON(c, log, http.StatusOK, gin.H{"anomalies": list})
 	}
 }
 
@@ -176,7 +176,7 @@ func handleDevices(store resultStore, log *zap.Logger) gin.HandlerFunc {
 		if next != "" {
 			body["next_cursor"] = next
 		}
-		c.JSON(http.StatusOK, body)
+		httpserver.WriteJSON(c, log, http.StatusOK, body)
 	}
 }
 

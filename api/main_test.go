@@ -91,16 +91,17 @@ func newTestAPI(t *testing.T, env map[string]string) http.Handler {
 	t.Cleanup(func() { rdb.Close() })
 	store := results.NewReader(rdb, shard.Keys{Prefix: cfg.KeyPrefix}, cfg.Shards, cfg.WindowSize)
 	reg.MustRegister(newFleetCollector(store, cfg.RedisTimeout))
-	router := httpserver.NewRouter(httpserver.Options{
-		Service:  config.API,
-		Log:      log,
-		Registry: reg,
-		Ready:    func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
-	})
 	tokens, err := auth.NewSet(cfg.ReadTokens, cfg.ReadTokensFile, log)
 	if err != nil {
 		t.Fatalf("read tokens: %v", err)
 	}
+	router := httpserver.NewRouter(httpserver.Options{
+		Service:     config.API,
+		Log:         log,
+		Registry:    reg,
+		Ready:       func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		MetricsAuth: auth.Middleware(tokens),
+	})
 	addRoutes(router, cfg, store, tokens, log)
 	return router
 }

@@ -52,6 +52,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		Log:      log,
 		Registry: reg,
 		Ready:    func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		// The gauges tell what /analyze tells: same token.
+		MetricsAuth: auth.Middleware(tokens),
 	})
 	addRoutes(router, cfg, store, tokens, log)
 
@@ -71,7 +73,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return tokens.Watch(gctx, tokenReloadInterval) })
 	g.Go(func() error {
-		return httpserver.Serve(gctx, log, httpserver.NewServer(router, log), ln, 10*time.Second)
+		return httpserver.Serve(gctx, log, httpserver.NewServer(router, log, cfg.BodyTimeout), ln, 10*time.Second)
 	})
 	if adminLn != nil {
 		alog := log.Named("admin")

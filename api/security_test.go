@@ -58,7 +58,7 @@ func TestQueriesNeedAReadToken(t *testing.T) {
 		wantChall string
 	}
 	var tests []tc
-	for _, p := range []string{"/analyze", "/analyze?device_id=nobody", "/anomalies", "/devices"} {
+	for _, p := range []string{"/analyze", "/analyze?device_id=nobody", "/anomalies", "/devices", "/prometheus"} {
 		tests = append(tests,
 			tc{p + " without a token", p, nil, 401, challenge},
 			tc{p + " with a wrong token", p, header("Authorization", "Bearer read-token-c"), 401, challenge},
@@ -67,7 +67,7 @@ func TestQueriesNeedAReadToken(t *testing.T) {
 			tc{p + " with X-API-Key", p, header("X-API-Key", "read-token-b"), 0, ""},
 		)
 	}
-	for _, p := range []string{"/health", "/ready", "/prometheus"} {
+	for _, p := range []string{"/health", "/ready"} {
 		tests = append(tests, tc{p + " stays open", p, nil, 200, ""})
 	}
 	for _, tt := range tests {

@@ -28,6 +28,7 @@ const (
 	reasonInvalid      = "invalid"
 	reasonTooLarge     = "too_large"
 	reasonUnsupported  = "unsupported_media"
+	reasonTimeout      = "timeout"
 	reasonUnavailable  = "unavailable"
 	reasonBackpressure = "backpressure"
 )
@@ -38,6 +39,7 @@ var (
 	errBodyTooLarge        = errors.New("request body too large")
 	errBadGzip             = errors.New("malformed gzip body")
 	errReadBody            = errors.New("could not read the request body")
+	errBodyTimeout         = errors.New("request body not received in time (BODY_TIMEOUT)")
 )
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -115,6 +117,11 @@ func writeError(c *gin.Context, m *ingestMetrics, log *zap.Logger, err error) {
 	case errors.Is(err, errBodyTooLarge):
 		m.rejected.WithLabelValues(reasonTooLarge).Inc()
 		httpserver.Error(c, http.StatusRequestEntityTooLarge, err.Error(), nil)
+	case errors.Is(err, httpserver.ErrBodyTimeout):
+		// The connection is closed after this answer: the rest of the
+		// body may still be on its way.
+		m.rejected.WithLabelValues(reasonTimeout).Inc()
+		httpserver.Error(c, http.StatusRequestTimeout, errBodyTimeout.Error(), nil)
 	case errors.Is(err, errBadGzip), errors.Is(err, errReadBody):
 		m.rejected.WithLabelValues(reasonInvalid).Inc()
 		httpserver.Error(c, http.StatusBadRequest, err.Error(), nil)
@@ -164,6 +171,9 @@ func readBody(buf *bytes.Buffer, r *http.Request, limit int64) error {
 	case "", "identity":
 	case "gzip", "x-gzip":
 		zr, err := gzip.NewReader(r.Body)
+		if errors.Is(err, httpserver.ErrBodyTimeout) {
+			return err
+		}
 		if err != nil {
 			return errBadGzip
 		}
@@ -174,6 +184,9 @@ func readBody(buf *bytes.Buffer, r *http.Request, limit int64) error {
 	}
 	n, err := buf.ReadFrom(io.LimitReader(body, limit+1))
 	if err != nil {
+		if errors.Is(err, httpserver.ErrBodyTimeout) {
+			return err
+		}
 		var maxErr *http.MaxBytesError
 		if errors.As(err, &maxErr) {
 			return errBodyTooLarge

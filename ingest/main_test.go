@@ -90,11 +90,16 @@ func newTestIngest(t *testing.T, env map[string]string) *testIngest {
 		pub.Close()
 		rdb.Close()
 	})
+	tokens, err := auth.NewSet(cfg.ReadTokens, cfg.ReadTokensFile, log)
+	if err != nil {
+		t.Fatalf("read tokens: %v", err)
+	}
 	router := httpserver.NewRouter(httpserver.Options{
-		Service:  config.Ingest,
-		Log:      log,
-		Registry: reg,
-		Ready:    func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		Service:     config.Ingest,
+		Log:         log,
+		Registry:    reg,
+		Ready:       func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		MetricsAuth: auth.Middleware(tokens),
 	})
 	apiKeys, err := auth.NewSet(cfg.APIKeys, cfg.APIKeysFile, log)
 	if err != nil {

@@ -22,12 +22,12 @@ func newIngestMetrics(reg prometheus.Registerer) *ingestMetrics {
 		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pulse_events_rejected_total",
-			Help: "Requests refused, by reason (invalid, too_large, unsupported_media, unavailable, backpressure).",
+			Help: "Requests refused, by reason (invalid, too_large, unsupported_media, timeout, unavailable, backpressure).",
 		}, []string{"reason"}),
 		requestSize:  batch.WithLabelValues("ingest_request"),
 		pipelineSize: batch.WithLabelValues("ingest_pipeline"),
 	}
-	for _, r := range []string{reasonInvalid, reasonTooLarge, reasonUnsupported, reasonUnavailable, reasonBackpressure} {
+	for _, r := range []string{reasonInvalid, reasonTooLarge, reasonUnsupported, reasonTimeout, reasonUnavailable, reasonBackpressure} {
 		m.rejected.WithLabelValues(r)
 	}
 	reg.MustRegister(m.accepted, m.rejected, batch)

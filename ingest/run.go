@@ -41,6 +41,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("API_KEYS_FILE: %w", err)
 	}
+	tokens, err := auth.NewSet(cfg.ReadTokens, cfg.ReadTokensFile, log.Named("auth"))
+	if err != nil {
+		return fmt.Errorf("READ_TOKENS_FILE: %w", err)
+	}
 
 	reg := httpserver.NewRegistry()
 	rdb := redisx.NewFromConfig(cfg, 4*publishWriters, reg)
@@ -56,6 +60,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		Log:      log,
 		Registry: reg,
 		Ready:    func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		// Read tokens, not API keys: a device's key does not read metrics.
+		MetricsAuth: auth.Middleware(tokens),
 	})
 	addRoutes(router, cfg, pub, keys, gate, m, log)
 
@@ -74,9 +80,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	// One group: if any part fails, all stop, and each stops with ctx.
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return keys.Watch(gctx, keyReloadInterval) })
+	g.Go(func() error { return tokens.Watch(gctx, keyReloadInterval) })
 	g.Go(func() error { return gate.Run(gctx, backlogInterval) })
 	g.Go(func() error {
-		return httpserver.Serve(gctx, log, httpserver.NewServer(router, log), ln, drainTimeout+cfg.RedisTimeout)
+		return httpserver.Serve(gctx, log, httpserver.NewServer(router, log, cfg.BodyTimeout), ln, drainTimeout+cfg.RedisTimeout)
 	})
 	if adminLn != nil {
 		alog := log.Named("admin")

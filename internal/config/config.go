@@ -55,13 +55,14 @@ type Config struct {
 
 	APIKeys        []string // ingest: accepted API keys (besides those in APIKeysFile)
 	APIKeysFile    string
-	ReadTokens     []string // api: accepted read tokens (besides those in ReadTokensFile)
+	ReadTokens     []string // accepted read tokens (besides those in ReadTokensFile): api queries, /prometheus
 	ReadTokensFile string
 	MaxInflight    int     // requests served at once; beyond it 503 (0: no cap)
 	RateLimit      float64 // requests per second per client (0: off)
 	RateBurst      int
-	MaxLag         int64  // ingest: refuse writes beyond this many unprocessed entries (0: off)
-	AdminAddr      string // ingest, api: pprof listener ("" : off)
+	MaxLag         int64         // ingest: refuse writes beyond this many unprocessed entries (0: off)
+	AdminAddr      string        // pprof listener ("" : off)
+	BodyTimeout    time.Duration // longest a request body may take to arrive
 }
 
 // DetectorParams returns the detector settings.
@@ -203,11 +204,11 @@ func Vars() []Var {
 			c.APIKeysFile = v
 			return nil
 		}},
-		{"READ_TOKENS", "", []string{API}, "Comma-separated read tokens; when any is configured (here or in READ_TOKENS_FILE), the query endpoints need Authorization: Bearer <token> or X-API-Key. Never logged.", func(c *Config, v string) error {
+		{"READ_TOKENS", "", all, "Comma-separated read tokens; when any is configured (here or in READ_TOKENS_FILE), the api's query endpoints and every service's /prometheus need Authorization: Bearer <token> or X-API-Key. Never logged.", func(c *Config, v string) error {
 			c.ReadTokens = splitList(v)
 			return nil
 		}},
-		{"READ_TOKENS_FILE", "", []string{API}, "File of read tokens, one per line, re-read when it changes.", func(c *Config, v string) error {
+		{"READ_TOKENS_FILE", "", all, "File of read tokens, one per line, re-read when it changes.", func(c *Config, v string) error {
 			c.ReadTokensFile = v
 			return nil
 		}},
@@ -233,13 +234,22 @@ func Vars() []Var {
 			c.MaxLag = int64(n)
 			return nil
 		}},
-		{"ADMIN_ADDR", "", []string{Ingest, API}, "Listen address of the admin endpoints (/debug/pprof and /health); empty: off. Must differ from HTTP_ADDR: profiles are never served on the public port. The analyzer serves them on its HTTP_ADDR.", func(c *Config, v string) error {
+		{"ADMIN_ADDR", "", all, "Listen address of the admin endpoints (/debug/pprof and /health), unauthenticated: bind it to loopback or a port nothing exposes; empty: off (the default). Must differ from HTTP_ADDR: profiles are never served there.", func(c *Config, v string) error {
 			if v != "" {
 				if err := checkHostPort(v); err != nil {
 					return err
 				}
 			}
 			c.AdminAddr = v
+			return nil
+		}},
+		{"BODY_TIMEOUT", "30s", all, "Longest a request body may take to arrive, from the end of its headers; a slower one is answered 408 and its connection closed, so a slow client holds a MAX_INFLIGHT slot at most this long. From 1s to 10m.", func(c *Config, v string) error {
+			if err := positiveDuration(&c.BodyTimeout, v); err != nil {
+				return err
+			}
+			if c.BodyTimeout < time.Second || c.BodyTimeout > 10*time.Minute {
+				return errors.New("must be from 1s to 10m")
+			}
 			return nil
 		}},
 	}

@@ -67,6 +67,11 @@ func TestInvalidValuesNameTheirVariable(t *testing.T) {
 		{Ingest, "REDIS_ADDR", "::1:6379"}, // IPv6 needs brackets
 		{Ingest, "REDIS_ADDR", "host:port"},
 		{Analyzer, "REDIS_CLUSTER_ADDRS", "[::1]:7000,::1:7001"},
+		{Analyzer, "ADMIN_ADDR", "nowhere"},
+		{Ingest, "BODY_TIMEOUT", "soon"},
+		{Ingest, "BODY_TIMEOUT", "0s"},
+		{API, "BODY_TIMEOUT", "500ms"},
+		{Analyzer, "BODY_TIMEOUT", "11m"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.service+" "+tt.name+"="+tt.value, func(t *testing.T) {
@@ -82,7 +87,7 @@ func TestInvalidValuesNameTheirVariable(t *testing.T) {
 }
 
 func TestAdminAddrIsNotThePublicOne(t *testing.T) {
-	for _, service := range []string{Ingest, API} {
+	for _, service := range []string{Ingest, API, Analyzer} {
 		_, err := Load(service, env(map[string]string{"HTTP_ADDR": "127.0.0.1:9000", "ADMIN_ADDR": "127.0.0.1:9000"}))
 		if err == nil || !strings.Contains(err.Error(), "ADMIN_ADDR") {
 			t.Errorf("%s with ADMIN_ADDR = HTTP_ADDR: %v, want an error naming ADMIN_ADDR", service, err)
@@ -94,6 +99,25 @@ func TestAdminAddrIsNotThePublicOne(t *testing.T) {
 		// Port 0 is a free port for each listener.
 		if _, err := Load(service, env(map[string]string{"HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0"})); err != nil {
 			t.Errorf("%s with both on port 0: %v", service, err)
+		}
+	}
+}
+
+// Profiles are off and bodies are cut after 30 s unless configured, on
+// every service; read tokens guard every service's metrics, so every
+// service reads them.
+func TestHardeningDefaults(t *testing.T) {
+	for _, service := range []string{Ingest, API, Analyzer} {
+		c, err := Load(service, env(nil))
+		if err != nil || c.AdminAddr != "" || c.BodyTimeout != 30*time.Second {
+			t.Errorf("%s: ADMIN_ADDR %q, BODY_TIMEOUT %v (%v); want off and 30s", service, c.AdminAddr, c.BodyTimeout, err)
+		}
+		c, err = Load(service, env(map[string]string{"READ_TOKENS": "t1,t2", "BODY_TIMEOUT": "2m"}))
+		if err != nil || len(c.ReadTokens) != 2 || c.BodyTimeout != 2*time.Minute {
+			t.Errorf("%s: READ_TOKENS %q, BODY_TIMEOUT %v (%v)", service, c.ReadTokens, c.BodyTimeout, err)
+		}
+		if s := c.String(); strings.Contains(s, "t1") {
+			t.Errorf("%s: String() = %s shows a read token", service, s)
 		}
 	}
 }

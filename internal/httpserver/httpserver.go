@@ -6,6 +6,7 @@ package httpserver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -28,6 +29,9 @@ type Options struct {
 	Registry *prometheus.Registry
 	// Ready reports whether the service can do its work (Redis answers).
 	Ready func(ctx context.Context) error
+	// MetricsAuth, when set, guards /prometheus (the read-token check):
+	// the metrics tell as much about the fleet as the query endpoints.
+	MetricsAuth gin.HandlerFunc
 }
 
 // NewRouter returns a gin engine with the shared middleware and endpoints;
@@ -43,10 +47,12 @@ func NewRouter(o Options) *gin.Engine {
 	r.NoMethod(func(c *gin.Context) { Error(c, http.StatusMethodNotAllowed, "method not allowed", nil) })
 	r.HandleMethodNotAllowed = true
 
-	r.GET("/health", func(c *gin.Context) {
+	// HEAD as GET without a body (net/http drops it): load balancers
+	// probe with HEAD.
+	health := func(c *gin.Context) {
 		c.JSON(http.StatusOK, gin.H{"status": "healthy"})
-	})
-	r.GET("/ready", func(c *gin.Context) {
+	}
+	ready := func(c *gin.Context) {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), time.Second)
 		defer cancel()
 		if err := o.Ready(ctx); err != nil {
@@ -54,12 +60,20 @@ func NewRouter(o Options) *gin.Engine {
 			return
 		}
 		c.JSON(http.StatusOK, gin.H{"status": "ready"})
-	})
+	}
+	r.GET("/health", health)
+	r.HEAD("/health", health)
+	r.GET("/ready", ready)
+	r.HEAD("/ready", ready)
 	// ContinueOnError: a collector that cannot reach Redis must not turn
 	// the whole scrape into a 500, or a Redis outage looks like this
 	// service being down.
 	prom := promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry, ErrorHandling: promhttp.ContinueOnError})
-	r.GET("/prometheus", gin.WrapH(prom))
+	if o.MetricsAuth != nil {
+		r.GET("/prometheus", o.MetricsAuth, gin.WrapH(prom))
+	} else {
+		r.GET("/prometheus", gin.WrapH(prom))
+	}
 	return r
 }
 
@@ -75,6 +89,19 @@ func NewRegistry() *prometheus.Registry {
 type ErrorBody struct {
 	Error   string `json:"error"`
 	Details any    `json:"details,omitempty"`
+}
+
+// WriteJSON answers status with v as JSON, encoded before anything is
+// written: a value JSON cannot express (NaN, ±Inf) gives a 500 with a
+// JSON error and a log line, never a 200 with an empty or cut body.
+func WriteJSON(c *gin.Context, log *zap.Logger, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		log.Error("encode response", zap.String("route", c.FullPath()), zap.Error(err))
+		Error(c, http.StatusInternalServerError, "internal error", nil)
+		return
+	}
+	c.Data(status, "application/json; charset=utf-8", b)
 }
 
 // Error writes a JSON error response and stops the handler chain.
@@ -129,15 +156,28 @@ func (m *httpMetrics) middleware() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
-		route := c.FullPath()
+		// Label values come from fixed sets only: the request decides
+		// which, never what, so no client can add series.
+		route := c.FullPath() // a registered pattern
 		if route == "" {
-			route = "unmatched" // keeps label values bounded
+			route = "unmatched"
 		}
-		method := c.Request.Method
+		method := methodLabel(c.Request.Method)
 		m.requests.WithLabelValues(m.service, method, route, strconv.Itoa(c.Writer.Status())).Inc()
 		m.duration.WithLabelValues(m.service, method, route).Observe(time.Since(start).Seconds())
 		m.rate.add(start)
 	}
+}
+
+// methodLabel is method when it is one of the methods of RFC 9110 and
+// PATCH, "other" otherwise: net/http accepts any token as a method.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "other"
 }
 
 // rateMeter counts events in one-second buckets and reports the mean rate
@@ -175,30 +215,45 @@ func (r *rateMeter) rate(now time.Time) float64 {
 }
 
 // Server limits (see docs/SECURITY.md). A request's
-// headers must arrive within ReadHeaderTimeout and the whole request
-// within ReadTimeout: 60 s carry a 1 MiB body (MAX_BODY_BYTES' default)
-// at 17.5 KB/s (140 kbit/s) uncompressed, or a gzip'ed one several times
-// slower, while a client that trickles bytes is cut after a minute. The
-// write deadline runs from the end of the headers to the end of the
-// response, so it covers the body's upload too and is set above
-// ReadTimeout by the time a handler may wait on Redis.
+// headers must arrive within ReadHeaderTimeout and its body within the
+// body timeout (BODY_TIMEOUT, DefaultBodyTimeout) of the end of the
+// headers: a slower body is answered 408 and its connection closed. 30 s
+// carry a 1 MiB body (MAX_BODY_BYTES' default) at 35 KB/s (280 kbit/s)
+// uncompressed, or a gzip'ed one several times slower. The write deadline
+// runs from the end of the headers to the end of the response, so it
+// covers the body's upload too and is set above ReadTimeout by the time a
+// handler may wait on Redis.
 const (
-	ReadHeaderTimeout = 5 * time.Second
-	ReadTimeout       = 60 * time.Second
-	WriteTimeout      = 75 * time.Second
-	IdleTimeout       = 120 * time.Second
-	MaxHeaderBytes    = 64 << 10
+	ReadHeaderTimeout  = 5 * time.Second
+	DefaultBodyTimeout = 30 * time.Second
+	IdleTimeout        = 120 * time.Second
+	MaxHeaderBytes     = 64 << 10
+	handlerMargin      = 15 * time.Second
 )
 
-// NewServer returns an http.Server with the limits above.
-func NewServer(h http.Handler, log *zap.Logger) *http.Server {
+// ReadTimeout is the whole request's limit for a body timeout: a
+// backstop, as the guard sets each body's own deadline.
+func ReadTimeout(bodyTimeout time.Duration) time.Duration {
+	return ReadHeaderTimeout + bodyTimeout
+}
+
+// WriteTimeout is the response's limit for a body timeout.
+func WriteTimeout(bodyTimeout time.Duration) time.Duration {
+	return ReadTimeout(bodyTimeout) + handlerMargin
+}
+
+// NewServer returns an http.Server with the limits above, serving h
+// behind the guard (ambiguous framing, body timeout). Serve it with Serve,
+// which gives the guard the connections' bytes.
+func NewServer(h http.Handler, log *zap.Logger, bodyTimeout time.Duration) *http.Server {
 	return &http.Server{
-		Handler:           h,
+		Handler:           guard(h, bodyTimeout),
 		ReadHeaderTimeout: ReadHeaderTimeout,
-		ReadTimeout:       ReadTimeout,
-		WriteTimeout:      WriteTimeout,
+		ReadTimeout:       ReadTimeout(bodyTimeout),
+		WriteTimeout:      WriteTimeout(bodyTimeout),
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
+		ConnContext:       connContext,
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
 }
@@ -208,7 +263,7 @@ func NewServer(h http.Handler, log *zap.Logger) *http.Server {
 func Serve(ctx context.Context, log *zap.Logger, srv *http.Server, ln net.Listener, drain time.Duration) error {
 	log.Info("listening", zap.String("addr", ln.Addr().String()))
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(framedListener{ln}) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve %s: %w", ln.Addr(), err)

@@ -3,6 +3,7 @@ package httpserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/pulse-iot/pulse/internal/auth"
 )
 
 func newTestRouter(ready error) *gin.Engine {
@@ -40,6 +43,10 @@ func TestEndpoints(t *testing.T) {
 		{"not ready", errors.New("redis down"), "GET", "/ready", 503, `redis down`},
 		{"unknown route", nil, "GET", "/nope", 404, `{"error":"not found"}`},
 		{"wrong method", nil, "POST", "/health", 405, `{"error":"method not allowed"}`},
+		{"HEAD health", nil, "HEAD", "/health", 200, ""},
+		{"HEAD ready", nil, "HEAD", "/ready", 200, ""},
+		{"HEAD not ready", errors.New("redis down"), "HEAD", "/ready", 503, ""},
+		{"made-up method", nil, "BREW", "/health", 405, `{"error":"method not allowed"}`},
 		{"panic becomes 500", nil, "GET", "/boom", 500, `{"error":"internal error"}`},
 	}
 	for _, tt := range tests {
@@ -74,6 +81,61 @@ func TestMetricsExposeRequests(t *testing.T) {
 	}
 }
 
+// Made-up methods share one label value, whatever their number.
+func TestMetricsLabelsStayBounded(t *testing.T) {
+	r := newTestRouter(nil)
+	for i := 0; i < 50; i++ {
+		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(fmt.Sprintf("M%d", i), "/health", nil))
+		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(fmt.Sprintf("M%d", i), fmt.Sprintf("/x%d", i), nil))
+	}
+	rec := httptest.NewRecorder()
+	r.ServeHTTP(rec, httptest.NewRequest("GET", "/prometheus", nil))
+	body := rec.Body.String()
+	for _, want := range []string{
+		`http_requests_total{code="405",method="other",route="unmatched",service="test"} 50`,
+		`http_requests_total{code="404",method="other",route="unmatched",service="test"} 50`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/prometheus lacks %q", want)
+		}
+	}
+	if n := strings.Count(body, "\nhttp_requests_total{"); n != 2 {
+		t.Errorf("%d http_requests_total series, want 2:\n%s", n, body)
+	}
+}
+
+// With MetricsAuth, /prometheus answers only with a token; the probes stay
+// open.
+func TestMetricsAuth(t *testing.T) {
+	tokens, err := auth.NewSet([]string{"scrape-token"}, "", zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRouter(Options{Service: "test", Log: zap.NewNop(), Registry: prometheus.NewRegistry(),
+		Ready: func(context.Context) error { return nil }, MetricsAuth: auth.Middleware(tokens)})
+	tests := []struct {
+		path, token string
+		wantCode    int
+	}{
+		{"/prometheus", "", 401},
+		{"/prometheus", "wrong", 401},
+		{"/prometheus", "scrape-token", 200},
+		{"/health", "", 200},
+		{"/ready", "", 200},
+	}
+	for _, tt := range tests {
+		req := httptest.NewRequest("GET", tt.path, nil)
+		if tt.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tt.token)
+		}
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, req)
+		if rec.Code != tt.wantCode || tt.wantCode == 401 && strings.Contains(rec.Body.String(), "http_requests_total") {
+			t.Errorf("GET %s with token %q: %d %.80s, want %d", tt.path, tt.token, rec.Code, rec.Body, tt.wantCode)
+		}
+	}
+}
+
 func TestRateMeter(t *testing.T) {
 	var r rateMeter
 	base := time.Unix(1000, 0)
@@ -104,7 +166,9 @@ func TestServeDrainsInFlightRequests(t *testing.T) {
 	ln := ts.Listener
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- Serve(ctx, zap.NewNop(), NewServer(h, zap.NewNop()), ln, 5*time.Second) }()
+	go func() {
+		errc <- Serve(ctx, zap.NewNop(), NewServer(h, zap.NewNop(), DefaultBodyTimeout), ln, 5*time.Second)
+	}()
 	respc := make(chan string, 1)
 	go func() {
 		resp, err := http.Get("http://" + ln.Addr().String())

@@ -42,9 +42,11 @@ func NewAdminRouter(log *zap.Logger) *gin.Engine {
 	r := gin.New()
 	r.Use(recovery(log))
 	r.NoRoute(func(c *gin.Context) { Error(c, http.StatusNotFound, "not found", nil) })
-	r.GET("/health", func(c *gin.Context) {
+	health := func(c *gin.Context) {
 		c.JSON(http.StatusOK, gin.H{"status": "healthy"})
-	})
+	}
+	r.GET("/health", health)
+	r.HEAD("/health", health)
 	AddPprof(r)
 	return r
 }
@@ -53,7 +55,7 @@ func NewAdminRouter(log *zap.Logger) *gin.Engine {
 // but with a write timeout long enough for the default 30 s CPU profile
 // (net/http/pprof refuses a profile as long as the write timeout).
 func NewAdminServer(h http.Handler, log *zap.Logger) *http.Server {
-	srv := NewServer(h, log)
+	srv := NewServer(h, log, DefaultBodyTimeout)
 	srv.WriteTimeout = 2*time.Minute + 5*time.Second
 	return srv
 }

@@ -113,20 +113,25 @@ func TestAdminRouter(t *testing.T) {
 }
 
 // The write deadline starts when the headers are read, so it must outlast
-// the body's upload (ReadTimeout) plus the handler; the admin server's
-// must outlast pprof's default 30 s CPU profile.
+// the body's upload (the body timeout) plus the handler; the admin
+// server's must outlast pprof's default 30 s CPU profile.
 func TestServerTimeouts(t *testing.T) {
-	srv := NewServer(http.NotFoundHandler(), zap.NewNop())
+	srv := NewServer(http.NotFoundHandler(), zap.NewNop(), DefaultBodyTimeout)
+	long := NewServer(http.NotFoundHandler(), zap.NewNop(), 5*time.Minute)
 	admin := NewAdminServer(http.NotFoundHandler(), zap.NewNop())
 	const oneMiB = 1 << 20
-	minRate := float64(oneMiB) / srv.ReadTimeout.Seconds()
+	minRate := float64(oneMiB) / DefaultBodyTimeout.Seconds()
 	tests := []struct {
 		name string
 		ok   bool
 	}{
 		{"read-header timeout set and short", srv.ReadHeaderTimeout > 0 && srv.ReadHeaderTimeout <= 10*time.Second},
-		{fmt.Sprintf("1 MiB fits ReadTimeout at <= 20 KB/s (needs %.0f B/s)", minRate), minRate <= 20_000},
+		{"default body timeout at most 30 s", DefaultBodyTimeout <= 30*time.Second},
+		{fmt.Sprintf("1 MiB fits the default body timeout at <= 40 KB/s (needs %.0f B/s)", minRate), minRate <= 40_000},
+		{"read timeout outlasts headers and body", srv.ReadTimeout >= ReadHeaderTimeout+DefaultBodyTimeout},
+		{"read timeout follows a long body timeout", long.ReadTimeout >= ReadHeaderTimeout+5*time.Minute},
 		{"write timeout outlasts read timeout by 10 s", srv.WriteTimeout >= srv.ReadTimeout+10*time.Second},
+		{"write timeout outlasts a long body by 10 s", long.WriteTimeout >= long.ReadTimeout+10*time.Second},
 		{"idle timeout set", srv.IdleTimeout > 0},
 		{"max header bytes 64 KiB", srv.MaxHeaderBytes == 64<<10},
 		{"admin write timeout above 30 s profiles", admin.WriteTimeout > 30*time.Second+10*time.Second},

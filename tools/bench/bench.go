@@ -41,6 +41,7 @@ type options struct {
 	ingest, api      string
 	analyzers        []string
 	ingestAdmin      string
+	analyzerAdmins   []string
 	apiAdmin         string
 	redisAddr        string
 	prefix           string
@@ -71,11 +72,12 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("pulse-bench", flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	o := &options{args: args}
-	var analyzers, env, scenarios, rates string
+	var analyzers, analyzerAdmins, env, scenarios, rates string
 	var long bool
 	fs.StringVar(&o.ingest, "ingest", "", "ingest base URL of a running pipeline (default: start one)")
 	fs.StringVar(&o.api, "api", "", "api base URL of a running pipeline (with -ingest)")
-	fs.StringVar(&analyzers, "analyzers", "", "analyzers' admin base URLs, comma-separated, for their /prometheus (with -ingest)")
+	fs.StringVar(&analyzers, "analyzers", "", "analyzers' base URLs (HTTP_ADDR), comma-separated, for their /prometheus (with -ingest)")
+	fs.StringVar(&analyzerAdmins, "analyzer-admins", "", "analyzers' ADMIN_ADDR base URLs, comma-separated, for -pprof (with -ingest)")
 	fs.StringVar(&o.ingestAdmin, "ingest-admin", "", "ingest's ADMIN_ADDR base URL, for -pprof (with -ingest)")
 	fs.StringVar(&o.apiAdmin, "api-admin", "", "the api's ADMIN_ADDR base URL, for -pprof (with -ingest)")
 	fs.StringVar(&o.redisAddr, "redis", "", "Redis host:port of a running pipeline, for the xadd and memory scenarios (with -ingest)")
@@ -95,7 +97,7 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs.StringVar(&o.out, "out", "", "JSON report to write (default docs/bench/<UTC time>.json; \"-\": none)")
 	fs.StringVar(&o.md, "md", "docs/BENCHMARKS.md", "Markdown file whose generated section to update (\"\": none)")
 	fs.StringVar(&o.label, "label", "", "name of this run in the report's history, e.g. before or after")
-	fs.BoolVar(&o.pprof, "pprof", false, "fetch a 10 s CPU profile from each service's /debug/pprof/profile (ADMIN_ADDR; the analyzers' HTTP_ADDR) during the closed-loop loads")
+	fs.BoolVar(&o.pprof, "pprof", false, "fetch a 10 s CPU profile from each service's /debug/pprof/profile (on its ADMIN_ADDR) during the closed-loop loads")
 	fs.BoolVar(&o.perf, "perf", false, "record each process (Linux perf, cpu-clock) for 10 s during the closed-loop loads")
 	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow URLs that are not on the loopback interface")
 	fs.StringVar(&o.src, "src", "", "build the services from this checkout instead (its own go.work), e.g. an older commit: git worktree add /tmp/before <commit>")
@@ -113,6 +115,7 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	o.ingest, o.api = strings.TrimRight(o.ingest, "/"), strings.TrimRight(o.api, "/")
 	o.ingestAdmin, o.apiAdmin = strings.TrimRight(o.ingestAdmin, "/"), strings.TrimRight(o.apiAdmin, "/")
 	o.analyzers = splitList(analyzers)
+	o.analyzerAdmins = splitList(analyzerAdmins)
 	o.env = splitList(env)
 	o.scenarios = splitList(scenarios)
 	for _, s := range o.scenarios {
@@ -145,10 +148,10 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 		return nil, errors.New("-ingest and -api go together")
 	case o.ingest != "" && o.src != "":
 		return nil, errors.New("-src builds services to start: not with -ingest")
-	case o.ingest == "" && (len(o.analyzers) > 0 || o.redisAddr != "" || o.ingestAdmin != "" || o.apiAdmin != ""):
-		return nil, errors.New("-analyzers, -ingest-admin, -api-admin and -redis need -ingest and -api")
+	case o.ingest == "" && (len(o.analyzers) > 0 || len(o.analyzerAdmins) > 0 || o.redisAddr != "" || o.ingestAdmin != "" || o.apiAdmin != ""):
+		return nil, errors.New("-analyzers, -analyzer-admins, -ingest-admin, -api-admin and -redis need -ingest and -api")
 	}
-	for _, u := range append([]string{o.ingest, o.api, o.ingestAdmin, o.apiAdmin}, o.analyzers...) {
+	for _, u := range append(append([]string{o.ingest, o.api, o.ingestAdmin, o.apiAdmin}, o.analyzers...), o.analyzerAdmins...) {
 		if u == "" {
 			continue
 		}

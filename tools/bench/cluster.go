@@ -25,7 +25,7 @@ type system struct {
 	own       bool
 	ingest    string   // base URL
 	api       string   // base URL
-	analyzers []string // admin base URLs
+	analyzers []string // base URLs (HTTP_ADDR)
 	// procs are the processes whose CPU and memory we read: only those we
 	// started (redis, ingest, analyzer-1, analyzer-2, api).
 	procs     []proc
@@ -56,7 +56,7 @@ type proc struct {
 	name  string
 	pid   int
 	url   string // base URL; "" for redis
-	admin string // base URL of /debug/pprof: ADMIN_ADDR (ingest, api) or HTTP_ADDR (analyzers)
+	admin string // base URL of /debug/pprof: the service's ADMIN_ADDR
 }
 
 func (s *system) close() {
@@ -78,7 +78,7 @@ func givenSystem(o *options) (*system, error) {
 	if o.apiAdmin != "" {
 		s.admins = append(s.admins, proc{name: "api", admin: o.apiAdmin})
 	}
-	for i, a := range o.analyzers {
+	for i, a := range o.analyzerAdmins {
 		s.admins = append(s.admins, proc{name: fmt.Sprintf("analyzer-%d", i+1), admin: a})
 	}
 	if o.redisAddr != "" {
@@ -208,17 +208,13 @@ func (c *cluster) launch(ctx context.Context, name, bin string, env []string) (*
 		return nil, err
 	}
 	s := &service{name: name, addr: "127.0.0.1:" + strconv.Itoa(port), log: filepath.Join(c.dir, name+".log"), done: make(chan struct{})}
-	if bin != "analyzer" {
-		// pprof is served on ADMIN_ADDR by ingest and the api (a service
-		// that does not know the variable ignores it), on HTTP_ADDR by the
-		// analyzer.
-		admin, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		s.admin = "127.0.0.1:" + strconv.Itoa(admin)
-		env = append(env, "ADMIN_ADDR="+s.admin)
+	// pprof is served on ADMIN_ADDR only, by every service.
+	admin, err := freePort()
+	if err != nil {
+		return nil, err
 	}
+	s.admin = "127.0.0.1:" + strconv.Itoa(admin)
+	env = append(env, "ADMIN_ADDR="+s.admin)
 	logFile, err := os.Create(s.log)
 	if err != nil {
 		return nil, err

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -352,5 +354,54 @@ func TestAdminAddrInUse(t *testing.T) {
 	defer cancel()
 	if err := run(ctx, envOf(env), &logcapture.Buffer{}); err == nil || !strings.Contains(err.Error(), "ADMIN_ADDR") {
 		t.Errorf("run = %v, want an error naming ADMIN_ADDR", err)
+	}
+}
+
+// A gzip'ed body that trickles is cut at BODY_TIMEOUT like a plain one:
+// 408 with a JSON error, counted as reason="timeout", connection closed.
+func TestSlowGzipBodyIsCut(t *testing.T) {
+	t.Parallel()
+	env := baseEnv(t, redisSrv)
+	env["BODY_TIMEOUT"] = "1s"
+	env["READ_TOKENS"] = "scrape-token"
+	in := startIngest(t, env)
+	body := gz(t, []byte(metricBody("slow-gz", 1)))
+	c, err := net.Dial("tcp", strings.TrimPrefix(in.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n", len(body))
+	c.Write(body[:len(body)/2]) // and the rest never comes
+	start := time.Now()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("no response: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 408 || string(b) != `{"error":"request body not received in time (BODY_TIMEOUT)"}` || !resp.Close {
+		t.Errorf("slow gzip body: %d %s (close %v), want 408 with the BODY_TIMEOUT error, connection closed", resp.StatusCode, b, resp.Close)
+	}
+	if d := time.Since(start); d < 900*time.Millisecond || d > 3*time.Second {
+		t.Errorf("answered after %v, want about BODY_TIMEOUT=1s", d)
+	}
+	if _, err := br.ReadByte(); err == nil {
+		t.Error("the connection stayed open")
+	}
+	req, _ := http.NewRequest("GET", in.url+"/prometheus", nil)
+	req.Header.Set("Authorization", "Bearer scrape-token")
+	resp, err = httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	m, _ := io.ReadAll(resp.Body)
+	if v, _ := promValue(t, string(m), "pulse_events_rejected_total", map[string]string{"reason": "timeout"}); v != 1 {
+		t.Errorf(`pulse_events_rejected_total{reason="timeout"} = %v, want 1`, v)
+	}
+	if code, _, _ := get(in.url + "/prometheus"); code != 401 {
+		t.Errorf("/prometheus without the read token: %d, want 401", code)
 	}
 }

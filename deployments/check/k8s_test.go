@@ -241,7 +241,7 @@ func TestCrossReferenceChecksCatchMistakes(t *testing.T) {
 		name, old, new, want string
 	}{
 		{"service selector", "  selector:\n    app.kubernetes.io/name: ingest\n", "  selector:\n    app.kubernetes.io/name: ingestt\n", "Service ingest"},
-		{"liveness on /ready", "path: /health\n            port: admin\n          periodSeconds: 10", "path: /ready\n            port: admin\n          periodSeconds: 10", "liveness probe path /ready"},
+		{"liveness on /ready", "path: /health\n            port: http\n          periodSeconds: 10", "path: /ready\n            port: http\n          periodSeconds: 10", "liveness probe path /ready"},
 		{"setting a service does not read", "  LEASE_TTL: 5s\n", "  LEASE_TTL: 5s\n  MAX_BATCHES: \"10\"\n", "MAX_BATCHES (from ConfigMap"},
 		{"analyzer-only setting shared", "  LOG_FORMAT: json\n", "  LOG_FORMAT: json\n  READ_COUNT: \"100\"\n", "READ_COUNT (from ConfigMap pulse-config"},
 		{"maxReplicaCount above SHARDS", "maxReplicaCount: 16", "maxReplicaCount: 32", "exceeds SHARDS"},

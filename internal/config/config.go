@@ -123,7 +123,7 @@ func Vars() []Var {
 		{"SHARDS", "16", all, "Number of streams events are spread over; the most analyzers that can work at once. Must be the same for every service.", func(c *Config, v string) error {
 			return intIn(&c.Shards, v, 1, 1024)
 		}},
-		{"HTTP_ADDR", "", all, "Listen address; default :8080 (ingest), :8081 (api), :8082 (analyzer admin).", func(c *Config, v string) error {
+		{"HTTP_ADDR", "", all, "Listen address; default :8080 (ingest), :8081 (api), :8082 (analyzer: probes and metrics).", func(c *Config, v string) error {
 			if v == "" {
 				v = map[string]string{Ingest: ":8080", API: ":8081", Analyzer: ":8082"}[c.Service]
 			}

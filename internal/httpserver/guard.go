@@ -53,6 +53,16 @@ func (c *framedConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// CloseWrite half-closes a TCP connection: net/http does so before it
+// closes one after an error response, so that the client reads the whole
+// response instead of a reset.
+func (c *framedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // next returns the verdict of the connection's next request. net/http
 // serves a connection's requests one after another and has read each
 // one's header section before its handler starts.

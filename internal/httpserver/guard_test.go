@@ -202,3 +202,28 @@ func TestMethodLabelsAreAFixedSet(t *testing.T) {
 		}
 	}
 }
+
+// When net/http closes a connection after a response (here: a large body
+// left unread), the client reads the whole response and then EOF, at once:
+// the wrapped connection still half-closes like a TCP one (without it,
+// net/http waits half a second and closes, and the client may get a reset).
+func TestGuardKeepsHalfClose(t *testing.T) {
+	var _ interface{ CloseWrite() error } = (*framedConn)(nil)
+	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+	}), time.Second)
+	c := dial(t, addr)
+	const n = 4 << 20
+	fmt.Fprintf(c.c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", n)
+	go c.c.Write(make([]byte, n)) // fails once the server closes
+	resp, _, err := c.read(3 * time.Second)
+	if err != nil || resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("response: %v %v", err, resp)
+	}
+	start := time.Now()
+	c.c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err = c.r.ReadByte()
+	if err != io.EOF || time.Since(start) > 300*time.Millisecond {
+		t.Errorf("after the response: %v after %v, want EOF at once", err, time.Since(start))
+	}
+}

@@ -189,3 +189,19 @@ func FuzzWrite(f *testing.F) {
 		}
 	})
 }
+
+// The cost per request of following a keep-alive connection of typical
+// single-event POSTs.
+func BenchmarkWrite(b *testing.B) {
+	body := `{"device_id":"sensor-000042","cpu":51.25,"rps":104.5,"timestamp":1714564000.5}`
+	req := []byte(fmt.Sprintf("POST /metrics HTTP/1.1\r\nHost: ingest:8080\r\nUser-Agent: device/1.0\r\nAuthorization: Bearer 0123456789abcdef0123456789abcdef\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body))
+	s := New()
+	b.SetBytes(int64(len(req)))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		s.Write(req)
+	}
+	if s.Verdict(b.N) != Accepted {
+		b.Fatal("a valid request refused")
+	}
+}

@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/pulse-iot/pulse/internal/auth"
 	"github.com/pulse-iot/pulse/internal/config"
@@ -78,31 +76,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		// The counters tell what the api's /analyze tells: same token.
 		MetricsAuth: auth.Middleware(tokens),
 	})
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
-	}
 	// Profiles only on an admin listener, off unless ADMIN_ADDR is set:
 	// HTTP_ADDR is scraped by Prometheus, so it is reachable.
-	var adminLn net.Listener
-	if cfg.AdminAddr != "" {
-		if adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
-			ln.Close()
-			return fmt.Errorf("listen %s (ADMIN_ADDR): %w", cfg.AdminAddr, err)
-		}
-	}
-
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return coord.Run(gctx) })
-	g.Go(func() error { return tokens.Watch(gctx, tokenReloadInterval) })
-	g.Go(func() error {
-		return httpserver.Serve(gctx, log, httpserver.NewServer(router, log, cfg.BodyTimeout), ln, 5*time.Second)
-	})
-	if adminLn != nil {
-		alog := log.Named("admin")
-		g.Go(func() error {
-			return httpserver.Serve(gctx, alog, httpserver.NewAdminServer(httpserver.NewAdminRouter(alog), alog), adminLn, 5*time.Second)
-		})
-	}
-	return g.Wait()
+	return httpserver.ServeAll(ctx, log, httpserver.Listeners{
+		Addr: cfg.HTTPAddr, Public: httpserver.NewServer(router, log, cfg.BodyTimeout), Drain: 5 * time.Second,
+		AdminAddr: cfg.AdminAddr,
+	}, coord.Run, func(ctx context.Context) error { return tokens.Watch(ctx, tokenReloadInterval) })
 }

@@ -20,10 +20,8 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/pulse-iot/pulse/internal/analysis"
-	"github.com/pulse-iot/pulse/internal/auth"
 	"github.com/pulse-iot/pulse/internal/config"
 	"github.com/pulse-iot/pulse/internal/detector"
-	"github.com/pulse-iot/pulse/internal/httpserver"
 	"github.com/pulse-iot/pulse/internal/redistest"
 	"github.com/pulse-iot/pulse/internal/redisx"
 	"github.com/pulse-iot/pulse/internal/results"
@@ -89,21 +87,11 @@ func newTestAPI(t *testing.T, env map[string]string) http.Handler {
 	reg := prometheus.NewRegistry()
 	rdb := redisx.New(redisx.Options{Addr: cfg.RedisAddr, Timeout: cfg.RedisTimeout}, reg)
 	t.Cleanup(func() { rdb.Close() })
-	store := results.NewReader(rdb, shard.Keys{Prefix: cfg.KeyPrefix}, cfg.Shards, cfg.WindowSize)
-	reg.MustRegister(newFleetCollector(store, cfg.RedisTimeout))
-	tokens, err := auth.NewSet(cfg.ReadTokens, cfg.ReadTokensFile, log)
+	svc, err := wire(cfg, log, reg, rdb)
 	if err != nil {
-		t.Fatalf("read tokens: %v", err)
+		t.Fatalf("wire: %v", err)
 	}
-	router := httpserver.NewRouter(httpserver.Options{
-		Service:     config.API,
-		Log:         log,
-		Registry:    reg,
-		Ready:       func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
-		MetricsAuth: auth.Middleware(tokens),
-	})
-	addRoutes(router, cfg, store, tokens, log)
-	return router
+	return svc.router
 }
 
 type response struct {

@@ -4,11 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"time"
 
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/pulse-iot/pulse/internal/auth"
 	"github.com/pulse-iot/pulse/internal/config"
@@ -35,18 +36,33 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	defer log.Sync()
 	log = log.Named("api")
 	log.Info("starting", zap.Stringer("config", cfg))
-	tokens, err := auth.NewSet(cfg.ReadTokens, cfg.ReadTokensFile, log.Named("auth"))
-	if err != nil {
-		return fmt.Errorf("READ_TOKENS_FILE: %w", err)
-	}
-
 	reg := httpserver.NewRegistry()
 	rdb := redisx.NewFromConfig(cfg, 0, reg)
 	defer rdb.Close()
+	svc, err := wire(cfg, log, reg, rdb)
+	if err != nil {
+		return err
+	}
+	return httpserver.ServeAll(ctx, log, httpserver.Listeners{
+		Addr: cfg.HTTPAddr, Public: httpserver.NewServer(svc.router, log, cfg.BodyTimeout), Drain: 10 * time.Second,
+		AdminAddr: cfg.AdminAddr,
+	}, svc.jobs...)
+}
 
+// service is the api as run serves it and the tests drive it.
+type service struct {
+	router *gin.Engine
+	jobs   []func(context.Context) error // background loops beside the server
+}
+
+// wire builds the api on rdb: routes, auth and the fleet gauges.
+func wire(cfg config.Config, log *zap.Logger, reg *prometheus.Registry, rdb redis.UniversalClient) (*service, error) {
+	tokens, err := auth.NewSet(cfg.ReadTokens, cfg.ReadTokensFile, log.Named("auth"))
+	if err != nil {
+		return nil, fmt.Errorf("READ_TOKENS_FILE: %w", err)
+	}
 	store := results.NewReader(rdb, shard.Keys{Prefix: cfg.KeyPrefix}, cfg.Shards, cfg.WindowSize)
 	reg.MustRegister(newFleetCollector(store, cfg.RedisTimeout))
-
 	router := httpserver.NewRouter(httpserver.Options{
 		Service:  config.API,
 		Log:      log,
@@ -56,30 +72,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		MetricsAuth: auth.Middleware(tokens),
 	})
 	addRoutes(router, cfg, store, tokens, log)
-
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
-	}
-	var adminLn net.Listener
-	if cfg.AdminAddr != "" {
-		if adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
-			ln.Close()
-			return fmt.Errorf("listen %s (ADMIN_ADDR): %w", cfg.AdminAddr, err)
-		}
-	}
-
-	// One group: if any part fails, all stop, and each stops with ctx.
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return tokens.Watch(gctx, tokenReloadInterval) })
-	g.Go(func() error {
-		return httpserver.Serve(gctx, log, httpserver.NewServer(router, log, cfg.BodyTimeout), ln, 10*time.Second)
-	})
-	if adminLn != nil {
-		alog := log.Named("admin")
-		g.Go(func() error {
-			return httpserver.Serve(gctx, alog, httpserver.NewAdminServer(httpserver.NewAdminRouter(alog), alog), adminLn, 5*time.Second)
-		})
-	}
-	return g.Wait()
+	return &service{router: router, jobs: []func(context.Context) error{
+		func(ctx context.Context) error { return tokens.Watch(ctx, tokenReloadInterval) },
+	}}, nil
 }

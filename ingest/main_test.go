@@ -17,9 +17,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/pulse-iot/pulse/internal/auth"
 	"github.com/pulse-iot/pulse/internal/config"
-	"github.com/pulse-iot/pulse/internal/httpserver"
 	"github.com/pulse-iot/pulse/internal/logcapture"
 	"github.com/pulse-iot/pulse/internal/redistest"
 	"github.com/pulse-iot/pulse/internal/redisx"
@@ -83,31 +81,17 @@ func newTestIngest(t *testing.T, env map[string]string) *testIngest {
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	reg := prometheus.NewRegistry()
 	rdb := redisx.New(redisx.Options{Addr: cfg.RedisAddr, Timeout: cfg.RedisTimeout, PoolSize: 4 * publishWriters}, reg)
-	m := newIngestMetrics(reg)
-	keys := shard.Keys{Prefix: cfg.KeyPrefix}
-	pub := newRedisPublisher(rdb, keys, cfg.Shards, cfg.RedisTimeout, m)
+	// The background loops are not started: tests of backpressure go
+	// through run.
+	svc, err := wire(cfg, log, reg, rdb)
+	if err != nil {
+		t.Fatalf("wire: %v", err)
+	}
 	t.Cleanup(func() {
-		pub.Close()
+		svc.pub.Close()
 		rdb.Close()
 	})
-	tokens, err := auth.NewSet(cfg.ReadTokens, cfg.ReadTokensFile, log)
-	if err != nil {
-		t.Fatalf("read tokens: %v", err)
-	}
-	router := httpserver.NewRouter(httpserver.Options{
-		Service:     config.Ingest,
-		Log:         log,
-		Registry:    reg,
-		Ready:       func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
-		MetricsAuth: auth.Middleware(tokens),
-	})
-	apiKeys, err := auth.NewSet(cfg.APIKeys, cfg.APIKeysFile, log)
-	if err != nil {
-		t.Fatalf("keys: %v", err)
-	}
-	// The gate's loop is not started: tests of backpressure go through run.
-	gate := newBacklogGate(rdb, keys, cfg.Shards, cfg.MaxLag, cfg.RedisTimeout, m, reg, log)
-	addRoutes(router, cfg, pub, apiKeys, gate, m, log)
+	keys, router, gate := shard.Keys{Prefix: cfg.KeyPrefix}, svc.router, svc.gate
 	plain := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr})
 	t.Cleanup(func() { plain.Close() })
 	return &testIngest{handler: router, cfg: cfg, keys: keys, rdb: plain, gate: gate}

@@ -4,11 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"time"
 
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/pulse-iot/pulse/internal/auth"
 	"github.com/pulse-iot/pulse/internal/config"
@@ -37,24 +38,42 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	defer log.Sync()
 	log = log.Named("ingest")
 	log.Info("starting", zap.Stringer("config", cfg))
-	keys, err := auth.NewSet(cfg.APIKeys, cfg.APIKeysFile, log.Named("auth"))
-	if err != nil {
-		return fmt.Errorf("API_KEYS_FILE: %w", err)
-	}
-	tokens, err := auth.NewSet(cfg.ReadTokens, cfg.ReadTokensFile, log.Named("auth"))
-	if err != nil {
-		return fmt.Errorf("READ_TOKENS_FILE: %w", err)
-	}
-
 	reg := httpserver.NewRegistry()
 	rdb := redisx.NewFromConfig(cfg, 4*publishWriters, reg)
 	defer rdb.Close()
+	svc, err := wire(cfg, log, reg, rdb)
+	if err != nil {
+		return err
+	}
+	defer svc.pub.Close() // after the server has drained: no request is left waiting
+	return httpserver.ServeAll(ctx, log, httpserver.Listeners{
+		Addr: cfg.HTTPAddr, Public: httpserver.NewServer(svc.router, log, cfg.BodyTimeout),
+		Drain: drainTimeout + cfg.RedisTimeout, AdminAddr: cfg.AdminAddr,
+	}, svc.jobs...)
+}
 
+// service is ingest as run serves it and the tests drive it.
+type service struct {
+	router *gin.Engine
+	pub    *redisPublisher // Close it after the server has drained
+	gate   *backlogGate
+	jobs   []func(context.Context) error // background loops beside the server
+}
+
+// wire builds ingest on rdb: the publisher, the backlog gate, auth and
+// the routes.
+func wire(cfg config.Config, log *zap.Logger, reg *prometheus.Registry, rdb redis.UniversalClient) (*service, error) {
+	keys, err := auth.NewSet(cfg.APIKeys, cfg.APIKeysFile, log.Named("auth"))
+	if err != nil {
+		return nil, fmt.Errorf("API_KEYS_FILE: %w", err)
+	}
+	tokens, err := auth.NewSet(cfg.ReadTokens, cfg.ReadTokensFile, log.Named("auth"))
+	if err != nil {
+		return nil, fmt.Errorf("READ_TOKENS_FILE: %w", err)
+	}
 	m := newIngestMetrics(reg)
 	pub := newRedisPublisher(rdb, shard.Keys{Prefix: cfg.KeyPrefix}, cfg.Shards, cfg.RedisTimeout, m)
-	defer pub.Close() // after the server has drained: no request is left waiting
 	gate := newBacklogGate(rdb, shard.Keys{Prefix: cfg.KeyPrefix}, cfg.Shards, cfg.MaxLag, cfg.RedisTimeout, m, reg, log.Named("backpressure"))
-
 	router := httpserver.NewRouter(httpserver.Options{
 		Service:  config.Ingest,
 		Log:      log,
@@ -64,32 +83,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		MetricsAuth: auth.Middleware(tokens),
 	})
 	addRoutes(router, cfg, pub, keys, gate, m, log)
-
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
-	}
-	var adminLn net.Listener
-	if cfg.AdminAddr != "" {
-		if adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
-			ln.Close()
-			return fmt.Errorf("listen %s (ADMIN_ADDR): %w", cfg.AdminAddr, err)
-		}
-	}
-
-	// One group: if any part fails, all stop, and each stops with ctx.
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return keys.Watch(gctx, keyReloadInterval) })
-	g.Go(func() error { return tokens.Watch(gctx, keyReloadInterval) })
-	g.Go(func() error { return gate.Run(gctx, backlogInterval) })
-	g.Go(func() error {
-		return httpserver.Serve(gctx, log, httpserver.NewServer(router, log, cfg.BodyTimeout), ln, drainTimeout+cfg.RedisTimeout)
-	})
-	if adminLn != nil {
-		alog := log.Named("admin")
-		g.Go(func() error {
-			return httpserver.Serve(gctx, alog, httpserver.NewAdminServer(httpserver.NewAdminRouter(alog), alog), adminLn, 5*time.Second)
-		})
-	}
-	return g.Wait()
+	return &service{router: router, pub: pub, gate: gate, jobs: []func(context.Context) error{
+		func(ctx context.Context) error { return keys.Watch(ctx, keyReloadInterval) },
+		func(ctx context.Context) error { return tokens.Watch(ctx, keyReloadInterval) },
+		func(ctx context.Context) error { return gate.Run(ctx, backlogInterval) },
+	}}, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 )
 
 // Options configure a router.
@@ -279,4 +280,45 @@ func Serve(ctx context.Context, log *zap.Logger, srv *http.Server, ln net.Listen
 		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
 	}
 	return nil
+}
+
+// Listeners are a service's HTTP listeners: the public one and, when
+// AdminAddr is set, the admin one (profiles, /health).
+type Listeners struct {
+	Addr      string       // HTTP_ADDR
+	Public    *http.Server // served on Addr
+	Drain     time.Duration
+	AdminAddr string // ADMIN_ADDR; "" for none
+}
+
+// adminDrain bounds the admin listener's shutdown: profiles are cut short.
+const adminDrain = 5 * time.Second
+
+// ServeAll listens on l's addresses and serves them, with jobs (the
+// service's background loops) beside them, until ctx ends: if any of them
+// fails, all stop, and each stops with ctx.
+func ServeAll(ctx context.Context, log *zap.Logger, l Listeners, jobs ...func(context.Context) error) error {
+	ln, err := net.Listen("tcp", l.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", l.Addr, err)
+	}
+	var adminLn net.Listener
+	if l.AdminAddr != "" {
+		if adminLn, err = net.Listen("tcp", l.AdminAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("listen %s (ADMIN_ADDR): %w", l.AdminAddr, err)
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, job := range jobs {
+		g.Go(func() error { return job(gctx) })
+	}
+	g.Go(func() error { return Serve(gctx, log, l.Public, ln, l.Drain) })
+	if adminLn != nil {
+		alog := log.Named("admin")
+		g.Go(func() error {
+			return Serve(gctx, alog, NewAdminServer(NewAdminRouter(alog), alog), adminLn, adminDrain)
+		})
+	}
+	return g.Wait()
 }

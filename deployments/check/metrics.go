@@ -51,6 +51,7 @@ var Contract = []ContractMetric{
 	{"anomalies_detected_total", Counter, []string{"analyzer"}},
 	{"pulse_shard_lag", Gauge, []string{"analyzer"}},
 	{"pulse_shard_pending", Gauge, []string{"analyzer"}},
+	{"pulse_shard_healthy", Gauge, []string{"analyzer"}},
 	{"pulse_shards_owned", Gauge, []string{"analyzer"}},
 	{"pulse_end_to_end_latency_seconds", Histogram, []string{"analyzer"}},
 	{"pulse_lease_lost_total", Counter, []string{"analyzer"}},

@@ -31,9 +31,10 @@ import (
 //     owns, and every metric the alerts, dashboards and KEDA trigger use
 //     (the one exemption: redis_up, which comes from the redis_exporter
 //     sidecar, not from Pulse; `up` is checked in Prometheus itself);
-//   - a real Prometheus (Debian's package) scrapes the three, all targets
-//     up, the pipeline metrics have values, every alert and dashboard
-//     expression evaluates without error and every alert rule is healthy;
+//   - a real Prometheus, the deployed release (see Tool), scrapes the
+//     three, all targets up, the pipeline metrics have values, every alert
+//     and dashboard expression evaluates without error and every alert rule
+//     is healthy;
 //   - with Redis gone, /health stays 200 while /ready and POST answer 503
 //     (so liveness never restarts pods during a Redis outage).
 func TestEndToEnd(t *testing.T) {
@@ -41,7 +42,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Skip("end-to-end test skipped in -short mode")
 	}
 	redisBin := NeedBinary(t, "redis-server", HintRedis)
-	promBin := NeedBinary(t, "prometheus", HintPrometheus)
+	promBin, _ := deployedTool(t, Prometheus)
 	root := repoRoot(t)
 	bins := buildServices(t, root)
 	logs := t.TempDir()

@@ -79,6 +79,20 @@ func TestPromtoolCheckConfig(t *testing.T) {
 	t.Log(run(t, promtool, "check", "config", filepath.Join(cdir, "prometheus.yml")))
 }
 
+// kedaQueries returns the queries of the rendered base's KEDA triggers.
+func kedaQueries(t testing.TB) []PromQLExpr {
+	t.Helper()
+	var out []PromQLExpr
+	for _, so := range render(t, "base").Set.ScaledObjects() {
+		for _, tr := range so.Spec.Triggers {
+			if q := tr.Metadata["query"]; q != "" {
+				out = append(out, PromQLExpr{"ScaledObject " + so.Name, q})
+			}
+		}
+	}
+	return out
+}
+
 func mustRead(t testing.TB, p string) string {
 	t.Helper()
 	b, err := os.ReadFile(p)

@@ -2,6 +2,7 @@ package check
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,6 +92,49 @@ func kedaQueries(t testing.TB) []PromQLExpr {
 		}
 	}
 	return out
+}
+
+// The dashboards' and the KEDA trigger's PromQL parses with the deployed
+// Prometheus (promtool check rules on each as a recording rule): the
+// library parser used elsewhere is a newer release, which accepts
+// functions the deployed one does not know.
+func TestPromtoolParsesDashboardsAndKEDA(t *testing.T) {
+	promtool, release := deployedTool(t, Promtool)
+	exprs := kedaQueries(t)
+	for _, v := range baseConfigMap(t, "grafana-dashboards").Data {
+		d, err := ParseDashboard([]byte(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		exprs = append(exprs, DashboardExprs(d)...)
+	}
+	type rule struct {
+		Record string `json:"record"`
+		Expr   string `json:"expr"`
+	}
+	var rules []rule
+	for i, e := range exprs {
+		rules = append(rules, rule{fmt.Sprintf("expr_%d", i), e.Expr})
+	}
+	raw, err := yaml.Marshal(map[string]any{"groups": []any{map[string]any{"name": "dashboards-and-keda", "rules": rules}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "exprs.yml")
+	if err := os.WriteFile(file, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(promtool, "check", "rules", file).CombinedOutput()
+	if err == nil {
+		t.Logf("%d expressions parse", len(exprs))
+		return
+	}
+	for i, e := range exprs {
+		if strings.Contains(string(out), fmt.Sprintf("%q", fmt.Sprintf("expr_%d", i))) {
+			t.Errorf("%s: Prometheus %s rejects %q", e.Where, release, e.Expr)
+		}
+	}
+	t.Errorf("promtool check rules: %v\n%s", err, out)
 }
 
 func mustRead(t testing.TB, p string) string {

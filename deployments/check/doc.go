@@ -10,8 +10,10 @@
 //   - cross-references (selectors, ports, probes, env vars against
 //     internal/config, ConfigMaps, Secrets, autoscaler targets) are checked;
 //   - promtool and amtool check the Prometheus and Alertmanager
-//     configuration and run the alert unit tests; PromQL is parsed with
-//     github.com/prometheus/prometheus/promql/parser;
+//     configuration and run the alert unit tests; promtool parses the
+//     dashboards' and the KEDA trigger's PromQL too, and
+//     github.com/prometheus/prometheus/promql/parser finds the metrics
+//     each expression uses;
 //   - the Dockerfiles are parsed with BuildKit's parser and compared with the
 //     Makefile's build flags, the compose file is loaded with compose-go;
 //   - an end-to-end test runs the three services against a private

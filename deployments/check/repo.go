@@ -50,6 +50,7 @@ func NeedBinary(t testing.TB, name, howToInstall string) string {
 	return ""
 }
 
-// HintRedis tells how to install redis-server, the one tool the checks
-// take from the system (Prometheus and Alertmanager: see Tool).
+// HintRedis tells how to install redis-server, which the tests take from
+// the system (Prometheus and Alertmanager are built at the deployed
+// releases instead: see Tool).
 const HintRedis = "apt-get install -y redis-server"

@@ -42,8 +42,8 @@ test-deploy: build deploy-tools
 
 # promtool, prometheus and amtool at the releases the manifests deploy, from
 # the tool directives of deployments/check/tools/*/go.mod. Built here, not
-# inside go test's timeout: the first build compiles them (about 7.5 CPU
-# minutes); go caches the executables after that (about 2 s).
+# inside go test's timeout: the first build compiles them (about 8 CPU
+# minutes); go caches the executables after that (under 2 s).
 deploy-tools:
 	cd deployments/check/tools/prometheus && GOWORK=off $(GO) tool -n promtool >/dev/null && GOWORK=off $(GO) tool -n prometheus >/dev/null
 	cd deployments/check/tools/alertmanager && GOWORK=off $(GO) tool -n amtool >/dev/null

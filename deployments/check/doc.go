@@ -25,7 +25,7 @@
 // tools/alertmanager/go.mod, one module per release so that each builds
 // with its release's own dependency versions; TestToolsAreDeployedReleases
 // fails when an image tag and its tool differ. The first build compiles
-// them (about 7.5 CPU minutes); go caches the executables after that.
+// them (about 8 CPU minutes); go caches the executables after that.
 //
 // Run: cd deployments/check && GOWORK=off go test ./...
 // Tests that need redis-server skip when the binary is missing, and fail

@@ -13,7 +13,7 @@ SERVICES := ingest analyzer api
 MODULES = $(shell $(GO) list -m -f '{{.Dir}}')
 PKGS = $(addsuffix /...,$(MODULES))
 
-.PHONY: all build run test test-go test-deploy lint eval bench locust clean fuzz chaos chaos-race race staticcheck vuln
+.PHONY: all build run test test-go test-deploy deploy-tools lint eval bench locust clean fuzz chaos chaos-race race staticcheck vuln
 
 all: build
 
@@ -39,9 +39,17 @@ test-go: build
 # Deployment checks: kustomize renders, strict Kubernetes decoding, promtool,
 # amtool, and a real Prometheus scraping the services. Its own module (it
 # pulls k8s.io and Prometheus), outside go.work.
-test-deploy: build
+test-deploy: build deploy-tools
 	@out=$$(gofmt -l deployments/check); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	cd deployments/check && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...
+
+# promtool, prometheus and amtool at the releases the manifests deploy, from
+# the tool directives of deployments/check/tools/*/go.mod. Built here, not
+# inside go test's timeout: the first build compiles them (about 8 CPU
+# minutes); go caches the executables after that (under 2 s).
+deploy-tools:
+	cd deployments/check/tools/prometheus && GOFLAGS= GOWORK=off $(GO) tool -n promtool >/dev/null && GOFLAGS= GOWORK=off $(GO) tool -n prometheus >/dev/null
+	cd deployments/check/tools/alertmanager && GOFLAGS= GOWORK=off $(GO) tool -n amtool >/dev/null
 
 # Every module stands on its own: its go.mod and go.sum are tidy, and it
 # builds without the workspace.

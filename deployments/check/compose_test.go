@@ -19,15 +19,7 @@ import (
 func TestCompose(t *testing.T) {
 	root := repoRoot(t)
 	dir := filepath.Join(root, "deployments", "compose")
-	opts, err := cli.NewProjectOptions([]string{filepath.Join(dir, "compose.yaml")},
-		cli.WithWorkingDirectory(dir), cli.WithEnv([]string{}), cli.WithName("pulse"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := opts.LoadProject(context.Background())
-	if err != nil {
-		t.Fatalf("compose-go: %v", err)
-	}
+	p := composeProject(t)
 	for _, want := range []string{"redis", "ingest", "analyzer-1", "analyzer-2", "api", "prometheus", "grafana"} {
 		if _, ok := p.Services[want]; !ok {
 			t.Errorf("service %s is missing", want)
@@ -164,4 +156,20 @@ func TestCompose(t *testing.T) {
 			t.Errorf("prometheus does not scrape %s", name)
 		}
 	}
+}
+
+// composeProject loads deployments/compose/compose.yaml with compose-go.
+func composeProject(t testing.TB) *types.Project {
+	t.Helper()
+	dir := filepath.Join(repoRoot(t), "deployments", "compose")
+	opts, err := cli.NewProjectOptions([]string{filepath.Join(dir, "compose.yaml")},
+		cli.WithWorkingDirectory(dir), cli.WithEnv([]string{}), cli.WithName("pulse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := opts.LoadProject(context.Background())
+	if err != nil {
+		t.Fatalf("compose-go: %v", err)
+	}
+	return p
 }

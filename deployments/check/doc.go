@@ -9,15 +9,25 @@
 //     ScaledObjects into a typed copy of KEDA's v1alpha1 API;
 //   - cross-references (selectors, ports, probes, env vars against
 //     internal/config, ConfigMaps, Secrets, autoscaler targets) are checked;
-//   - promtool / amtool check the Prometheus and Alertmanager configuration
-//     and run the alert unit tests; PromQL is parsed with
-//     github.com/prometheus/prometheus/promql/parser;
+//   - promtool and amtool check the Prometheus and Alertmanager
+//     configuration and run the alert unit tests; promtool parses the
+//     dashboards' and the KEDA trigger's PromQL too, and
+//     github.com/prometheus/prometheus/promql/parser finds the metrics
+//     each expression uses;
 //   - the Dockerfiles are parsed with BuildKit's parser and compared with the
 //     Makefile's build flags, the compose file is loaded with compose-go;
 //   - an end-to-end test runs the three services against a private
 //     redis-server and a real Prometheus on loopback.
 //
+// promtool, prometheus and amtool are the releases the manifests deploy
+// (Prometheus v3.5.0, Alertmanager v0.28.1), built from the Go module proxy
+// through the tool directives of tools/prometheus/go.mod and
+// tools/alertmanager/go.mod, one module per release so that each builds
+// with its release's own dependency versions; TestToolsAreDeployedReleases
+// fails when an image tag and its tool differ. The first build compiles
+// them (about 8 CPU minutes); go caches the executables after that.
+//
 // Run: cd deployments/check && GOWORK=off go test ./...
-// Tests that need promtool, amtool, prometheus or redis-server skip when
-// the binary is missing, and fail instead when CI is set.
+// Tests that need redis-server skip when the binary is missing, and fail
+// instead when CI is set.
 package check

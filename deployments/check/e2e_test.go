@@ -23,62 +23,90 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pulse-iot/pulse/internal/config"
 )
 
 // TestEndToEnd builds the three services, runs them against a private
-// redis-server on loopback, sends traffic, and checks that:
-//   - each service exports, on /prometheus, every metric of the contract it
-//     owns, and every metric the alerts, dashboards and KEDA trigger use
-//     (the one exemption: redis_up, which comes from the redis_exporter
-//     sidecar, not from Pulse; `up` is checked in Prometheus itself);
-//   - a real Prometheus (Debian's package) scrapes the three, all targets
-//     up, the pipeline metrics have values, every alert and dashboard
-//     expression evaluates without error and every alert rule is healthy;
-//   - with Redis gone, /health stays 200 while /ready and POST answer 503
-//     (so liveness never restarts pods during a Redis outage).
+// redis-server on loopback, and checks, one subtest per concern, that:
+//   - pipeline: traffic is accepted, processed (a malformed entry
+//     dead-lettered) and answered by the api, and three spikes are found;
+//   - prometheus: a real Prometheus, the deployed release (see Tool),
+//     scrapes the three with all targets up, the pipeline metrics have
+//     values, every alert, dashboard and KEDA expression evaluates, the
+//     KEDA query returns one sample, and every alert rule is healthy;
+//   - redis outage: with Redis gone, /health stays 200 while /ready and
+//     POST answer 503 (so liveness never restarts pods during an outage);
+//   - recovery: with Redis back, every service is ready again by itself;
+//   - metric names: each service exports, on /prometheus, every metric of
+//     the contract it owns, and every metric the alerts, dashboards and
+//     KEDA trigger use (the one exemption: redis_up, which comes from the
+//     redis_exporter sidecar, not from Pulse; `up` is checked in
+//     Prometheus itself).
+//
+// The subtests run in order on the same processes.
 func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test skipped in -short mode")
 	}
 	redisBin := NeedBinary(t, "redis-server", HintRedis)
-	promBin := NeedBinary(t, "prometheus", HintPrometheus)
-	root := repoRoot(t)
-	bins := buildServices(t, root)
-	logs := t.TempDir()
+	promBin, _ := deployedTool(t, Prometheus)
+	e := startE2E(t, redisBin)
+	exprs := monitoringExprs(t)
 
-	// Redis, password-protected like the cluster's.
-	redisPort := freePort(t)
-	password := fmt.Sprintf("e2e-%d", time.Now().UnixNano())
-	redis := startProc(t, logs, "redis", redisBin, []string{
-		"--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--requirepass", password, "--dir", logs,
-	}, nil)
-	redisAddr := fmt.Sprintf("127.0.0.1:%d", redisPort)
+	t.Run("pipeline", e.pipeline)
+	t.Run("prometheus", func(t *testing.T) { e.prometheus(t, promBin, exprs) })
+	t.Run("redis outage", e.redisOutage)
+	t.Run("recovery", e.recovery)
+	t.Run("metric names", func(t *testing.T) { e.metricNames(t, exprs) })
+}
+
+// e2e is the running stack of TestEndToEnd and what its subtests learn.
+type e2e struct {
+	logs, redisBin      string
+	redisPort           int
+	redisAddr, password string
+	redis               *proc
+	prefix              string
+	shards              int
+	addr                map[string]string // service -> host:port
+	accepted            int               // events ingest accepted
+	scrapes             map[string]map[string][]string
+}
+
+// startE2E starts a password-protected Redis, like the cluster's, and the
+// three services, and waits until all are ready.
+func startE2E(t *testing.T, redisBin string) *e2e {
+	bins := buildServices(t, repoRoot(t))
+	e := &e2e{
+		logs: t.TempDir(), redisBin: redisBin, redisPort: freePort(t),
+		password: fmt.Sprintf("e2e-%d", time.Now().UnixNano()),
+		prefix:   fmt.Sprintf("e2e%d", time.Now().UnixNano()%1_000_000),
+		shards:   4, addr: map[string]string{}, scrapes: map[string]map[string][]string{},
+	}
+	e.redisAddr = fmt.Sprintf("127.0.0.1:%d", e.redisPort)
+	e.redis = e.startRedis(t, "redis")
 	waitFor(t, 10*time.Second, "redis-server answers PING", func() error {
-		r, err := respDo(redisAddr, password, "PING")
+		r, err := respDo(e.redisAddr, e.password, "PING")
 		if err == nil && r != "PONG" {
 			err = fmt.Errorf("PING: %q", r)
 		}
 		return err
 	})
-
-	const shards = 4
-	prefix := fmt.Sprintf("e2e%d", time.Now().UnixNano()%1_000_000)
-	addr := map[string]string{}
 	for _, svc := range PulseServices {
-		addr[svc] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		e.addr[svc] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 		env := []string{
 			"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-			"HTTP_ADDR=" + addr[svc], "REDIS_ADDR=" + redisAddr, "REDIS_PASSWORD=" + password,
-			"KEY_PREFIX=" + prefix, "SHARDS=" + strconv.Itoa(shards), "LOG_LEVEL=warn",
+			"HTTP_ADDR=" + e.addr[svc], "REDIS_ADDR=" + e.redisAddr, "REDIS_PASSWORD=" + e.password,
+			"KEY_PREFIX=" + e.prefix, "SHARDS=" + strconv.Itoa(e.shards), "LOG_LEVEL=warn",
 		}
-		if svc == "analyzer" {
+		if svc == config.Analyzer {
 			env = append(env, "CONSUMER_NAME=e2e-analyzer-1", "LEASE_TTL=2s")
 		}
-		startProc(t, logs, svc, bins[svc], nil, env)
+		startProc(t, e.logs, svc, bins[svc], nil, env)
 	}
 	for _, svc := range PulseServices {
-		base := "http://" + addr[svc]
+		base := e.url(svc)
 		waitFor(t, 20*time.Second, svc+" /health and /ready", func() error {
 			if code, body, err := httpGet(base + "/health"); err != nil || code != 200 || !strings.Contains(body, `"healthy"`) {
 				return fmt.Errorf("/health: %d %q %v", code, body, err)
@@ -89,71 +117,115 @@ func TestEndToEnd(t *testing.T) {
 			return nil
 		})
 	}
+	return e
+}
 
-	// Traffic: three devices, a steady history, then one spike each.
-	ingest := "http://" + addr["ingest"]
-	accepted := 0
-	post := func(body string, want int) {
-		t.Helper()
-		code, resp, err := httpPost(ingest+"/metrics", "application/json", body)
-		if err != nil || code != want {
-			t.Fatalf("POST /metrics %s: %d %q %v, want %d", body, code, resp, err, want)
+func (e *e2e) startRedis(t *testing.T, name string) *proc {
+	return startProc(t, e.logs, name, e.redisBin, []string{
+		"--port", strconv.Itoa(e.redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--requirepass", e.password, "--dir", e.logs,
+	}, nil)
+}
+
+func (e *e2e) url(svc string) string { return "http://" + e.addr[svc] }
+
+// post sends one POST /metrics and fails the test unless ingest answers want.
+func (e *e2e) post(t *testing.T, body string, want int) {
+	t.Helper()
+	code, resp, err := httpPost(e.url(config.Ingest)+"/metrics", "application/json", body)
+	if err != nil || code != want {
+		t.Fatalf("POST /metrics %s: %d %q %v, want %d", body, code, resp, err, want)
+	}
+	if code == http.StatusAccepted {
+		e.accepted++
+	}
+}
+
+// addScrapes adds each service's /prometheus samples to e.scrapes.
+func (e *e2e) addScrapes(t *testing.T) {
+	t.Helper()
+	for _, svc := range PulseServices {
+		m, err := scrape(e.url(svc))
+		if err != nil {
+			t.Fatal(err)
 		}
-		if code == http.StatusAccepted {
-			accepted++
+		if e.scrapes[svc] == nil {
+			e.scrapes[svc] = map[string][]string{}
+		}
+		for name, ls := range m {
+			e.scrapes[svc][name] = append(e.scrapes[svc][name], ls...)
 		}
 	}
+}
+
+// monitoringExprs returns every PromQL expression of the alerts, the
+// dashboards and the KEDA trigger.
+func monitoringExprs(t *testing.T) []PromQLExpr {
+	t.Helper()
+	rf, err := ParseRules([]byte(mustRead(t, filepath.Join(promDir(t), "alerts.yml"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exprs := RuleExprs(rf)
+	dashDir := filepath.Join(repoRoot(t), "deployments", "k8s", "base", "monitoring", "grafana", "dashboards")
+	files, _ := filepath.Glob(filepath.Join(dashDir, "*.json"))
+	for _, f := range files {
+		d, err := ParseDashboard([]byte(mustRead(t, f)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		exprs = append(exprs, DashboardExprs(d)...)
+	}
+	return append(exprs, kedaQueries(t)...)
+}
+
+// pipeline: three devices, a steady history, then one spike each; a
+// malformed body is refused and an entry no ingest would write is
+// dead-lettered.
+func (e *e2e) pipeline(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		for _, d := range []string{"d1", "d2", "d3"} {
-			post(fmt.Sprintf(`{"device_id":%q,"cpu":%d,"rps":%d}`, d, 50+i%3, 100+i%5), http.StatusAccepted)
+			e.post(t, fmt.Sprintf(`{"device_id":%q,"cpu":%d,"rps":%d}`, d, 50+i%3, 100+i%5), http.StatusAccepted)
 		}
 	}
 	for _, d := range []string{"d1", "d2", "d3"} {
-		post(fmt.Sprintf(`{"device_id":%q,"cpu":99.5,"rps":5000}`, d), http.StatusAccepted)
+		e.post(t, fmt.Sprintf(`{"device_id":%q,"cpu":99.5,"rps":5000}`, d), http.StatusAccepted)
 	}
-	post(`{"device_id":"d1","cpu":`, http.StatusBadRequest)
-	// An entry no ingest would write: the analyzer dead-letters it.
-	if _, err := respDo(redisAddr, password, "XADD", prefix+":metrics:{0}", "*", "d", "not a device!", "c", "x", "r", "1", "t", "1"); err != nil {
+	e.post(t, `{"device_id":"d1","cpu":`, http.StatusBadRequest)
+	if _, err := respDo(e.redisAddr, e.password, "XADD", e.prefix+":metrics:{0}", "*", "d", "not a device!", "c", "x", "r", "1", "t", "1"); err != nil {
 		t.Fatalf("XADD: %v", err)
 	}
 
-	analyzer := "http://" + addr["analyzer"]
 	waitFor(t, 30*time.Second, "the analyzer processed every accepted event", func() error {
-		m, err := scrape(analyzer)
+		m, err := scrape(e.url(config.Analyzer))
 		if err != nil {
 			return err
 		}
-		if got := sampleSum(m, "pulse_events_processed_total", ""); got < float64(accepted) {
-			return fmt.Errorf("processed %v of %d", got, accepted)
+		if got := sampleSum(m, "pulse_events_processed_total", ""); got < float64(e.accepted) {
+			return fmt.Errorf("processed %v of %d", got, e.accepted)
 		}
 		if got := sampleSum(m, "pulse_events_deadlettered_total", ""); got < 1 {
 			return fmt.Errorf("dead-lettered %v, want 1", got)
 		}
-		if got := sampleSum(m, "pulse_shards_owned", ""); got != shards {
-			return fmt.Errorf("owns %v shards, want %d", got, shards)
+		if got := sampleSum(m, "pulse_shards_owned", ""); got != float64(e.shards) {
+			return fmt.Errorf("owns %v shards, want %d", got, e.shards)
 		}
 		return nil
 	})
-	api := "http://" + addr["api"]
 	for _, p := range []string{"/devices", "/anomalies", "/analyze?device_id=d1", "/analyze"} {
-		if code, body, err := httpGet(api + p); err != nil || code != 200 {
+		if code, body, err := httpGet(e.url(config.API) + p); err != nil || code != 200 {
 			t.Errorf("GET %s: %d %q %v", p, code, body, err)
 		}
 	}
-
-	scrapes := map[string]map[string][]string{}
-	for _, svc := range PulseServices {
-		body, err := scrapeText("http://" + addr[svc])
-		if err != nil {
-			t.Fatal(err)
-		}
-		scrapes[svc] = parseSamples(body)
-	}
-	if v := sampleSum(scrapes["analyzer"], "anomalies_detected_total", ""); v < 3 {
+	e.addScrapes(t)
+	if v := sampleSum(e.scrapes[config.Analyzer], "anomalies_detected_total", ""); v < 3 {
 		t.Errorf("anomalies_detected_total = %v after three spikes", v)
 	}
+}
 
-	// A real Prometheus scrapes the three, with Pulse's alert rules loaded.
+// prometheus: a real Prometheus scrapes the three, with Pulse's alert
+// rules loaded, under steady traffic.
+func (e *e2e) prometheus(t *testing.T, promBin string, exprs []PromQLExpr) {
 	ctx, stopTraffic := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -161,9 +233,9 @@ func TestEndToEnd(t *testing.T) {
 		defer wg.Done()
 		for i := 0; i < 3000 && ctx.Err() == nil; i++ {
 			d := fmt.Sprintf("d%d", 1+i%3)
-			httpPost(ingest+"/metrics", "application/json", fmt.Sprintf(`{"device_id":%q,"cpu":%d,"rps":%d}`, d, 50+i%3, 100+i%7))
+			httpPost(e.url(config.Ingest)+"/metrics", "application/json", fmt.Sprintf(`{"device_id":%q,"cpu":%d,"rps":%d}`, d, 50+i%3, 100+i%7))
 			if i%10 == 0 {
-				httpGet(api + "/devices")
+				httpGet(e.url(config.API) + "/devices")
 			}
 			select {
 			case <-ctx.Done():
@@ -173,7 +245,21 @@ func TestEndToEnd(t *testing.T) {
 	}()
 	t.Cleanup(func() { stopTraffic(); wg.Wait() })
 
-	prom := startPrometheus(t, promBin, logs, addr)
+	prom := startPrometheus(t, promBin, e.logs, e.addr)
+	t.Run("targets up", func(t *testing.T) { promTargetsUp(t, prom) })
+	t.Run("pipeline metrics", func(t *testing.T) { promPipelineMetrics(t, prom, e.shards) })
+	t.Run("expressions evaluate", func(t *testing.T) { promEvaluates(t, prom, exprs) })
+	t.Run("KEDA query has one sample", func(t *testing.T) {
+		for _, q := range kedaQueries(t) {
+			if _, err := promScalar(prom, q.Expr); err != nil {
+				t.Errorf("%s query %q: %v", q.Where, q.Expr, err)
+			}
+		}
+	})
+	t.Run("alert rules healthy", func(t *testing.T) { promRulesHealthy(t, prom) })
+}
+
+func promTargetsUp(t *testing.T, prom string) {
 	waitFor(t, 60*time.Second, "Prometheus has the three targets up", func() error {
 		var res struct {
 			Data struct {
@@ -200,14 +286,18 @@ func TestEndToEnd(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func promPipelineMetrics(t *testing.T, prom string, shards int) {
+	n := float64(shards)
 	checks := map[string]func(float64) bool{
 		`sum(up{job=~"ingest|analyzer|api"})`:                                  func(v float64) bool { return v == 3 },
 		`sum(pulse_events_accepted_total)`:                                     func(v float64) bool { return v > 0 },
 		`sum(pulse_events_processed_total)`:                                    func(v float64) bool { return v > 0 },
 		`sum(rate(http_requests_total{service="ingest", method="POST"}[15s]))`: func(v float64) bool { return v > 0 },
 		`sum(rate(pulse_events_processed_total[15s]))`:                         func(v float64) bool { return v > 0 },
-		`sum(pulse_shards_owned)`:                                              func(v float64) bool { return v == shards },
-		`count(pulse_shard_lag)`:                                               func(v float64) bool { return v == shards },
+		`sum(pulse_shards_owned)`:                                              func(v float64) bool { return v == n },
+		`count(pulse_shard_lag)`:                                               func(v float64) bool { return v == n },
 		`sum(anomalies_detected_total)`:                                        func(v float64) bool { return v >= 3 },
 		`max(pulse_fleet_events_processed)`:                                    func(v float64) bool { return v > 0 },
 		`max(rolling_average_rps)`:                                             func(v float64) bool { return v > 0 },
@@ -229,29 +319,11 @@ func TestEndToEnd(t *testing.T) {
 		}
 		return nil
 	})
+}
 
-	// Every alert and dashboard expression evaluates against real data.
-	rf, err := ParseRules([]byte(mustRead(t, filepath.Join(promDir(t), "alerts.yml"))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	exprs := RuleExprs(rf)
-	dashDir := filepath.Join(root, "deployments", "k8s", "base", "monitoring", "grafana", "dashboards")
-	files, _ := filepath.Glob(filepath.Join(dashDir, "*.json"))
-	for _, f := range files {
-		d, err := ParseDashboard([]byte(mustRead(t, f)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		exprs = append(exprs, DashboardExprs(d)...)
-	}
-	for _, so := range render(t, "base").Set.ScaledObjects() {
-		for _, tr := range so.Spec.Triggers {
-			if q := tr.Metadata["query"]; q != "" {
-				exprs = append(exprs, PromQLExpr{"ScaledObject " + so.Name, q})
-			}
-		}
-	}
+// promEvaluates: every alert, dashboard and KEDA expression evaluates
+// against real data.
+func promEvaluates(t *testing.T, prom string, exprs []PromQLExpr) {
 	for _, e := range exprs {
 		var res struct {
 			Status string `json:"status"`
@@ -260,16 +332,9 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("%s: Prometheus cannot evaluate %q: %v", e.Where, e.Expr, err)
 		}
 	}
-	// The KEDA query returns one sample, as KEDA requires.
-	for _, so := range render(t, "base").Set.ScaledObjects() {
-		for _, tr := range so.Spec.Triggers {
-			if q := tr.Metadata["query"]; q != "" {
-				if _, err := promScalar(prom, q); err != nil {
-					t.Errorf("ScaledObject %s query %q: %v", so.Name, q, err)
-				}
-			}
-		}
-	}
+}
+
+func promRulesHealthy(t *testing.T, prom string) {
 	waitFor(t, 30*time.Second, "every alert rule evaluated healthy", func() error {
 		var res struct {
 			Data struct {
@@ -300,13 +365,13 @@ func TestEndToEnd(t *testing.T) {
 		}
 		return nil
 	})
-	stopTraffic()
-	wg.Wait()
+}
 
-	// Redis outage: liveness stays up, readiness and ingest say 503.
-	redis.stop(syscall.SIGKILL)
+// redisOutage: liveness stays up, readiness and ingest say 503.
+func (e *e2e) redisOutage(t *testing.T) {
+	e.redis.stop(syscall.SIGKILL)
 	for _, svc := range PulseServices {
-		base := "http://" + addr[svc]
+		base := e.url(svc)
 		waitFor(t, 15*time.Second, svc+" unready without Redis", func() error {
 			if code, _, err := httpGet(base + "/ready"); err != nil || code != http.StatusServiceUnavailable {
 				return fmt.Errorf("/ready: %d %v", code, err)
@@ -322,6 +387,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Logf("note: %s /prometheus answers %d without Redis (%v)", svc, code, err)
 		}
 	}
+	ingest := e.url(config.Ingest)
 	if code, body, err := httpPost(ingest+"/metrics", "application/json", `{"device_id":"d1","cpu":50,"rps":100}`); err != nil || code != http.StatusServiceUnavailable {
 		t.Errorf("POST /metrics without Redis: %d %q %v, want 503", code, body, err)
 	}
@@ -330,14 +396,14 @@ func TestEndToEnd(t *testing.T) {
 	} else if v := sampleSum(m, "pulse_events_rejected_total", `reason="unavailable"`); v < 1 {
 		t.Errorf(`pulse_events_rejected_total{reason="unavailable"} = %v after a POST without Redis`, v)
 	}
+}
 
-	// Redis back (same port, empty): every service recovers by itself.
-	startProc(t, logs, "redis-2", redisBin, []string{
-		"--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--requirepass", password, "--dir", logs,
-	}, nil)
+// recovery: Redis back (same port, empty), every service recovers by
+// itself and ingest accepts again.
+func (e *e2e) recovery(t *testing.T) {
+	e.startRedis(t, "redis-2")
 	for _, svc := range PulseServices {
-		base := "http://" + addr[svc]
+		base := e.url(svc)
 		waitFor(t, 30*time.Second, svc+" ready again after Redis returned", func() error {
 			if code, _, err := httpGet(base + "/ready"); err != nil || code != 200 {
 				return fmt.Errorf("/ready: %d %v", code, err)
@@ -345,37 +411,37 @@ func TestEndToEnd(t *testing.T) {
 			return nil
 		})
 	}
-	post(`{"device_id":"d9","cpu":50,"rps":100}`, http.StatusAccepted)
+	e.post(t, `{"device_id":"d9","cpu":50,"rps":100}`, http.StatusAccepted)
+	e.addScrapes(t)
+}
+
+// metricNames: the contract, per service, and everything the monitoring
+// uses, against what the services exported in the subtests above.
+func (e *e2e) metricNames(t *testing.T, exprs []PromQLExpr) {
 	for _, svc := range PulseServices {
-		m, err := scrape("http://" + addr[svc])
-		if err != nil {
-			t.Fatal(err)
-		}
-		for name, ls := range m {
-			scrapes[svc][name] = append(scrapes[svc][name], ls...)
+		if len(e.scrapes[svc]) == 0 {
+			t.Fatalf("no scrape of %s: the subtests above failed", svc)
 		}
 	}
-
-	// Names: the contract, per service, and everything the monitoring uses.
 	for _, m := range Contract {
 		for _, svc := range m.Services {
 			for _, s := range m.SeriesNames() {
-				if _, ok := scrapes[svc][s]; !ok {
+				if _, ok := e.scrapes[svc][s]; !ok {
 					t.Errorf("contract: %s does not export %s", svc, s)
 				}
 			}
 		}
 	}
 	exported := map[string]bool{}
-	for _, sc := range scrapes {
+	for _, sc := range e.scrapes {
 		for n := range sc {
 			exported[n] = true
 		}
 	}
-	for _, e := range exprs {
-		names, err := MetricNames(e.Expr)
+	for _, ex := range exprs {
+		names, err := MetricNames(ex.Expr)
 		if err != nil {
-			t.Errorf("%s: %v", e.Where, err)
+			t.Errorf("%s: %v", ex.Where, err)
 			continue
 		}
 		for _, n := range names {
@@ -384,7 +450,7 @@ func TestEndToEnd(t *testing.T) {
 			case n == "up": // synthesised by Prometheus: checked above by query
 			case n == "redis_up": // the one exemption: redis_exporter's metric
 			default:
-				t.Errorf("%s uses %s, which no running service exports", e.Where, n)
+				t.Errorf("%s uses %s, which no running service exports", ex.Where, n)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package check
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,52 +55,13 @@ func run(t testing.TB, name string, args ...string) string {
 	return out.String()
 }
 
-// promtool check config on the ConfigMap Prometheus really mounts, and on
-// the compose stack's configuration (with the same alerts.yml beside it).
+// promtool check config (Prometheus's own loader, then every rule file it
+// names) on the ConfigMap Prometheus really mounts, and on the compose
+// stack's configuration (with the same alerts.yml beside it).
 func TestPromtoolCheckConfig(t *testing.T) {
+	promtool, _ := deployedTool(t, Promtool)
 	dir := writeConfigMap(t, baseConfigMap(t, "prometheus-config"))
-	cfgFile := filepath.Join(dir, "prometheus.yml")
-	// Prometheus 3's own loader (what promtool check config runs), with the
-	// Kubernetes discovery compiled in.
-	if _, err := CheckPrometheusConfig(cfgFile); err != nil {
-		t.Errorf("Prometheus 3 config loader: %v", err)
-	}
-	promtool := NeedBinary(t, "promtool", HintPrometheus)
-	var out bytes.Buffer
-	cmd := exec.Command(promtool, "check", "config", cfgFile)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	switch {
-	case err == nil:
-		t.Log(out.String())
-	case strings.Contains(out.String(), "field kubernetes_sd_configs not found"):
-		// Debian builds Prometheus without Kubernetes discovery. Check the
-		// rest of the file (relabelling, alerting, rule files) with this
-		// promtool by swapping the discovery for a static target.
-		t.Logf("this promtool lacks kubernetes_sd_configs (Debian build); checking the config with the discovery replaced by static_configs")
-		var m map[string]any
-		if err := yaml.Unmarshal([]byte(mustRead(t, cfgFile)), &m); err != nil {
-			t.Fatal(err)
-		}
-		scs, _ := m["scrape_configs"].([]any)
-		for _, sc := range scs {
-			sc := sc.(map[string]any)
-			if _, ok := sc["kubernetes_sd_configs"]; ok {
-				delete(sc, "kubernetes_sd_configs")
-				sc["static_configs"] = []any{map[string]any{"targets": []any{"pod.example:8080"}}}
-			}
-		}
-		b, err := yaml.Marshal(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(cfgFile, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Log(run(t, promtool, "check", "config", cfgFile))
-	default:
-		t.Errorf("promtool check config: %v\n%s", err, out.String())
-	}
+	t.Log(run(t, promtool, "check", "config", filepath.Join(dir, "prometheus.yml")))
 
 	cdir := t.TempDir()
 	root := repoRoot(t)
@@ -116,9 +78,63 @@ func TestPromtoolCheckConfig(t *testing.T) {
 		}
 	}
 	t.Log(run(t, promtool, "check", "config", filepath.Join(cdir, "prometheus.yml")))
-	if _, err := CheckPrometheusConfig(filepath.Join(cdir, "prometheus.yml")); err != nil {
-		t.Errorf("compose prometheus.yml, Prometheus 3 config loader: %v", err)
+}
+
+// kedaQueries returns the queries of the rendered base's KEDA triggers.
+func kedaQueries(t testing.TB) []PromQLExpr {
+	t.Helper()
+	var out []PromQLExpr
+	for _, so := range render(t, "base").Set.ScaledObjects() {
+		for _, tr := range so.Spec.Triggers {
+			if q := tr.Metadata["query"]; q != "" {
+				out = append(out, PromQLExpr{"ScaledObject " + so.Name, q})
+			}
+		}
 	}
+	return out
+}
+
+// The dashboards' and the KEDA trigger's PromQL parses with the deployed
+// Prometheus (promtool check rules on each as a recording rule): the
+// library parser used elsewhere is a newer release, which accepts
+// functions the deployed one does not know.
+func TestPromtoolParsesDashboardsAndKEDA(t *testing.T) {
+	promtool, release := deployedTool(t, Promtool)
+	exprs := kedaQueries(t)
+	for _, v := range baseConfigMap(t, "grafana-dashboards").Data {
+		d, err := ParseDashboard([]byte(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		exprs = append(exprs, DashboardExprs(d)...)
+	}
+	type rule struct {
+		Record string `json:"record"`
+		Expr   string `json:"expr"`
+	}
+	var rules []rule
+	for i, e := range exprs {
+		rules = append(rules, rule{fmt.Sprintf("expr_%d", i), e.Expr})
+	}
+	raw, err := yaml.Marshal(map[string]any{"groups": []any{map[string]any{"name": "dashboards-and-keda", "rules": rules}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "exprs.yml")
+	if err := os.WriteFile(file, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(promtool, "check", "rules", file).CombinedOutput()
+	if err == nil {
+		t.Logf("%d expressions parse", len(exprs))
+		return
+	}
+	for i, e := range exprs {
+		if strings.Contains(string(out), fmt.Sprintf("%q", fmt.Sprintf("expr_%d", i))) {
+			t.Errorf("%s: Prometheus %s rejects %q", e.Where, release, e.Expr)
+		}
+	}
+	t.Errorf("promtool check rules: %v\n%s", err, out)
 }
 
 func mustRead(t testing.TB, p string) string {
@@ -131,7 +147,7 @@ func mustRead(t testing.TB, p string) string {
 }
 
 func TestPromtoolCheckRules(t *testing.T) {
-	promtool := NeedBinary(t, "promtool", HintPrometheus)
+	promtool, _ := deployedTool(t, Promtool)
 	dir := writeConfigMap(t, baseConfigMap(t, "prometheus-config"))
 	t.Log(run(t, promtool, "check", "rules", filepath.Join(dir, "alerts.yml")))
 }
@@ -186,12 +202,12 @@ func TestPromtoolTestRules(t *testing.T) {
 			}
 		}
 	}
-	promtool := NeedBinary(t, "promtool", HintPrometheus)
+	promtool, _ := deployedTool(t, Promtool)
 	t.Log(run(t, promtool, "test", "rules", testFile))
 }
 
 func TestAmtoolCheckConfig(t *testing.T) {
-	amtool := NeedBinary(t, "amtool", HintAlertmanager)
+	amtool, _ := deployedTool(t, Amtool)
 	dir := writeConfigMap(t, baseConfigMap(t, "alertmanager-config"))
 	t.Log(run(t, amtool, "check-config", filepath.Join(dir, "alertmanager.yml")))
 }
@@ -399,23 +415,42 @@ func TestContractCoverage(t *testing.T) {
 	}
 }
 
-// The Prometheus 3 loader used above really rejects a broken config.
-func TestCheckPrometheusConfigRejects(t *testing.T) {
+// The tools above really reject broken files, so their passing means
+// something.
+func TestToolsRejectBrokenFiles(t *testing.T) {
+	promtool, _ := deployedTool(t, Promtool)
+	amtool, _ := deployedTool(t, Amtool)
 	dir := t.TempDir()
-	for name, cfg := range map[string]string{
+	files := map[string]string{
+		"r.yml":             "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: sum(rate(x[5m])\n",
 		"bad-action.yml":    "scrape_configs:\n  - job_name: x\n    static_configs: [{targets: [\"a:1\"]}]\n    relabel_configs:\n      - action: keepequals\n",
 		"missing-rules.yml": "rule_files: [nope.yml]\n",
 		"bad-rule.yml":      "rule_files: [r.yml]\n",
-	} {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+		"bad-receiver.yml":  "route:\n  receiver: nobody\nreceivers:\n  - name: ops\n",
+		"test-wrong.yml":    "rule_files: [ok.yml]\ntests:\n  - interval: 1m\n    input_series:\n      - series: up\n        values: 0x5\n    alert_rule_test:\n      - eval_time: 5m\n        alertname: Down\n",
+		"ok.yml":            "groups:\n  - name: g\n    rules:\n      - alert: Down\n        expr: up == 0\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if name == "bad-rule.yml" {
-			os.WriteFile(filepath.Join(dir, "r.yml"), []byte("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: sum(rate(x[5m])\n"), 0o644)
-		}
-		if _, err := CheckPrometheusConfig(p); err == nil {
-			t.Errorf("%s: accepted", name)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string // in the output: rejected for the right reason
+	}{
+		{[]string{promtool, "check", "config", "bad-action.yml"}, `unknown relabel action "keepequals"`},
+		{[]string{promtool, "check", "config", "missing-rules.yml"}, `"nope.yml" does not point to an existing file`},
+		{[]string{promtool, "check", "config", "bad-rule.yml"}, "unclosed left parenthesis"},
+		{[]string{promtool, "check", "rules", "r.yml"}, "unclosed left parenthesis"},
+		{[]string{promtool, "test", "rules", "test-wrong.yml"}, "alertname: Down, time: 5m"}, // fires; the test expects silence
+		{[]string{amtool, "check-config", "bad-receiver.yml"}, `undefined receiver "nobody"`},
+	} {
+		cmd := exec.Command(tc.args[0], tc.args[1:]...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tc.want) {
+			t.Errorf("%s %s: %v, want a failure with %q\n%s", filepath.Base(tc.args[0]), strings.Join(tc.args[1:], " "), err, tc.want, out)
 		}
 	}
 }

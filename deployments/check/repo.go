@@ -50,9 +50,7 @@ func NeedBinary(t testing.TB, name, howToInstall string) string {
 	return ""
 }
 
-// Install hints for the tools the checks run.
-const (
-	HintPrometheus   = "apt-get install -y prometheus (provides prometheus and promtool)"
-	HintAlertmanager = "apt-get install -y prometheus-alertmanager (provides amtool)"
-	HintRedis        = "apt-get install -y redis-server"
-)
+// HintRedis tells how to install redis-server, which the tests take from
+// the system (Prometheus and Alertmanager are built at the deployed
+// releases instead: see Tool).
+const HintRedis = "apt-get install -y redis-server"

@@ -1,8 +1,10 @@
 package check
 
 import (
+	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -160,10 +162,24 @@ func TestScrapeAuth(t *testing.T) {
 		if cm == nil {
 			t.Fatalf("%s: no prometheus-config", r.K.Rel)
 		}
+		// promtool at the deployed release checks that the token file
+		// exists: point it at a stand-in beside the copy.
 		dir := writeConfigMap(t, cm)
-		if _, err := CheckPrometheusConfig(filepath.Join(dir, "prometheus.yml")); err != nil {
-			t.Errorf("%s: Prometheus 3 config loader: %v", r.K.Rel, err)
+		cfgFile := filepath.Join(dir, "prometheus.yml")
+		raw, err := os.ReadFile(cfgFile)
+		if err != nil {
+			t.Fatal(err)
 		}
+		stand := filepath.Join(dir, "token")
+		if err := os.WriteFile(stand, []byte("t"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		raw = regexp.MustCompile(`(credentials_file:\s*)\S+`).ReplaceAll(raw, []byte("${1}"+stand))
+		if err := os.WriteFile(cfgFile, raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		promtool, _ := deployedTool(t, Promtool)
+		t.Log(run(t, promtool, "check", "config", cfgFile))
 	}
 	if !guardedSomewhere {
 		t.Error("no kustomization sets read tokens: the api-keys overlay should")

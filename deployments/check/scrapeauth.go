@@ -1,7 +1,6 @@
 package check
 
 import (
-	"path"
 	"sort"
 	"strings"
 
@@ -161,51 +160,17 @@ func namedContainer(d *appsv1.Deployment, name string) *corev1.Container {
 	return nil
 }
 
-// mountedVolume returns the volume mounted at dir(file) in ctr and the
-// key that becomes base(file).
-func mountedVolume(spec *corev1.PodSpec, ctr *corev1.Container, file string) (*corev1.Volume, string, bool) {
-	for _, vm := range ctr.VolumeMounts {
-		if vm.MountPath != path.Dir(file) || vm.SubPath != "" {
-			continue
-		}
-		for i := range spec.Volumes {
-			v := &spec.Volumes[i]
-			if v.Name != vm.Name {
-				continue
-			}
-			var items []corev1.KeyToPath
-			switch {
-			case v.Secret != nil:
-				items = v.Secret.Items
-			case v.ConfigMap != nil:
-				items = v.ConfigMap.Items
-			default:
-				return nil, "", false
-			}
-			if len(items) == 0 {
-				return v, path.Base(file), true
-			}
-			for _, it := range items {
-				if it.Path == path.Base(file) {
-					return v, it.Key, true
-				}
-			}
-		}
-	}
-	return nil, "", false
-}
-
 func secretFile(spec *corev1.PodSpec, ctr *corev1.Container, file string) (secret, key string, ok bool) {
-	v, key, ok := mountedVolume(spec, ctr, file)
-	if !ok || v.Secret == nil {
+	v, key, err := mountedFile(spec, ctr, file)
+	if err != nil || v.Secret == nil || key == "" {
 		return "", "", false
 	}
 	return v.Secret.SecretName, key, true
 }
 
 func configMapFile(s *Set, spec *corev1.PodSpec, ctr *corev1.Container, file string) (string, bool) {
-	v, key, ok := mountedVolume(spec, ctr, file)
-	if !ok || v.ConfigMap == nil {
+	v, key, err := mountedFile(spec, ctr, file)
+	if err != nil || v.ConfigMap == nil || key == "" {
 		return "", false
 	}
 	cm := s.ConfigMap("pulse", v.ConfigMap.Name)

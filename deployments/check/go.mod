@@ -2,7 +2,7 @@ module github.com/pulse-iot/pulse/deployments/check
 
 go 1.26.8
 
-toolchain go1.26.10
+toolchain go1.27.4
 
 replace github.com/pulse-iot/pulse/internal => ../../internal
 

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/pulse-iot/pulse/internal/proctest"
 )
 
 // Cluster is a Redis Cluster of redis-server processes on loopback ports:
@@ -78,11 +80,11 @@ func startClusterNode(bin string, extra []string) (*Server, error) {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		port, err := freePort()
+		port, err := proctest.FreePort()
 		if err != nil {
 			return nil, err
 		}
-		bus, err := freePort()
+		bus, err := proctest.FreePort()
 		if err != nil {
 			return nil, err
 		}

@@ -6,14 +6,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/pulse-iot/pulse/internal/proctest"
 )
 
 // Server is one redis-server process.
@@ -39,7 +41,7 @@ func Start(extra ...string) (*Server, error) {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		port, err := freePort()
+		port, err := proctest.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -103,11 +105,18 @@ func (s *Server) Client() *redis.Client {
 	return redis.NewClient(&redis.Options{Addr: s.Addr})
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// Main runs a package's tests (m) with one redis-server started for them
+// and stopped after, *srv set to it before m.Run: the tests share it
+// through Prefix. It returns the exit code, for
+//
+//	func TestMain(m *testing.M) { os.Exit(redistest.Main(m, &redisSrv)) }
+func Main(m *testing.M, srv **Server) int {
+	s, err := Start()
 	if err != nil {
-		return 0, err
+		fmt.Fprintln(os.Stderr, "start redis:", err)
+		return 1
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	defer s.Stop()
+	*srv = s
+	return m.Run()
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/pulse-iot/pulse/internal/analysis"
+	"github.com/pulse-iot/pulse/internal/config"
 	"github.com/pulse-iot/pulse/internal/detector"
 	"github.com/pulse-iot/pulse/internal/logcapture"
 	"github.com/pulse-iot/pulse/internal/redistest"
@@ -30,20 +30,7 @@ import (
 // key prefixes.
 var redisSrv *redistest.Server
 
-func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
-}
-
-func testMain(m *testing.M) int {
-	s, err := redistest.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start redis:", err)
-		return 1
-	}
-	defer s.Stop()
-	redisSrv = s
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(redistest.Main(m, &redisSrv)) }
 
 // Analysis settings of the tests' workers and reference.
 const (
@@ -275,10 +262,6 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() (b
 
 // ---- the analyzer through run ----
 
-func envOf(vars map[string]string) func(string) string {
-	return func(k string) string { return vars[k] }
-}
-
 // analyzerEnv is a valid analyzer configuration for prefix.
 func analyzerEnv(prefix, name string, shards int) map[string]string {
 	return map[string]string{
@@ -312,7 +295,7 @@ func startAnalyzer(t *testing.T, env map[string]string) *runningAnalyzer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &runningAnalyzer{name: env["CONSUMER_NAME"], cancel: cancel, done: make(chan error, 1), log: &logcapture.Buffer{}}
-	go func() { a.done <- run(ctx, envOf(env), a.log) }()
+	go func() { a.done <- run(ctx, config.MapEnv(env), a.log) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -369,22 +352,6 @@ func (a *runningAnalyzer) scrape(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return string(b)
-}
-
-// promValue returns the value of the sample name{labels} of an exposition,
-// labels given as they are printed, e.g. `reason="malformed"`.
-func promValue(exposition, name, labels string) float64 {
-	series := name
-	if labels != "" {
-		series += "{" + labels + "}"
-	}
-	for _, line := range strings.Split(exposition, "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
-	}
-	return -1
 }
 
 // leases returns the value of each shard's lease ("" when free).

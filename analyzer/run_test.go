@@ -11,7 +11,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pulse-iot/pulse/internal/config"
 	"github.com/pulse-iot/pulse/internal/logcapture"
+	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/stream"
 )
@@ -203,8 +205,8 @@ func TestAnalyzerStopsOnLostLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "the lease loss noticed", func() (bool, string) {
-		v := promValue(a.scrape(t), "pulse_lease_lost_total", "")
-		return v == 1, fmt.Sprintf("pulse_lease_lost_total %v", v)
+		v, ok := promtext.Value(t, a.scrape(t), "pulse_lease_lost_total", nil)
+		return ok && v == 1, fmt.Sprintf("pulse_lease_lost_total %v (present %v)", v, ok)
 	})
 	p.send(t, genEvents([]string{"ll-1", "ll-2"}, 50))
 	time.Sleep(1500 * time.Millisecond) // several ticks in which nothing may happen
@@ -252,7 +254,7 @@ func TestRunRejectsInvalidConfig(t *testing.T) {
 			// return nil, failing the test.
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
-			err := run(ctx, envOf(env), &logcapture.Buffer{})
+			err := run(ctx, config.MapEnv(env), &logcapture.Buffer{})
 			if err == nil || !strings.Contains(err.Error(), tc.name) {
 				t.Errorf("run returned %v, want an error naming %s", err, tc.name)
 			}

@@ -96,7 +96,7 @@ func startAPI(t *testing.T, env map[string]string) *runningAPI {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &runningAPI{cancel: cancel, done: make(chan error, 1), log: &logcapture.Buffer{}}
-	go func() { a.done <- run(ctx, envOf(env), a.log) }()
+	go func() { a.done <- run(ctx, config.MapEnv(env), a.log) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -304,7 +304,7 @@ func (b *blockingStore) Devices(context.Context, string, int) ([]results.DeviceS
 // 503 and Retry-After; probes still answer.
 func TestAPIInFlightCap(t *testing.T) {
 	t.Parallel()
-	cfg, err := config.Load(config.API, envOf(map[string]string{"MAX_INFLIGHT": "2"}))
+	cfg, err := config.Load(config.API, config.MapEnv(map[string]string{"MAX_INFLIGHT": "2"}))
 	if err != nil {
 		t.Fatal(err)
 	}

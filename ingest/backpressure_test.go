@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/shard"
 )
 
@@ -174,13 +175,13 @@ func TestBackpressure(t *testing.T) {
 		}
 	}
 	expo := do("GET", in.url+"/prometheus", "").body
-	if v, _ := promValue(t, expo, "pulse_ingest_backpressure", nil); v != 1 {
+	if v, _ := promtext.Value(t, expo, "pulse_ingest_backpressure", nil); v != 1 {
 		t.Errorf("pulse_ingest_backpressure = %v, want 1", v)
 	}
-	if v, _ := promValue(t, expo, "pulse_ingest_backlog", nil); v < 20 {
+	if v, _ := promtext.Value(t, expo, "pulse_ingest_backlog", nil); v < 20 {
 		t.Errorf("pulse_ingest_backlog = %v, want at least 20", v)
 	}
-	if v, _ := promValue(t, expo, "pulse_events_rejected_total", map[string]string{"reason": "backpressure"}); v < 1 {
+	if v, _ := promtext.Value(t, expo, "pulse_events_rejected_total", map[string]string{"reason": "backpressure"}); v < 1 {
 		t.Errorf(`pulse_events_rejected_total{reason="backpressure"} = %v, want at least 1`, v)
 	}
 
@@ -203,7 +204,7 @@ func TestBackpressure(t *testing.T) {
 		return r.status == 202, fmt.Sprintf("%d %s", r.status, r.body)
 	})
 	expo = do("GET", in.url+"/prometheus", "").body
-	if v, ok := promValue(t, expo, "pulse_ingest_backpressure", nil); !ok || v != 0 {
+	if v, ok := promtext.Value(t, expo, "pulse_ingest_backpressure", nil); !ok || v != 0 {
 		t.Errorf("pulse_ingest_backpressure = %v (present %v), want 0", v, ok)
 	}
 }

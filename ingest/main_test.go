@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"fmt"
 	"net/http"
 	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -29,26 +26,7 @@ import (
 // key prefixes. Tests that kill or pause Redis start their own.
 var redisSrv *redistest.Server
 
-func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
-}
-
-func testMain(m *testing.M) int {
-	s, err := redistest.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start redis:", err)
-		return 1
-	}
-	defer s.Stop()
-	redisSrv = s
-	return m.Run()
-}
-
-// envOf returns a getenv over vars, falling back to nothing else: the
-// test's environment must not leak into the service's configuration.
-func envOf(vars map[string]string) func(string) string {
-	return func(k string) string { return vars[k] }
-}
+func TestMain(m *testing.M) { os.Exit(redistest.Main(m, &redisSrv)) }
 
 // baseEnv is a valid ingest configuration on srv under a new prefix.
 func baseEnv(t *testing.T, srv *redistest.Server) map[string]string {
@@ -74,7 +52,7 @@ type testIngest struct {
 
 func newTestIngest(t *testing.T, env map[string]string) *testIngest {
 	t.Helper()
-	cfg, err := config.Load(config.Ingest, envOf(env))
+	cfg, err := config.Load(config.Ingest, config.MapEnv(env))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
@@ -177,7 +155,7 @@ func startIngest(t *testing.T, env map[string]string) *runningIngest {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &runningIngest{cancel: cancel, done: make(chan error, 1), log: &logcapture.Buffer{}}
-	go func() { r.done <- run(ctx, envOf(env), r.log) }()
+	go func() { r.done <- run(ctx, config.MapEnv(env), r.log) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -217,57 +195,4 @@ func (r *runningIngest) wait(t *testing.T, limit time.Duration) error {
 		t.Fatalf("run did not return within %v", limit)
 		return nil
 	}
-}
-
-// promValue returns the value of the sample name{labels} in a Prometheus
-// text exposition; labels must match exactly. ok is false when absent.
-func promValue(t *testing.T, exposition, name string, labels map[string]string) (v float64, ok bool) {
-	t.Helper()
-	for _, line := range strings.Split(exposition, "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		sp := strings.LastIndexByte(line, ' ')
-		if sp < 0 {
-			continue
-		}
-		series, val := line[:sp], line[sp+1:]
-		n, ls := series, ""
-		if i := strings.IndexByte(series, '{'); i >= 0 {
-			n, ls = series[:i], strings.TrimSuffix(series[i+1:], "}")
-		}
-		if n != name || !sameLabels(ls, labels) {
-			continue
-		}
-		f, err := strconv.ParseFloat(val, 64)
-		if err != nil {
-			t.Fatalf("sample %q: %v", line, err)
-		}
-		return f, true
-	}
-	return 0, false
-}
-
-func sameLabels(s string, want map[string]string) bool {
-	got := map[string]string{}
-	for _, kv := range strings.Split(s, ",") {
-		if kv == "" {
-			continue
-		}
-		k, v, _ := strings.Cut(kv, "=")
-		uq, err := strconv.Unquote(v)
-		if err != nil {
-			return false
-		}
-		got[k] = uq
-	}
-	if len(got) != len(want) {
-		return false
-	}
-	for k, v := range want {
-		if got[k] != v {
-			return false
-		}
-	}
-	return true
 }

@@ -16,7 +16,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pulse-iot/pulse/internal/config"
 	"github.com/pulse-iot/pulse/internal/logcapture"
+	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/redistest"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/stream"
@@ -166,7 +168,7 @@ func TestIngestSurvivesRedisRestart(t *testing.T) {
 		return r.status == 200, fmt.Sprintf("%d %s %v", r.status, r.body, r.err)
 	})
 	expo := do("GET", in.url+"/prometheus", "")
-	if v, _ := promValue(t, expo.body, "pulse_events_rejected_total", map[string]string{"reason": "unavailable"}); v < 3 {
+	if v, _ := promtext.Value(t, expo.body, "pulse_events_rejected_total", map[string]string{"reason": "unavailable"}); v < 3 {
 		t.Errorf(`pulse_events_rejected_total{reason="unavailable"} = %v, want at least the 3 refused requests`, v)
 	}
 }
@@ -274,7 +276,7 @@ func TestIngestRejectsInvalidConfig(t *testing.T) {
 			// and return nil, failing the test.
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
-			err := run(ctx, envOf(env), &logcapture.Buffer{})
+			err := run(ctx, config.MapEnv(env), &logcapture.Buffer{})
 			if err == nil || !strings.Contains(err.Error(), tc.name) {
 				t.Errorf("run returned %v, want an error naming %s", err, tc.name)
 			}
@@ -301,7 +303,7 @@ func TestRunServesAndStops(t *testing.T) {
 		t.Error("202 but the events are not in their streams")
 	}
 	expo := do("GET", in.url+"/prometheus", "")
-	if v, _ := promValue(t, expo.body, "http_requests_total",
+	if v, _ := promtext.Value(t, expo.body, "http_requests_total",
 		map[string]string{"service": "ingest", "method": "POST", "route": "/metrics", "code": "202"}); v != 1 {
 		t.Errorf(`http_requests_total{service="ingest",route="/metrics",code="202"} = %v, want 1`, v)
 	}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulse-iot/pulse/internal/config"
 	"github.com/pulse-iot/pulse/internal/logcapture"
 )
 
@@ -169,7 +170,7 @@ func TestUnreadableKeyFileStopsStart(t *testing.T) {
 	env["API_KEYS_FILE"] = filepath.Join(t.TempDir(), "missing")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := run(ctx, envOf(env), &logcapture.Buffer{}); err == nil || !strings.Contains(err.Error(), "API_KEYS_FILE") {
+	if err := run(ctx, config.MapEnv(env), &logcapture.Buffer{}); err == nil || !strings.Contains(err.Error(), "API_KEYS_FILE") {
 		t.Errorf("run = %v, want an error naming API_KEYS_FILE", err)
 	}
 }
@@ -352,7 +353,7 @@ func TestAdminAddrInUse(t *testing.T) {
 	env["ADMIN_ADDR"] = taken.Addr().String()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := run(ctx, envOf(env), &logcapture.Buffer{}); err == nil || !strings.Contains(err.Error(), "ADMIN_ADDR") {
+	if err := run(ctx, config.MapEnv(env), &logcapture.Buffer{}); err == nil || !strings.Contains(err.Error(), "ADMIN_ADDR") {
 		t.Errorf("run = %v, want an error naming ADMIN_ADDR", err)
 	}
 }

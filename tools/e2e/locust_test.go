@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulse-iot/pulse/tools/loadgen"
+	"github.com/pulse-iot/pulse/internal/promtext"
 )
 
 // Request names the locustfile gives its requests.
@@ -125,7 +125,7 @@ func checkLocustRan(t *testing.T, stats map[string]locustStats) {
 // acceptedByIngest reads ingest's pulse_events_accepted_total.
 func acceptedByIngest(t *testing.T, p *pipeline) int64 {
 	t.Helper()
-	m, err := loadgen.Scrape(context.Background(), http.DefaultClient, p.ingest.url("/prometheus"))
+	m, err := promtext.Scrape(context.Background(), http.DefaultClient, p.ingest.url("/prometheus"))
 	if err != nil {
 		t.Fatal(err)
 	}

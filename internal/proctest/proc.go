@@ -294,13 +294,13 @@ func (p *Proc) StartTest(t testing.TB, sig syscall.Signal) {
 	}
 }
 
-// GetOK GETs url and wants 200 OK.
-func GetOK(ctx context.Context, url string) error {
+// GetOK GETs url with c and wants 200 OK.
+func GetOK(ctx context.Context, c *http.Client, url string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return err
 	}
@@ -327,6 +327,6 @@ func Service(binDir, kind, name string, env ...string) (*Proc, error) {
 		Env:  append([]string{"HTTP_ADDR=" + addr}, env...),
 		Addr: addr,
 	}
-	p.Ready = func(ctx context.Context) error { return GetOK(ctx, p.URL("/health")) }
+	p.Ready = func(ctx context.Context) error { return GetOK(ctx, http.DefaultClient, p.URL("/health")) }
 	return p, nil
 }

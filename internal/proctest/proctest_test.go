@@ -101,7 +101,7 @@ func TestProcLifecycle(t *testing.T) {
 	if err := p.Stop(syscall.SIGTERM, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if p.Running() || p.Pid() != 0 || GetOK(ctx, p.URL("/health")) == nil {
+	if p.Running() || p.Pid() != 0 || GetOK(ctx, http.DefaultClient, p.URL("/health")) == nil {
 		t.Fatal("still running after stop")
 	}
 	if err := p.Start(ctx); err != nil {
@@ -112,7 +112,7 @@ func TestProcLifecycle(t *testing.T) {
 	go func() { paused <- p.Pause(1500 * time.Millisecond) }()
 	time.Sleep(200 * time.Millisecond)
 	pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	err := GetOK(pctx, p.URL("/health"))
+	err := GetOK(pctx, http.DefaultClient, p.URL("/health"))
 	cancel()
 	if err == nil {
 		t.Error("a paused process answered")
@@ -120,7 +120,7 @@ func TestProcLifecycle(t *testing.T) {
 	if err := <-paused; err != nil {
 		t.Fatal(err)
 	}
-	if err := GetOK(ctx, p.URL("/health")); err != nil {
+	if err := GetOK(ctx, http.DefaultClient, p.URL("/health")); err != nil {
 		t.Errorf("after the pause: %v", err)
 	}
 

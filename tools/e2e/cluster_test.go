@@ -150,7 +150,7 @@ func TestPipelineOnRedisClusterMatchesReference(t *testing.T) {
 			TotalProcessed uint64 `json:"total_processed"`
 		} `json:"devices"`
 	}
-	getJSON(t, p.api.url("/devices?limit=100"), &page)
+	getJSON(t, p.api.URL("/devices?limit=100"), &page)
 	want, _, _ := reference(t, "robust", events)
 	if len(page.Devices) != len(want) {
 		t.Errorf("/devices lists %d devices, want %d", len(page.Devices), len(want))
@@ -201,7 +201,7 @@ func TestClusterMasterFailoverUnderLoad(t *testing.T) {
 			default:
 			}
 			b := events[next:min(next+batch, len(events))]
-			code, body, err := postJSON(p.ingest.url("/metrics"), b)
+			code, body, err := postJSON(p.ingest.URL("/metrics"), b)
 			switch {
 			case err != nil:
 				posted <- fmt.Errorf("POST /metrics: %w", err)
@@ -297,7 +297,7 @@ func TestClusterMasterFailoverUnderLoad(t *testing.T) {
 	waitFor(t, 60*time.Second, "the analyzers to settle", func() bool {
 		prev := f.TotalProcessed
 		f = fleetView{}
-		if getJSON(t, p.api.url("/analyze"), &f) != 200 || f.Lag != 0 || f.Pending != 0 || f.TotalProcessed != prev {
+		if getJSON(t, p.api.URL("/analyze"), &f) != 200 || f.Lag != 0 || f.Pending != 0 || f.TotalProcessed != prev {
 			steady = 0
 			return false
 		}
@@ -309,7 +309,7 @@ func TestClusterMasterFailoverUnderLoad(t *testing.T) {
 	var lost, risked, stored int64
 	for id, n := range acked {
 		var d deviceView
-		getJSON(t, p.api.url("/analyze?device_id="+id), &d)
+		getJSON(t, p.api.URL("/analyze?device_id="+id), &d)
 		got := int64(d.TotalProcessed)
 		risked += atRisk[id]
 		if got < n {

@@ -190,6 +190,9 @@ func (p *Proc) Stop(sig syscall.Signal, grace time.Duration) error {
 	}
 	l.expected = true
 	p.mu.Unlock()
+	if exited(l) {
+		return nil // its pid may already be another process's
+	}
 	p.signal(l.cmd, sig)
 	if sig == syscall.SIGKILL {
 		<-l.done

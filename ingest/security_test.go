@@ -18,6 +18,7 @@ import (
 
 	"github.com/pulse-iot/pulse/internal/config"
 	"github.com/pulse-iot/pulse/internal/logcapture"
+	"github.com/pulse-iot/pulse/internal/promtext"
 )
 
 // send serves one request through h from remote with header.
@@ -399,7 +400,7 @@ func TestSlowGzipBodyIsCut(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	m, _ := io.ReadAll(resp.Body)
-	if v, _ := promValue(t, string(m), "pulse_events_rejected_total", map[string]string{"reason": "timeout"}); v != 1 {
+	if v, _ := promtext.Value(t, string(m), "pulse_events_rejected_total", map[string]string{"reason": "timeout"}); v != 1 {
 		t.Errorf(`pulse_events_rejected_total{reason="timeout"} = %v, want 1`, v)
 	}
 	if code, _, _ := get(in.url + "/prometheus"); code != 401 {

@@ -18,7 +18,7 @@ import (
 	"github.com/pulse-iot/pulse/internal/analysis"
 	"github.com/pulse-iot/pulse/internal/config"
 	"github.com/pulse-iot/pulse/internal/detector"
-	"github.com/pulse-iot/pulse/internal/logcapture"
+	"github.com/pulse-iot/pulse/internal/proctest"
 	"github.com/pulse-iot/pulse/internal/redistest"
 	"github.com/pulse-iot/pulse/internal/redisx"
 	"github.com/pulse-iot/pulse/internal/shard"
@@ -281,68 +281,20 @@ func analyzerEnv(prefix, name string, shards int) map[string]string {
 	}
 }
 
-type runningAnalyzer struct {
-	name   string
-	url    string
-	cancel context.CancelFunc
-	done   chan error
-	log    *logcapture.Buffer
-}
+// runningAnalyzer is the analyzer started through run, in the test.
+type runningAnalyzer struct{ *proctest.InProcess }
 
 // startAnalyzer calls run with env and waits for its admin server. The
 // test's cleanup stops it if the test did not.
 func startAnalyzer(t *testing.T, env map[string]string) *runningAnalyzer {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	a := &runningAnalyzer{name: env["CONSUMER_NAME"], cancel: cancel, done: make(chan error, 1), log: &logcapture.Buffer{}}
-	go func() { a.done <- run(ctx, config.MapEnv(env), a.log) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-a.done:
-			a.done <- err
-		case <-time.After(30 * time.Second):
-			t.Errorf("analyzer %s: run did not return within 30s of cancel", a.name)
-		}
-		if t.Failed() {
-			t.Logf("analyzer %s log:\n%s", a.name, a.log.String())
-		}
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if addr := a.log.ListenAddr("analyzer"); addr != "" {
-			a.url = "http://" + addr
-			return a
-		}
-		select {
-		case err := <-a.done:
-			a.done <- err
-			t.Fatalf("run returned before listening: %v", err)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	t.Fatalf("no \"listening\" log line within 15s; log:\n%s", a.log.String())
-	return nil
-}
-
-// stop cancels the analyzer and returns run's result.
-func (a *runningAnalyzer) stop(t *testing.T, limit time.Duration) error {
-	t.Helper()
-	a.cancel()
-	select {
-	case err := <-a.done:
-		a.done <- err
-		return err
-	case <-time.After(limit):
-		t.Fatalf("analyzer %s: run did not return within %v of cancel", a.name, limit)
-		return nil
-	}
+	return &runningAnalyzer{proctest.StartInProcess(t, "analyzer "+env["CONSUMER_NAME"], "analyzer", run, config.MapEnv(env))}
 }
 
 // scrape returns the analyzer's /prometheus exposition.
 func (a *runningAnalyzer) scrape(t *testing.T) string {
 	t.Helper()
-	resp, err := http.Get(a.url + "/prometheus")
+	resp, err := http.Get(a.URL + "/prometheus")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -234,7 +234,7 @@ func TestUnreadableShardIsReportedNotHidden(t *testing.T) {
 // ready returns the analyzer's /ready status and body.
 func (a *runningAnalyzer) ready(t *testing.T) (int, string) {
 	t.Helper()
-	resp, err := http.Get(a.url + "/ready")
+	resp, err := http.Get(a.URL + "/ready")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -121,7 +121,7 @@ func TestAnalyzersRebalanceAndHandOver(t *testing.T) {
 	}()
 	<-halfway
 	stopped := time.Now()
-	if err := a.stop(t, 15*time.Second); err != nil {
+	if err := a.Stop(t, 15*time.Second); err != nil {
 		t.Errorf("%s: run returned %v, want nil", nameA, err)
 	}
 	eventually(t, 10*time.Second, nameB+" takes every shard over", func() (bool, string) {
@@ -147,7 +147,7 @@ func TestAnalyzersRebalanceAndHandOver(t *testing.T) {
 	if m := f.rc.ZRange(context.Background(), f.keys.Members(), 0, -1).Val(); !reflect.DeepEqual(m, []string{nameB}) {
 		t.Errorf("members %v after %s stopped, want only %s", m, nameA, nameB)
 	}
-	if err := b.stop(t, 15*time.Second); err != nil {
+	if err := b.Stop(t, 15*time.Second); err != nil {
 		t.Errorf("%s: run returned %v, want nil", nameB, err)
 	}
 }
@@ -174,7 +174,7 @@ func TestShutdownReleasesLeases(t *testing.T) {
 		t.Fatalf("member not registered: %v", err)
 	}
 
-	if err := a.stop(t, 15*time.Second); err != nil {
+	if err := a.Stop(t, 15*time.Second); err != nil {
 		t.Errorf("run returned %v, want nil", err)
 	}
 	for s := 0; s < shards; s++ {
@@ -226,7 +226,7 @@ func TestAnalyzerStopsOnLostLease(t *testing.T) {
 	if o := owner(f.rc.Get(ctx, f.keys.Lease(0)).Val()); o != "victim" {
 		t.Errorf("lease owner %q, want victim", o)
 	}
-	if err := a.stop(t, 15*time.Second); err != nil {
+	if err := a.Stop(t, 15*time.Second); err != nil {
 		t.Errorf("run returned %v, want nil", err)
 	}
 }

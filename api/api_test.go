@@ -428,21 +428,9 @@ func TestQueriesWhileRedisIsDown(t *testing.T) {
 
 func TestRunServesAndStops(t *testing.T) {
 	t.Parallel()
-	env := apiEnv(redisSrv, redisSrv.Prefix(t), defaultAnalysis)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	log := &logcapture.Buffer{}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, config.MapEnv(env), log) }()
-	var addr string
-	for deadline := time.Now().Add(15 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		addr = log.ListenAddr("api")
-	}
-	if addr == "" {
-		t.Fatalf("no \"listening\" log line; log:\n%s", log.String())
-	}
+	a := startAPI(t, apiEnv(redisSrv, redisSrv.Prefix(t), defaultAnalysis))
 	for _, p := range []string{"/health", "/analyze", "/devices"} {
-		resp, err := http.Get("http://" + addr + p)
+		resp, err := http.Get(a.URL + p)
 		if err != nil {
 			t.Fatalf("GET %s: %v", p, err)
 		}
@@ -451,15 +439,7 @@ func TestRunServesAndStops(t *testing.T) {
 			t.Errorf("GET %s: %d, want 200", p, resp.StatusCode)
 		}
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run returned %v, want nil", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("run did not return within 20s of cancel")
-	}
+	stopAPI(t, a)
 }
 
 func TestRunRejectsInvalidConfig(t *testing.T) {

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -15,7 +14,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/pulse-iot/pulse/internal/config"
-	"github.com/pulse-iot/pulse/internal/logcapture"
+	"github.com/pulse-iot/pulse/internal/proctest"
 	"github.com/pulse-iot/pulse/internal/redistest"
 	"github.com/pulse-iot/pulse/internal/redisx"
 	"github.com/pulse-iot/pulse/internal/shard"
@@ -141,58 +140,9 @@ func hdr(kv ...string) http.Header {
 	return h
 }
 
-// runningIngest is ingest started through run on a free port.
-type runningIngest struct {
-	url    string
-	cancel context.CancelFunc
-	done   chan error // receives run's result once
-	log    *logcapture.Buffer
-}
-
 // startIngest calls run with env and waits until it listens. The test's
 // cleanup stops it if the test did not.
-func startIngest(t *testing.T, env map[string]string) *runningIngest {
+func startIngest(t *testing.T, env map[string]string) *proctest.InProcess {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &runningIngest{cancel: cancel, done: make(chan error, 1), log: &logcapture.Buffer{}}
-	go func() { r.done <- run(ctx, config.MapEnv(env), r.log) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-r.done:
-		case <-time.After(30 * time.Second):
-			t.Error("run did not return within 30s of cancel")
-		}
-		if t.Failed() {
-			t.Logf("ingest log:\n%s", r.log.String())
-		}
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if addr := r.log.ListenAddr("ingest"); addr != "" {
-			r.url = "http://" + addr
-			return r
-		}
-		select {
-		case err := <-r.done:
-			r.done <- err
-			t.Fatalf("run returned before listening: %v", err)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	t.Fatalf("no \"listening\" log line within 15s; log:\n%s", r.log.String())
-	return nil
-}
-
-// wait returns run's result, failing the test if it takes over limit.
-func (r *runningIngest) wait(t *testing.T, limit time.Duration) error {
-	t.Helper()
-	select {
-	case err := <-r.done:
-		r.done <- err // for the cleanup
-		return err
-	case <-time.After(limit):
-		t.Fatalf("run did not return within %v", limit)
-		return nil
-	}
+	return proctest.StartInProcess(t, "ingest", "ingest", run, config.MapEnv(env))
 }

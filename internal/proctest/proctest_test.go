@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -293,5 +294,33 @@ func TestRepoRoot(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(root, s, "go.mod")); err != nil {
 			t.Errorf("service %s: %v", s, err)
 		}
+	}
+}
+
+// A run that listens, logs it and returns when cancelled, as the services'
+// run does; one that fails at once.
+func TestInProcess(t *testing.T) {
+	run := func(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+		if getenv("FAIL") != "" {
+			return errors.New("bad config")
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		fmt.Fprintf(stdout, "{\"logger\":\"svc\",\"msg\":\"listening\",\"addr\":%q}\n", l.Addr())
+		<-ctx.Done()
+		return errors.New("stopped")
+	}
+	s := StartInProcess(t, "svc-1", "svc", run, func(string) string { return "" })
+	if !strings.HasPrefix(s.URL, "http://127.0.0.1:") {
+		t.Errorf("URL %q", s.URL)
+	}
+	if err := s.Stop(t, 5*time.Second); err == nil || err.Error() != "stopped" {
+		t.Errorf("Stop = %v, want run's result", err)
+	}
+	if err := s.Wait(t, time.Second); err == nil || err.Error() != "stopped" {
+		t.Errorf("Wait after Stop = %v, want run's result again", err)
 	}
 }

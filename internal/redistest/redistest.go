@@ -39,6 +39,16 @@ func Start(extra ...string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	return startOnFreePort(dir, func(port int) ([]string, error) {
+		return append([]string{bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no", "--loglevel", "warning"}, extra...), nil
+	})
+}
+
+// startOnFreePort starts a server with its files in dir on a free port,
+// trying another when the port was taken in between; argv is its command
+// line for a port. On failure dir is removed.
+func startOnFreePort(dir string, argv func(port int) ([]string, error)) (*Server, error) {
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		port, err := proctest.FreePort()
@@ -46,8 +56,9 @@ func Start(extra ...string) (*Server, error) {
 			return nil, err
 		}
 		s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), Port: port, dir: dir}
-		s.args = append([]string{bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no", "--loglevel", "warning"}, extra...)
+		if s.args, err = argv(port); err != nil {
+			return nil, err
+		}
 		if lastErr = s.Restart(); lastErr == nil {
 			return s, nil
 		}

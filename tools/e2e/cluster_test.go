@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -21,14 +19,7 @@ const clusterShards = 16
 // missing, except in CI, which must run it.
 func startCluster(t *testing.T) *redistest.Cluster {
 	t.Helper()
-	for _, bin := range []string{"redis-server", "redis-cli"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s not installed: apt-get install redis-server", bin)
-			}
-			t.Skipf("%s not installed (apt-get install redis-server)", bin)
-		}
-	}
+	redistest.NeedCluster(t)
 	began := time.Now()
 	c, err := redistest.StartCluster(3, 1)
 	if err != nil {

@@ -84,11 +84,9 @@ func (p *Proc) Start(ctx context.Context) error {
 	p.launches++
 	fmt.Fprintf(out, "=== launch %d of %s at %s\n", p.launches, p.Name, time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(p.Argv[0], p.Argv[1:]...)
-	switch {
-	case p.OnlyEnv:
+	cmd.Env = append(os.Environ(), p.Env...)
+	if p.OnlyEnv {
 		cmd.Env = append([]string{}, p.Env...)
-	default:
-		cmd.Env = append(os.Environ(), p.Env...)
 	}
 	cmd.Stdout, cmd.Stderr = out, out
 	// An output in memory is copied through a pipe that a forked child

@@ -291,10 +291,10 @@ func startAnalyzer(t *testing.T, env map[string]string) *runningAnalyzer {
 	return &runningAnalyzer{proctest.StartInProcess(t, "analyzer "+env["CONSUMER_NAME"], "analyzer", run, config.MapEnv(env))}
 }
 
-// scrape returns the analyzer's /prometheus exposition.
-func (a *runningAnalyzer) scrape(t *testing.T) string {
+// get GETs path of the analyzer and returns the status and body.
+func (a *runningAnalyzer) get(t *testing.T, path string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(a.URL + "/prometheus")
+	resp, err := http.Get(a.URL + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +303,14 @@ func (a *runningAnalyzer) scrape(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(b)
+	return resp.StatusCode, string(b)
+}
+
+// scrape returns the analyzer's /prometheus exposition.
+func (a *runningAnalyzer) scrape(t *testing.T) string {
+	t.Helper()
+	_, body := a.get(t, "/prometheus")
+	return body
 }
 
 // leases returns the value of each shard's lease ("" when free).

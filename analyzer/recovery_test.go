@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"reflect"
@@ -234,14 +233,5 @@ func TestUnreadableShardIsReportedNotHidden(t *testing.T) {
 // ready returns the analyzer's /ready status and body.
 func (a *runningAnalyzer) ready(t *testing.T) (int, string) {
 	t.Helper()
-	resp, err := http.Get(a.URL + "/ready")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
+	return a.get(t, "/ready")
 }

@@ -1,8 +1,9 @@
 // Package proctest builds the Pulse services and runs processes for tests
-// and development tools: free loopback ports, and Proc, a supervised
-// process that can be signalled, paused, killed and started again on the
-// same address, its output kept in a file or in memory and every exit it
-// did not cause noted. Nothing here is part of a service's image.
+// and development tools: free loopback ports; Proc, a supervised process
+// that can be signalled, paused, killed and started again on the same
+// address, its output kept in a file or in memory and every exit it did
+// not cause noted; and InProcess, a service's run called inside a test.
+// Nothing here is part of a service's image.
 package proctest
 
 import (

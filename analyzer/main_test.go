@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -17,8 +16,9 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/pulse-iot/pulse/internal/analysis"
+	"github.com/pulse-iot/pulse/internal/config"
 	"github.com/pulse-iot/pulse/internal/detector"
-	"github.com/pulse-iot/pulse/internal/logcapture"
+	"github.com/pulse-iot/pulse/internal/proctest"
 	"github.com/pulse-iot/pulse/internal/redistest"
 	"github.com/pulse-iot/pulse/internal/redisx"
 	"github.com/pulse-iot/pulse/internal/shard"
@@ -30,20 +30,7 @@ import (
 // key prefixes.
 var redisSrv *redistest.Server
 
-func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
-}
-
-func testMain(m *testing.M) int {
-	s, err := redistest.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start redis:", err)
-		return 1
-	}
-	defer s.Stop()
-	redisSrv = s
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(redistest.Main(m, &redisSrv)) }
 
 // Analysis settings of the tests' workers and reference.
 const (
@@ -275,10 +262,6 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() (b
 
 // ---- the analyzer through run ----
 
-func envOf(vars map[string]string) func(string) string {
-	return func(k string) string { return vars[k] }
-}
-
 // analyzerEnv is a valid analyzer configuration for prefix.
 func analyzerEnv(prefix, name string, shards int) map[string]string {
 	return map[string]string{
@@ -298,68 +281,20 @@ func analyzerEnv(prefix, name string, shards int) map[string]string {
 	}
 }
 
-type runningAnalyzer struct {
-	name   string
-	url    string
-	cancel context.CancelFunc
-	done   chan error
-	log    *logcapture.Buffer
-}
+// runningAnalyzer is the analyzer started through run, in the test.
+type runningAnalyzer struct{ *proctest.InProcess }
 
 // startAnalyzer calls run with env and waits for its admin server. The
 // test's cleanup stops it if the test did not.
 func startAnalyzer(t *testing.T, env map[string]string) *runningAnalyzer {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	a := &runningAnalyzer{name: env["CONSUMER_NAME"], cancel: cancel, done: make(chan error, 1), log: &logcapture.Buffer{}}
-	go func() { a.done <- run(ctx, envOf(env), a.log) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-a.done:
-			a.done <- err
-		case <-time.After(30 * time.Second):
-			t.Errorf("analyzer %s: run did not return within 30s of cancel", a.name)
-		}
-		if t.Failed() {
-			t.Logf("analyzer %s log:\n%s", a.name, a.log.String())
-		}
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if addr := a.log.ListenAddr("analyzer"); addr != "" {
-			a.url = "http://" + addr
-			return a
-		}
-		select {
-		case err := <-a.done:
-			a.done <- err
-			t.Fatalf("run returned before listening: %v", err)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	t.Fatalf("no \"listening\" log line within 15s; log:\n%s", a.log.String())
-	return nil
+	return &runningAnalyzer{proctest.StartInProcess(t, "analyzer "+env["CONSUMER_NAME"], "analyzer", run, config.MapEnv(env))}
 }
 
-// stop cancels the analyzer and returns run's result.
-func (a *runningAnalyzer) stop(t *testing.T, limit time.Duration) error {
+// get GETs path of the analyzer and returns the status and body.
+func (a *runningAnalyzer) get(t *testing.T, path string) (int, string) {
 	t.Helper()
-	a.cancel()
-	select {
-	case err := <-a.done:
-		a.done <- err
-		return err
-	case <-time.After(limit):
-		t.Fatalf("analyzer %s: run did not return within %v of cancel", a.name, limit)
-		return nil
-	}
-}
-
-// scrape returns the analyzer's /prometheus exposition.
-func (a *runningAnalyzer) scrape(t *testing.T) string {
-	t.Helper()
-	resp, err := http.Get(a.url + "/prometheus")
+	resp, err := http.Get(a.URL + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,23 +303,14 @@ func (a *runningAnalyzer) scrape(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(b)
+	return resp.StatusCode, string(b)
 }
 
-// promValue returns the value of the sample name{labels} of an exposition,
-// labels given as they are printed, e.g. `reason="malformed"`.
-func promValue(exposition, name, labels string) float64 {
-	series := name
-	if labels != "" {
-		series += "{" + labels + "}"
-	}
-	for _, line := range strings.Split(exposition, "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
-	}
-	return -1
+// scrape returns the analyzer's /prometheus exposition.
+func (a *runningAnalyzer) scrape(t *testing.T) string {
+	t.Helper()
+	_, body := a.get(t, "/prometheus")
+	return body
 }
 
 // leases returns the value of each shard's lease ("" when free).

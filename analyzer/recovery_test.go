@@ -4,14 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/shard"
 )
 
@@ -144,12 +145,12 @@ func TestAnalyzerRecoversWhenRedisLosesEverything(t *testing.T) {
 		expo := a.scrape(t)
 		var bad []string
 		for s := 0; s < shards; s++ {
-			l := fmt.Sprintf(`shard="%d"`, s)
-			if v := promValue(expo, "pulse_shard_lag", l); v != 0 {
-				bad = append(bad, fmt.Sprintf("pulse_shard_lag{%s} = %v", l, v))
+			l := map[string]string{"shard": strconv.Itoa(s)}
+			if v, ok := promtext.Value(t, expo, "pulse_shard_lag", l); !ok || v != 0 {
+				bad = append(bad, fmt.Sprintf("pulse_shard_lag{shard=%q} = %v (present %v)", l["shard"], v, ok))
 			}
-			if v := promValue(expo, "pulse_shard_healthy", l); v != 1 {
-				bad = append(bad, fmt.Sprintf("pulse_shard_healthy{%s} = %v", l, v))
+			if v, ok := promtext.Value(t, expo, "pulse_shard_healthy", l); !ok || v != 1 {
+				bad = append(bad, fmt.Sprintf("pulse_shard_healthy{shard=%q} = %v (present %v)", l["shard"], v, ok))
 			}
 		}
 		if code, body := a.ready(t); code != http.StatusOK {
@@ -157,8 +158,8 @@ func TestAnalyzerRecoversWhenRedisLosesEverything(t *testing.T) {
 		}
 		return len(bad) == 0, strings.Join(bad, "; ")
 	})
-	if v := promValue(a.scrape(t), "pulse_lease_lost_total", ""); v < 1 {
-		t.Errorf("pulse_lease_lost_total = %v, want the loss counted", v)
+	if v, ok := promtext.Value(t, a.scrape(t), "pulse_lease_lost_total", nil); !ok || v < 1 {
+		t.Errorf("pulse_lease_lost_total = %v (present %v), want the loss counted", v, ok)
 	}
 	for s := 0; s < shards; s++ {
 		if n := f.pending(t, s); n != 0 {
@@ -180,9 +181,10 @@ func TestUnreadableShardIsReportedNotHidden(t *testing.T) {
 	a := startAnalyzer(t, analyzerEnv(f.keys.Prefix, "watcher", shards))
 	healthy := func(s int) (bool, string) {
 		expo := a.scrape(t)
-		l := fmt.Sprintf(`shard="%d"`, s)
-		lag, h := promValue(expo, "pulse_shard_lag", l), promValue(expo, "pulse_shard_healthy", l)
-		return lag == 0 && h == 1, fmt.Sprintf("shard %d: lag %v healthy %v", s, lag, h)
+		l := map[string]string{"shard": strconv.Itoa(s)}
+		lag, okLag := promtext.Value(t, expo, "pulse_shard_lag", l)
+		h, okH := promtext.Value(t, expo, "pulse_shard_healthy", l)
+		return okLag && okH && lag == 0 && h == 1, fmt.Sprintf("shard %d: lag %v healthy %v (present %v %v)", s, lag, h, okLag, okH)
 	}
 	eventually(t, 15*time.Second, "both shards healthy", func() (bool, string) {
 		ok0, st0 := healthy(0)
@@ -199,12 +201,13 @@ func TestUnreadableShardIsReportedNotHidden(t *testing.T) {
 	eventually(t, 15*time.Second, "shard 1 reported broken", func() (bool, string) {
 		code, body := a.ready(t)
 		expo := a.scrape(t)
-		lag := promValue(expo, "pulse_shard_lag", `shard="1"`)
-		pending := promValue(expo, "pulse_shard_pending", `shard="1"`)
-		h := promValue(expo, "pulse_shard_healthy", `shard="1"`)
+		l := map[string]string{"shard": "1"}
+		lag, okLag := promtext.Value(t, expo, "pulse_shard_lag", l)
+		pending, okPending := promtext.Value(t, expo, "pulse_shard_pending", l)
+		h, okH := promtext.Value(t, expo, "pulse_shard_healthy", l)
 		ok := code == http.StatusServiceUnavailable && strings.Contains(body, "shard 1") && !strings.Contains(body, "shard 0") &&
-			math.IsNaN(lag) && math.IsNaN(pending) && h == 0
-		return ok, fmt.Sprintf("/ready %d %s; lag %v pending %v healthy %v", code, body, lag, pending, h)
+			okLag && okPending && okH && math.IsNaN(lag) && math.IsNaN(pending) && h == 0
+		return ok, fmt.Sprintf("/ready %d %s; lag %v pending %v healthy %v (present %v %v %v)", code, body, lag, pending, h, okLag, okPending, okH)
 	})
 	if ok, st := healthy(0); !ok {
 		t.Errorf("the readable shard: %s, want lag 0 healthy 1", st)
@@ -230,14 +233,5 @@ func TestUnreadableShardIsReportedNotHidden(t *testing.T) {
 // ready returns the analyzer's /ready status and body.
 func (a *runningAnalyzer) ready(t *testing.T) (int, string) {
 	t.Helper()
-	resp, err := http.Get(a.url + "/ready")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
+	return a.get(t, "/ready")
 }

@@ -11,7 +11,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pulse-iot/pulse/internal/config"
 	"github.com/pulse-iot/pulse/internal/logcapture"
+	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/stream"
 )
@@ -119,7 +121,7 @@ func TestAnalyzersRebalanceAndHandOver(t *testing.T) {
 	}()
 	<-halfway
 	stopped := time.Now()
-	if err := a.stop(t, 15*time.Second); err != nil {
+	if err := a.Stop(t, 15*time.Second); err != nil {
 		t.Errorf("%s: run returned %v, want nil", nameA, err)
 	}
 	eventually(t, 10*time.Second, nameB+" takes every shard over", func() (bool, string) {
@@ -145,7 +147,7 @@ func TestAnalyzersRebalanceAndHandOver(t *testing.T) {
 	if m := f.rc.ZRange(context.Background(), f.keys.Members(), 0, -1).Val(); !reflect.DeepEqual(m, []string{nameB}) {
 		t.Errorf("members %v after %s stopped, want only %s", m, nameA, nameB)
 	}
-	if err := b.stop(t, 15*time.Second); err != nil {
+	if err := b.Stop(t, 15*time.Second); err != nil {
 		t.Errorf("%s: run returned %v, want nil", nameB, err)
 	}
 }
@@ -172,7 +174,7 @@ func TestShutdownReleasesLeases(t *testing.T) {
 		t.Fatalf("member not registered: %v", err)
 	}
 
-	if err := a.stop(t, 15*time.Second); err != nil {
+	if err := a.Stop(t, 15*time.Second); err != nil {
 		t.Errorf("run returned %v, want nil", err)
 	}
 	for s := 0; s < shards; s++ {
@@ -203,8 +205,8 @@ func TestAnalyzerStopsOnLostLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "the lease loss noticed", func() (bool, string) {
-		v := promValue(a.scrape(t), "pulse_lease_lost_total", "")
-		return v == 1, fmt.Sprintf("pulse_lease_lost_total %v", v)
+		v, ok := promtext.Value(t, a.scrape(t), "pulse_lease_lost_total", nil)
+		return ok && v == 1, fmt.Sprintf("pulse_lease_lost_total %v (present %v)", v, ok)
 	})
 	p.send(t, genEvents([]string{"ll-1", "ll-2"}, 50))
 	time.Sleep(1500 * time.Millisecond) // several ticks in which nothing may happen
@@ -224,7 +226,7 @@ func TestAnalyzerStopsOnLostLease(t *testing.T) {
 	if o := owner(f.rc.Get(ctx, f.keys.Lease(0)).Val()); o != "victim" {
 		t.Errorf("lease owner %q, want victim", o)
 	}
-	if err := a.stop(t, 15*time.Second); err != nil {
+	if err := a.Stop(t, 15*time.Second); err != nil {
 		t.Errorf("run returned %v, want nil", err)
 	}
 }
@@ -252,7 +254,7 @@ func TestRunRejectsInvalidConfig(t *testing.T) {
 			// return nil, failing the test.
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
-			err := run(ctx, envOf(env), &logcapture.Buffer{})
+			err := run(ctx, config.MapEnv(env), &logcapture.Buffer{})
 			if err == nil || !strings.Contains(err.Error(), tc.name) {
 				t.Errorf("run returned %v, want an error naming %s", err, tc.name)
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pulse-iot/pulse/internal/analysis"
+	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/state"
 )
@@ -281,11 +282,11 @@ func TestMalformedEntriesAreDeadLettered(t *testing.T) {
 			}
 		}
 		expo := a.scrape(t)
-		if v := promValue(expo, "pulse_events_deadlettered_total", `reason="malformed"`); v != float64(len(wantBad)) {
-			t.Errorf(`pulse_events_deadlettered_total{reason="malformed"} = %v, want %d`, v, len(wantBad))
+		if v, ok := promtext.Value(t, expo, "pulse_events_deadlettered_total", map[string]string{"reason": "malformed"}); !ok || v != float64(len(wantBad)) {
+			t.Errorf(`pulse_events_deadlettered_total{reason="malformed"} = %v (present %v), want %d`, v, ok, len(wantBad))
 		}
-		if v := promValue(expo, "pulse_events_processed_total", ""); v != float64(len(wantGood)) {
-			t.Errorf("pulse_events_processed_total = %v, want %d", v, len(wantGood))
+		if v, ok := promtext.Value(t, expo, "pulse_events_processed_total", nil); !ok || v != float64(len(wantGood)) {
+			t.Errorf("pulse_events_processed_total = %v (present %v), want %d", v, ok, len(wantGood))
 		}
 	}
 	check(good, bads)

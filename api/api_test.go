@@ -13,7 +13,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pulse-iot/pulse/internal/config"
 	"github.com/pulse-iot/pulse/internal/logcapture"
+	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/redistest"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/stream"
@@ -142,7 +144,7 @@ func TestQueriesOnAnalyzedFleet(t *testing.T) {
 			name  string
 			value float64
 		}{{"rolling_average_rps", fleetMean}, {"pulse_fleet_events_processed", 1000}, {"pulse_fleet_anomalies", 5}} {
-			if v, ok := promValue(t, string(r.body), w.name); !ok || v != w.value {
+			if v, ok := promtext.Value(t, string(r.body), w.name, nil); !ok || v != w.value {
 				t.Errorf("%s = %v (present %v), want %v", w.name, v, ok, w.value)
 			}
 		}
@@ -426,21 +428,9 @@ func TestQueriesWhileRedisIsDown(t *testing.T) {
 
 func TestRunServesAndStops(t *testing.T) {
 	t.Parallel()
-	env := apiEnv(redisSrv, redisSrv.Prefix(t), defaultAnalysis)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	log := &logcapture.Buffer{}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, envOf(env), log) }()
-	var addr string
-	for deadline := time.Now().Add(15 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		addr = log.ListenAddr("api")
-	}
-	if addr == "" {
-		t.Fatalf("no \"listening\" log line; log:\n%s", log.String())
-	}
+	a := startAPI(t, apiEnv(redisSrv, redisSrv.Prefix(t), defaultAnalysis))
 	for _, p := range []string{"/health", "/analyze", "/devices"} {
-		resp, err := http.Get("http://" + addr + p)
+		resp, err := http.Get(a.URL + p)
 		if err != nil {
 			t.Fatalf("GET %s: %v", p, err)
 		}
@@ -449,15 +439,7 @@ func TestRunServesAndStops(t *testing.T) {
 			t.Errorf("GET %s: %d, want 200", p, resp.StatusCode)
 		}
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run returned %v, want nil", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("run did not return within 20s of cancel")
-	}
+	stopAPI(t, a)
 }
 
 func TestRunRejectsInvalidConfig(t *testing.T) {
@@ -477,7 +459,7 @@ func TestRunRejectsInvalidConfig(t *testing.T) {
 			env[tc.name] = tc.value
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
-			err := run(ctx, envOf(env), &logcapture.Buffer{})
+			err := run(ctx, config.MapEnv(env), &logcapture.Buffer{})
 			// The variable's own check, not MIN_SAMPLES ≤ WINDOW_SIZE.
 			if want := fmt.Sprintf("%s=%q", tc.name, tc.value); err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("run returned %v, want an error naming %s", err, want)

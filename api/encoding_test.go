@@ -65,7 +65,7 @@ func TestHugeValuesGiveFiniteAnswers(t *testing.T) {
 	env := apiEnv(redisSrv, prefix, defaultAnalysis)
 	a := startAPI(t, env)
 	for _, p := range []string{"/analyze", "/analyze?device_id=huge-1", "/devices"} {
-		code, body := httpGet(a.url+p, nil)
+		code, body := httpGet(a.URL+p, nil)
 		var v map[string]any
 		if code != 200 || json.Unmarshal([]byte(body), &v) != nil {
 			t.Errorf("GET %s = %d %q, want 200 with a JSON object", p, code, body)
@@ -77,7 +77,7 @@ func TestHugeValuesGiveFiniteAnswers(t *testing.T) {
 			}
 		}
 	}
-	_, metrics := httpGet(a.url+"/prometheus", nil)
+	_, metrics := httpGet(a.URL+"/prometheus", nil)
 	m := rollingAverageLine.FindStringSubmatch(metrics)
 	if m == nil {
 		t.Fatalf("no rolling_average_rps in\n%s", metrics)
@@ -103,17 +103,17 @@ func TestUnencodableAnswerIs500(t *testing.T) {
 	writeDevice(t, rdb, shard.Keys{Prefix: prefix}, defaultAnalysis.Shards, "nan-1", d)
 
 	a := startAPI(t, apiEnv(redisSrv, prefix, defaultAnalysis))
-	code, body := httpGet(a.url+"/analyze?device_id=nan-1", nil)
+	code, body := httpGet(a.URL+"/analyze?device_id=nan-1", nil)
 	if code != 500 || body != `{"error":"internal error"}` {
 		t.Errorf("GET /analyze?device_id=nan-1 = %d %q, want 500 {\"error\":\"internal error\"}", code, body)
 	}
-	a.stop(t)
+	stopAPI(t, a)
 	var logged bool
-	for _, line := range strings.Split(a.log.String(), "\n") {
+	for _, line := range strings.Split(a.Log.String(), "\n") {
 		logged = logged || strings.Contains(line, `"level":"error"`) && strings.Contains(line, `"msg":"encode response"`) &&
 			strings.Contains(line, `"route":"/analyze"`) && strings.Contains(line, "NaN")
 	}
 	if !logged {
-		t.Errorf("no error log line for the encoding failure:\n%s", a.log.String())
+		t.Errorf("no error log line for the encoding failure:\n%s", a.Log.String())
 	}
 }

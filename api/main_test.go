@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -34,24 +32,7 @@ import (
 // key prefixes. Tests that kill Redis start their own.
 var redisSrv *redistest.Server
 
-func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
-}
-
-func testMain(m *testing.M) int {
-	s, err := redistest.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start redis:", err)
-		return 1
-	}
-	defer s.Stop()
-	redisSrv = s
-	return m.Run()
-}
-
-func envOf(vars map[string]string) func(string) string {
-	return func(k string) string { return vars[k] }
-}
+func TestMain(m *testing.M) { os.Exit(redistest.Main(m, &redisSrv)) }
 
 // analysisConfig is what the seeding analysis and the api
 // reading its results must agree on.
@@ -79,7 +60,7 @@ func apiEnv(srv *redistest.Server, prefix string, ac analysisConfig) map[string]
 // newTestAPI returns the api router wired as run wires it.
 func newTestAPI(t *testing.T, env map[string]string) http.Handler {
 	t.Helper()
-	cfg, err := config.Load(config.API, envOf(env))
+	cfg, err := config.Load(config.API, config.MapEnv(env))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
@@ -286,22 +267,4 @@ func filterDevice(list []state.Anomaly, id string) []state.Anomaly {
 		}
 	}
 	return out
-}
-
-// ---- running the api through run ----
-
-// promValue returns the value of the unlabelled sample name in a
-// Prometheus text exposition.
-func promValue(t *testing.T, exposition, name string) (float64, bool) {
-	t.Helper()
-	for _, line := range strings.Split(exposition, "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("sample %q: %v", line, err)
-			}
-			return f, true
-		}
-	}
-	return 0, false
 }

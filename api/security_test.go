@@ -18,7 +18,7 @@ import (
 	"github.com/pulse-iot/pulse/internal/auth"
 	"github.com/pulse-iot/pulse/internal/config"
 	"github.com/pulse-iot/pulse/internal/httpserver"
-	"github.com/pulse-iot/pulse/internal/logcapture"
+	"github.com/pulse-iot/pulse/internal/proctest"
 	"github.com/pulse-iot/pulse/internal/results"
 	"github.com/pulse-iot/pulse/internal/state"
 )
@@ -84,57 +84,18 @@ func TestQueriesNeedAReadToken(t *testing.T) {
 	}
 }
 
-// runningAPI is the api started through run on free ports.
-type runningAPI struct {
-	url    string
-	cancel context.CancelFunc
-	done   chan error
-	log    *logcapture.Buffer
+// startAPI calls run with env and waits until it listens; the test's
+// cleanup stops it if the test did not.
+func startAPI(t *testing.T, env map[string]string) *proctest.InProcess {
+	t.Helper()
+	return proctest.StartInProcess(t, "api", "api", run, config.MapEnv(env))
 }
 
-func startAPI(t *testing.T, env map[string]string) *runningAPI {
+// stopAPI cancels run and wants it to return nil.
+func stopAPI(t *testing.T, a *proctest.InProcess) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	a := &runningAPI{cancel: cancel, done: make(chan error, 1), log: &logcapture.Buffer{}}
-	go func() { a.done <- run(ctx, envOf(env), a.log) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-a.done:
-		case <-time.After(30 * time.Second):
-			t.Error("run did not return within 30s of cancel")
-		}
-		if t.Failed() {
-			t.Logf("api log:\n%s", a.log.String())
-		}
-	})
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
-		if addr := a.log.ListenAddr("api"); addr != "" {
-			a.url = "http://" + addr
-			return a
-		}
-		select {
-		case err := <-a.done:
-			a.done <- err
-			t.Fatalf("run returned before listening: %v", err)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	t.Fatalf("no \"listening\" log line within 15s; log:\n%s", a.log.String())
-	return nil
-}
-
-func (a *runningAPI) stop(t *testing.T) {
-	t.Helper()
-	a.cancel()
-	select {
-	case err := <-a.done:
-		a.done <- err
-		if err != nil {
-			t.Errorf("run returned %v, want nil", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("run did not return within 20s of cancel")
+	if err := a.Stop(t, 20*time.Second); err != nil {
+		t.Errorf("run returned %v, want nil", err)
 	}
 }
 
@@ -180,17 +141,17 @@ func TestReadTokenRotationWithoutRestart(t *testing.T) {
 	a := startAPI(t, env)
 	bearer := func(tok string) http.Header { return header("Authorization", "Bearer "+tok) }
 
-	if code, body := httpGet(a.url+"/devices", bearer(oldToken)); code != 200 {
+	if code, body := httpGet(a.URL+"/devices", bearer(oldToken)); code != 200 {
 		t.Errorf("old token before rotation: %d %s", code, body)
 	}
-	if code, _ := httpGet(a.url+"/devices", bearer(newToken)); code != 401 {
+	if code, _ := httpGet(a.URL+"/devices", bearer(newToken)); code != 401 {
 		t.Errorf("new token before rotation: %d, want 401", code)
 	}
 	write("# rotated\n" + newToken + "\n")
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		o, _ := httpGet(a.url+"/devices", bearer(oldToken))
-		n, _ := httpGet(a.url+"/devices", bearer(newToken))
+		o, _ := httpGet(a.URL+"/devices", bearer(oldToken))
+		n, _ := httpGet(a.URL+"/devices", bearer(newToken))
 		if o == 401 && n == 200 {
 			break
 		}
@@ -199,11 +160,11 @@ func TestReadTokenRotationWithoutRestart(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if code, _ := httpGet(a.url+"/health", nil); code != 200 {
+	if code, _ := httpGet(a.URL+"/health", nil); code != 200 {
 		t.Errorf("/health without a token: %d", code)
 	}
-	a.stop(t)
-	logs := a.log.String()
+	stopAPI(t, a)
+	logs := a.Log.String()
 	for _, k := range []string{oldToken, newToken, "61f0a9d4", "c83e5b27"} {
 		if strings.Contains(logs, k) {
 			t.Errorf("the log contains token material %q", k)
@@ -219,7 +180,7 @@ func TestAPIAdminListener(t *testing.T) {
 	a := startAPI(t, env)
 	var admin string
 	for deadline := time.Now().Add(10 * time.Second); admin == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		admin = a.log.ListenAddr("api.admin")
+		admin = a.Log.ListenAddr("api.admin")
 	}
 	if admin == "" {
 		t.Fatal("no listening line of api.admin")
@@ -233,15 +194,15 @@ func TestAPIAdminListener(t *testing.T) {
 		{admin + "/debug/pprof/heap?debug=1", 200},
 		{admin + "/health", 200},
 		{admin + "/analyze", 404},
-		{a.url + "/debug/pprof/", 404},
-		{a.url + "/debug/pprof/goroutine", 404},
+		{a.URL + "/debug/pprof/", 404},
+		{a.URL + "/debug/pprof/goroutine", 404},
 	}
 	for _, tt := range tests {
 		if code, body := httpGet(tt.url, nil); code != tt.wantCode {
 			t.Errorf("GET %s: %d %.100s, want %d", tt.url, code, body, tt.wantCode)
 		}
 	}
-	a.stop(t)
+	stopAPI(t, a)
 }
 
 func TestAPIRateLimitPerClient(t *testing.T) {
@@ -304,7 +265,7 @@ func (b *blockingStore) Devices(context.Context, string, int) ([]results.DeviceS
 // 503 and Retry-After; probes still answer.
 func TestAPIInFlightCap(t *testing.T) {
 	t.Parallel()
-	cfg, err := config.Load(config.API, envOf(map[string]string{"MAX_INFLIGHT": "2"}))
+	cfg, err := config.Load(config.API, config.MapEnv(map[string]string{"MAX_INFLIGHT": "2"}))
 	if err != nil {
 		t.Fatal(err)
 	}

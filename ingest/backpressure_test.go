@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/shard"
 )
 
@@ -157,30 +158,30 @@ func TestBackpressure(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		batch = append(batch, fmt.Sprintf(`{"device_id":"bp-%d","cpu":1,"rps":%d}`, i, i))
 	}
-	if r := do("POST", in.url+"/metrics", "["+strings.Join(batch, ",")+"]"); r.status != 202 {
+	if r := do("POST", in.URL+"/metrics", "["+strings.Join(batch, ",")+"]"); r.status != 202 {
 		t.Fatalf("POST of 20 events: %d %s %v", r.status, r.body, r.err)
 	}
 	var refused httpResult
 	eventually(t, 5*time.Second, "POST refused for backpressure", func() (bool, string) {
-		refused = do("POST", in.url+"/metrics", metricBody("bp-late", 1))
+		refused = do("POST", in.URL+"/metrics", metricBody("bp-late", 1))
 		return refused.status == 503, fmt.Sprintf("%d %s", refused.status, refused.body)
 	})
 	if refused.header.Get("Retry-After") != "5" || refused.body != `{"error":"analyzers are behind, retry later"}` {
 		t.Errorf("refused POST: Retry-After %q, body %s", refused.header.Get("Retry-After"), refused.body)
 	}
 	for _, p := range []string{"/health", "/ready"} {
-		if r := do("GET", in.url+p, ""); r.status != 200 {
+		if r := do("GET", in.URL+p, ""); r.status != 200 {
 			t.Errorf("GET %s while shedding: %d", p, r.status)
 		}
 	}
-	expo := do("GET", in.url+"/prometheus", "").body
-	if v, _ := promValue(t, expo, "pulse_ingest_backpressure", nil); v != 1 {
+	expo := do("GET", in.URL+"/prometheus", "").body
+	if v, _ := promtext.Value(t, expo, "pulse_ingest_backpressure", nil); v != 1 {
 		t.Errorf("pulse_ingest_backpressure = %v, want 1", v)
 	}
-	if v, _ := promValue(t, expo, "pulse_ingest_backlog", nil); v < 20 {
+	if v, _ := promtext.Value(t, expo, "pulse_ingest_backlog", nil); v < 20 {
 		t.Errorf("pulse_ingest_backlog = %v, want at least 20", v)
 	}
-	if v, _ := promValue(t, expo, "pulse_events_rejected_total", map[string]string{"reason": "backpressure"}); v < 1 {
+	if v, _ := promtext.Value(t, expo, "pulse_events_rejected_total", map[string]string{"reason": "backpressure"}); v < 1 {
 		t.Errorf(`pulse_events_rejected_total{reason="backpressure"} = %v, want at least 1`, v)
 	}
 
@@ -199,11 +200,11 @@ func TestBackpressure(t *testing.T) {
 		}
 	}
 	eventually(t, 5*time.Second, "POST accepted once the backlog is gone", func() (bool, string) {
-		r := do("POST", in.url+"/metrics", metricBody("bp-after", 1))
+		r := do("POST", in.URL+"/metrics", metricBody("bp-after", 1))
 		return r.status == 202, fmt.Sprintf("%d %s", r.status, r.body)
 	})
-	expo = do("GET", in.url+"/prometheus", "").body
-	if v, ok := promValue(t, expo, "pulse_ingest_backpressure", nil); !ok || v != 0 {
+	expo = do("GET", in.URL+"/prometheus", "").body
+	if v, ok := promtext.Value(t, expo, "pulse_ingest_backpressure", nil); !ok || v != 0 {
 		t.Errorf("pulse_ingest_backpressure = %v (present %v), want 0", v, ok)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pulse-iot/pulse/internal/metric"
+	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/stream"
 )
@@ -291,10 +292,10 @@ func TestPostMetricsRejected(t *testing.T) {
 				}
 			}
 			expo := scrape(t, in.handler)
-			if v, _ := promValue(t, expo, "pulse_events_rejected_total", map[string]string{"reason": tc.wantReason}); v != 1 {
+			if v, _ := promtext.Value(t, expo, "pulse_events_rejected_total", map[string]string{"reason": tc.wantReason}); v != 1 {
 				t.Errorf("pulse_events_rejected_total{reason=%q} = %v, want 1", tc.wantReason, v)
 			}
-			if v, _ := promValue(t, expo, "pulse_events_accepted_total", nil); v != 0 {
+			if v, _ := promtext.Value(t, expo, "pulse_events_accepted_total", nil); v != 0 {
 				t.Errorf("pulse_events_accepted_total = %v, want 0", v)
 			}
 		})
@@ -350,7 +351,7 @@ func TestIngestMetricsCountRequests(t *testing.T) {
 		{"http_requests_total", map[string]string{"service": "ingest", "method": "POST", "route": "/metrics", "code": "413"}, 1},
 	}
 	for _, w := range want {
-		v, ok := promValue(t, expo, w.name, w.labels)
+		v, ok := promtext.Value(t, expo, w.name, w.labels)
 		if !ok || v != w.value {
 			t.Errorf("%s%v = %v (present %v), want %v", w.name, w.labels, v, ok, w.value)
 		}

@@ -4,13 +4,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"fmt"
 	"net/http"
 	"os"
-	"strconv"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -18,7 +14,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/pulse-iot/pulse/internal/config"
-	"github.com/pulse-iot/pulse/internal/logcapture"
+	"github.com/pulse-iot/pulse/internal/proctest"
 	"github.com/pulse-iot/pulse/internal/redistest"
 	"github.com/pulse-iot/pulse/internal/redisx"
 	"github.com/pulse-iot/pulse/internal/shard"
@@ -29,26 +25,7 @@ import (
 // key prefixes. Tests that kill or pause Redis start their own.
 var redisSrv *redistest.Server
 
-func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
-}
-
-func testMain(m *testing.M) int {
-	s, err := redistest.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start redis:", err)
-		return 1
-	}
-	defer s.Stop()
-	redisSrv = s
-	return m.Run()
-}
-
-// envOf returns a getenv over vars, falling back to nothing else: the
-// test's environment must not leak into the service's configuration.
-func envOf(vars map[string]string) func(string) string {
-	return func(k string) string { return vars[k] }
-}
+func TestMain(m *testing.M) { os.Exit(redistest.Main(m, &redisSrv)) }
 
 // baseEnv is a valid ingest configuration on srv under a new prefix.
 func baseEnv(t *testing.T, srv *redistest.Server) map[string]string {
@@ -74,7 +51,7 @@ type testIngest struct {
 
 func newTestIngest(t *testing.T, env map[string]string) *testIngest {
 	t.Helper()
-	cfg, err := config.Load(config.Ingest, envOf(env))
+	cfg, err := config.Load(config.Ingest, config.MapEnv(env))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
@@ -163,111 +140,9 @@ func hdr(kv ...string) http.Header {
 	return h
 }
 
-// runningIngest is ingest started through run on a free port.
-type runningIngest struct {
-	url    string
-	cancel context.CancelFunc
-	done   chan error // receives run's result once
-	log    *logcapture.Buffer
-}
-
 // startIngest calls run with env and waits until it listens. The test's
 // cleanup stops it if the test did not.
-func startIngest(t *testing.T, env map[string]string) *runningIngest {
+func startIngest(t *testing.T, env map[string]string) *proctest.InProcess {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &runningIngest{cancel: cancel, done: make(chan error, 1), log: &logcapture.Buffer{}}
-	go func() { r.done <- run(ctx, envOf(env), r.log) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-r.done:
-		case <-time.After(30 * time.Second):
-			t.Error("run did not return within 30s of cancel")
-		}
-		if t.Failed() {
-			t.Logf("ingest log:\n%s", r.log.String())
-		}
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if addr := r.log.ListenAddr("ingest"); addr != "" {
-			r.url = "http://" + addr
-			return r
-		}
-		select {
-		case err := <-r.done:
-			r.done <- err
-			t.Fatalf("run returned before listening: %v", err)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	t.Fatalf("no \"listening\" log line within 15s; log:\n%s", r.log.String())
-	return nil
-}
-
-// wait returns run's result, failing the test if it takes over limit.
-func (r *runningIngest) wait(t *testing.T, limit time.Duration) error {
-	t.Helper()
-	select {
-	case err := <-r.done:
-		r.done <- err // for the cleanup
-		return err
-	case <-time.After(limit):
-		t.Fatalf("run did not return within %v", limit)
-		return nil
-	}
-}
-
-// promValue returns the value of the sample name{labels} in a Prometheus
-// text exposition; labels must match exactly. ok is false when absent.
-func promValue(t *testing.T, exposition, name string, labels map[string]string) (v float64, ok bool) {
-	t.Helper()
-	for _, line := range strings.Split(exposition, "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		sp := strings.LastIndexByte(line, ' ')
-		if sp < 0 {
-			continue
-		}
-		series, val := line[:sp], line[sp+1:]
-		n, ls := series, ""
-		if i := strings.IndexByte(series, '{'); i >= 0 {
-			n, ls = series[:i], strings.TrimSuffix(series[i+1:], "}")
-		}
-		if n != name || !sameLabels(ls, labels) {
-			continue
-		}
-		f, err := strconv.ParseFloat(val, 64)
-		if err != nil {
-			t.Fatalf("sample %q: %v", line, err)
-		}
-		return f, true
-	}
-	return 0, false
-}
-
-func sameLabels(s string, want map[string]string) bool {
-	got := map[string]string{}
-	for _, kv := range strings.Split(s, ",") {
-		if kv == "" {
-			continue
-		}
-		k, v, _ := strings.Cut(kv, "=")
-		uq, err := strconv.Unquote(v)
-		if err != nil {
-			return false
-		}
-		got[k] = uq
-	}
-	if len(got) != len(want) {
-		return false
-	}
-	for k, v := range want {
-		if got[k] != v {
-			return false
-		}
-	}
-	return true
+	return proctest.StartInProcess(t, "ingest", "ingest", run, config.MapEnv(env))
 }

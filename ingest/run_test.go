@@ -16,7 +16,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pulse-iot/pulse/internal/config"
 	"github.com/pulse-iot/pulse/internal/logcapture"
+	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/redistest"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/stream"
@@ -115,19 +117,19 @@ func TestIngestSurvivesRedisRestart(t *testing.T) {
 	rdb := srv.Client()
 	defer rdb.Close()
 
-	if r := do("POST", in.url+"/metrics", metricBody("before", 1)); r.err != nil || r.status != 202 {
+	if r := do("POST", in.URL+"/metrics", metricBody("before", 1)); r.err != nil || r.status != 202 {
 		t.Fatalf("POST before the outage: %d %s %v", r.status, r.body, r.err)
 	}
 	if !streamHas(t, rdb, env["KEY_PREFIX"], 4, "before", 1) {
 		t.Fatal("202 but the event is not in its stream")
 	}
-	if r := do("GET", in.url+"/ready", ""); r.status != 200 {
+	if r := do("GET", in.URL+"/ready", ""); r.status != 200 {
 		t.Fatalf("GET /ready before the outage: %d %s %v", r.status, r.body, r.err)
 	}
 
 	srv.Kill()
 	for i := 0; i < 3; i++ { // the first may fail on a pooled connection, the next on dialling
-		r := do("POST", in.url+"/metrics", metricBody("during", i))
+		r := do("POST", in.URL+"/metrics", metricBody("during", i))
 		if r.err != nil || r.status != 503 {
 			t.Fatalf("POST %d with Redis down: %d %s %v, want 503", i, r.status, r.body, r.err)
 		}
@@ -142,10 +144,10 @@ func TestIngestSurvivesRedisRestart(t *testing.T) {
 			t.Errorf("503 body %q: want a JSON error", r.body)
 		}
 	}
-	if r := do("GET", in.url+"/ready", ""); r.status != 503 || r.elapsed > bound {
+	if r := do("GET", in.URL+"/ready", ""); r.status != 503 || r.elapsed > bound {
 		t.Errorf("GET /ready with Redis down: %d in %v, want 503 within %v", r.status, r.elapsed, bound)
 	}
-	if r := do("GET", in.url+"/health", ""); r.status != 200 || r.body != `{"status":"healthy"}` {
+	if r := do("GET", in.URL+"/health", ""); r.status != 200 || r.body != `{"status":"healthy"}` {
 		t.Errorf("GET /health with Redis down: %d %s, want 200 {\"status\":\"healthy\"}", r.status, r.body)
 	}
 
@@ -155,18 +157,18 @@ func TestIngestSurvivesRedisRestart(t *testing.T) {
 	rps := 100
 	eventually(t, 10*time.Second, "POST accepted after Redis restarted", func() (bool, string) {
 		rps++
-		r := do("POST", in.url+"/metrics", metricBody("after", rps))
+		r := do("POST", in.URL+"/metrics", metricBody("after", rps))
 		return r.status == 202, fmt.Sprintf("%d %s %v", r.status, r.body, r.err)
 	})
 	if !streamHas(t, rdb, env["KEY_PREFIX"], 4, "after", float64(rps)) {
 		t.Error("202 after the restart but the event is not in its stream")
 	}
 	eventually(t, 10*time.Second, "ready after Redis restarted", func() (bool, string) {
-		r := do("GET", in.url+"/ready", "")
+		r := do("GET", in.URL+"/ready", "")
 		return r.status == 200, fmt.Sprintf("%d %s %v", r.status, r.body, r.err)
 	})
-	expo := do("GET", in.url+"/prometheus", "")
-	if v, _ := promValue(t, expo.body, "pulse_events_rejected_total", map[string]string{"reason": "unavailable"}); v < 3 {
+	expo := do("GET", in.URL+"/prometheus", "")
+	if v, _ := promtext.Value(t, expo.body, "pulse_events_rejected_total", map[string]string{"reason": "unavailable"}); v < 3 {
 		t.Errorf(`pulse_events_rejected_total{reason="unavailable"} = %v, want at least the 3 refused requests`, v)
 	}
 }
@@ -181,14 +183,14 @@ func TestIngestAnswers503WhenRedisIsTooSlow(t *testing.T) {
 	in := startIngest(t, env)
 	admin := srv.Client()
 	defer admin.Close()
-	if r := do("POST", in.url+"/metrics", metricBody("warm", 1)); r.status != 202 {
+	if r := do("POST", in.URL+"/metrics", metricBody("warm", 1)); r.status != 202 {
 		t.Fatalf("POST before the pause: %d %s %v", r.status, r.body, r.err)
 	}
 
 	if err := admin.Do(context.Background(), "CLIENT", "PAUSE", "3000", "WRITE").Err(); err != nil {
 		t.Fatal(err)
 	}
-	r := do("POST", in.url+"/metrics", metricBody("slow", 1))
+	r := do("POST", in.URL+"/metrics", metricBody("slow", 1))
 	if r.err != nil || r.status != 503 {
 		t.Fatalf("POST while Redis is paused: %d %s %v, want 503", r.status, r.body, r.err)
 	}
@@ -200,7 +202,7 @@ func TestIngestAnswers503WhenRedisIsTooSlow(t *testing.T) {
 	}
 	admin.Do(context.Background(), "CLIENT", "UNPAUSE")
 	eventually(t, 10*time.Second, "POST accepted once Redis is fast again", func() (bool, string) {
-		r := do("POST", in.url+"/metrics", metricBody("fast", 2))
+		r := do("POST", in.URL+"/metrics", metricBody("fast", 2))
 		return r.status == 202, fmt.Sprintf("%d %s %v", r.status, r.body, r.err)
 	})
 }
@@ -219,7 +221,7 @@ func TestIngestDrainsInFlightRequestOnShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := make(chan httpResult, 1)
-	go func() { res <- do("POST", in.url+"/metrics", metricBody("draining", 42)) }()
+	go func() { res <- do("POST", in.URL+"/metrics", metricBody("draining", 42)) }()
 	// In flight: ingest's XADD is blocked by the pause (flag b in CLIENT LIST).
 	eventually(t, 5*time.Second, "the POST's XADD waiting on the paused Redis", func() (bool, string) {
 		list, err := admin.ClientList(ctx).Result()
@@ -230,19 +232,19 @@ func TestIngestDrainsInFlightRequestOnShutdown(t *testing.T) {
 		}
 		return false, fmt.Sprintf("%v\n%s", err, list)
 	})
-	in.cancel()
+	in.Cancel()
 
 	r := <-res
 	if r.err != nil || r.status != 202 {
 		t.Fatalf("POST in flight at shutdown: %d %s %v, want 202", r.status, r.body, r.err)
 	}
-	if err := in.wait(t, 20*time.Second); err != nil {
+	if err := in.Wait(t, 20*time.Second); err != nil {
 		t.Errorf("run returned %v, want nil", err)
 	}
 	if !streamHas(t, admin, env["KEY_PREFIX"], 4, "draining", 42) {
 		t.Error("202 at shutdown but the event is not in its stream")
 	}
-	if r := do("POST", in.url+"/metrics", metricBody("late", 1)); r.err == nil {
+	if r := do("POST", in.URL+"/metrics", metricBody("late", 1)); r.err == nil {
 		t.Errorf("POST after run returned: %d, want a refused connection", r.status)
 	}
 }
@@ -274,7 +276,7 @@ func TestIngestRejectsInvalidConfig(t *testing.T) {
 			// and return nil, failing the test.
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
-			err := run(ctx, envOf(env), &logcapture.Buffer{})
+			err := run(ctx, config.MapEnv(env), &logcapture.Buffer{})
 			if err == nil || !strings.Contains(err.Error(), tc.name) {
 				t.Errorf("run returned %v, want an error naming %s", err, tc.name)
 			}
@@ -288,10 +290,10 @@ func TestRunServesAndStops(t *testing.T) {
 	t.Parallel()
 	env := baseEnv(t, redisSrv)
 	in := startIngest(t, env)
-	if r := do("GET", in.url+"/health", ""); r.status != 200 || r.body != `{"status":"healthy"}` {
+	if r := do("GET", in.URL+"/health", ""); r.status != 200 || r.body != `{"status":"healthy"}` {
 		t.Errorf("GET /health: %d %s %v", r.status, r.body, r.err)
 	}
-	r := do("POST", in.url+"/metrics", `[{"device_id":"run-1","cpu":1,"rps":5},{"device_id":"run-2","cpu":2,"rps":6}]`)
+	r := do("POST", in.URL+"/metrics", `[{"device_id":"run-1","cpu":1,"rps":5},{"device_id":"run-2","cpu":2,"rps":6}]`)
 	if r.status != 202 || !reflect.DeepEqual(jsonValue(t, []byte(r.body)), jsonValue(t, []byte(`{"status":"ok","accepted":2}`))) {
 		t.Errorf("POST: %d %s %v", r.status, r.body, r.err)
 	}
@@ -300,13 +302,13 @@ func TestRunServesAndStops(t *testing.T) {
 	if !streamHas(t, rdb, env["KEY_PREFIX"], 4, "run-1", 5) || !streamHas(t, rdb, env["KEY_PREFIX"], 4, "run-2", 6) {
 		t.Error("202 but the events are not in their streams")
 	}
-	expo := do("GET", in.url+"/prometheus", "")
-	if v, _ := promValue(t, expo.body, "http_requests_total",
+	expo := do("GET", in.URL+"/prometheus", "")
+	if v, _ := promtext.Value(t, expo.body, "http_requests_total",
 		map[string]string{"service": "ingest", "method": "POST", "route": "/metrics", "code": "202"}); v != 1 {
 		t.Errorf(`http_requests_total{service="ingest",route="/metrics",code="202"} = %v, want 1`, v)
 	}
-	in.cancel()
-	if err := in.wait(t, 20*time.Second); err != nil {
+	in.Cancel()
+	if err := in.Wait(t, 20*time.Second); err != nil {
 		t.Errorf("run returned %v, want nil", err)
 	}
 }

@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulse-iot/pulse/internal/config"
 	"github.com/pulse-iot/pulse/internal/logcapture"
+	"github.com/pulse-iot/pulse/internal/promtext"
 )
 
 // send serves one request through h from remote with header.
@@ -132,25 +134,25 @@ func TestAPIKeyRotationWithoutRestart(t *testing.T) {
 		want int
 	}{{oldKey, 202}, {envKey, 202}, {newKey, 401}, {"", 401}}
 	for _, tt := range before {
-		if r := postWithKey(in.url, tt.key, metricBody("rot", 1)); r.status != tt.want {
+		if r := postWithKey(in.URL, tt.key, metricBody("rot", 1)); r.status != tt.want {
 			t.Errorf("before rotation, key %q: %d %s %v, want %d", tt.key, r.status, r.body, r.err, tt.want)
 		}
 	}
 
 	writeKeyFile(t, keyFile, newKey+"\n")
 	eventually(t, 5*time.Second, "the new key accepted and the old refused", func() (bool, string) {
-		o, n := postWithKey(in.url, oldKey, metricBody("rot", 2)), postWithKey(in.url, newKey, metricBody("rot", 3))
+		o, n := postWithKey(in.URL, oldKey, metricBody("rot", 2)), postWithKey(in.URL, newKey, metricBody("rot", 3))
 		return o.status == 401 && n.status == 202, fmt.Sprintf("old key %d, new key %d", o.status, n.status)
 	})
-	if r := postWithKey(in.url, envKey, metricBody("rot", 4)); r.status != 202 {
+	if r := postWithKey(in.URL, envKey, metricBody("rot", 4)); r.status != 202 {
 		t.Errorf("API_KEYS key after rotating the file: %d, want 202", r.status)
 	}
 
-	in.cancel()
-	if err := in.wait(t, 20*time.Second); err != nil {
+	in.Cancel()
+	if err := in.Wait(t, 20*time.Second); err != nil {
 		t.Errorf("run returned %v, want nil", err)
 	}
-	logs := in.log.String()
+	logs := in.Log.String()
 	for _, k := range []string{envKey, oldKey, newKey, "5b0e2c77", "9f3a61c2", "24d7be0a"} {
 		if strings.Contains(logs, k) {
 			t.Errorf("the log contains key material %q", k)
@@ -169,7 +171,7 @@ func TestUnreadableKeyFileStopsStart(t *testing.T) {
 	env["API_KEYS_FILE"] = filepath.Join(t.TempDir(), "missing")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := run(ctx, envOf(env), &logcapture.Buffer{}); err == nil || !strings.Contains(err.Error(), "API_KEYS_FILE") {
+	if err := run(ctx, config.MapEnv(env), &logcapture.Buffer{}); err == nil || !strings.Contains(err.Error(), "API_KEYS_FILE") {
 		t.Errorf("run = %v, want an error naming API_KEYS_FILE", err)
 	}
 }
@@ -310,7 +312,7 @@ func TestAdminListener(t *testing.T) {
 	in := startIngest(t, env)
 	var admin string
 	eventually(t, 10*time.Second, "the admin listener", func() (bool, string) {
-		admin = in.log.ListenAddr("ingest.admin")
+		admin = in.Log.ListenAddr("ingest.admin")
 		return admin != "", "no listening line of ingest.admin"
 	})
 	admin = "http://" + admin
@@ -322,17 +324,17 @@ func TestAdminListener(t *testing.T) {
 		{admin + "/debug/pprof/goroutine?debug=1", 200},
 		{admin + "/health", 200},
 		{admin + "/metrics", 404},
-		{in.url + "/debug/pprof/", 404},
-		{in.url + "/debug/pprof/heap", 404},
-		{in.url + "/debug/pprof/cmdline", 404},
+		{in.URL + "/debug/pprof/", 404},
+		{in.URL + "/debug/pprof/heap", 404},
+		{in.URL + "/debug/pprof/cmdline", 404},
 	}
 	for _, tt := range tests {
 		if code, body, err := get(tt.url); err != nil || code != tt.wantCode {
 			t.Errorf("GET %s: %d %.100s %v, want %d", tt.url, code, body, err, tt.wantCode)
 		}
 	}
-	in.cancel()
-	if err := in.wait(t, 20*time.Second); err != nil {
+	in.Cancel()
+	if err := in.Wait(t, 20*time.Second); err != nil {
 		t.Errorf("run returned %v, want nil", err)
 	}
 	if _, _, err := get(admin + "/health"); err == nil {
@@ -352,7 +354,7 @@ func TestAdminAddrInUse(t *testing.T) {
 	env["ADMIN_ADDR"] = taken.Addr().String()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := run(ctx, envOf(env), &logcapture.Buffer{}); err == nil || !strings.Contains(err.Error(), "ADMIN_ADDR") {
+	if err := run(ctx, config.MapEnv(env), &logcapture.Buffer{}); err == nil || !strings.Contains(err.Error(), "ADMIN_ADDR") {
 		t.Errorf("run = %v, want an error naming ADMIN_ADDR", err)
 	}
 }
@@ -366,7 +368,7 @@ func TestSlowGzipBodyIsCut(t *testing.T) {
 	env["READ_TOKENS"] = "scrape-token"
 	in := startIngest(t, env)
 	body := gz(t, []byte(metricBody("slow-gz", 1)))
-	c, err := net.Dial("tcp", strings.TrimPrefix(in.url, "http://"))
+	c, err := net.Dial("tcp", strings.TrimPrefix(in.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +392,7 @@ func TestSlowGzipBodyIsCut(t *testing.T) {
 	if _, err := br.ReadByte(); err == nil {
 		t.Error("the connection stayed open")
 	}
-	req, _ := http.NewRequest("GET", in.url+"/prometheus", nil)
+	req, _ := http.NewRequest("GET", in.URL+"/prometheus", nil)
 	req.Header.Set("Authorization", "Bearer scrape-token")
 	resp, err = httpClient.Do(req)
 	if err != nil {
@@ -398,10 +400,10 @@ func TestSlowGzipBodyIsCut(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	m, _ := io.ReadAll(resp.Body)
-	if v, _ := promValue(t, string(m), "pulse_events_rejected_total", map[string]string{"reason": "timeout"}); v != 1 {
+	if v, _ := promtext.Value(t, string(m), "pulse_events_rejected_total", map[string]string{"reason": "timeout"}); v != 1 {
 		t.Errorf(`pulse_events_rejected_total{reason="timeout"} = %v, want 1`, v)
 	}
-	if code, _, _ := get(in.url + "/prometheus"); code != 401 {
+	if code, _, _ := get(in.URL + "/prometheus"); code != 401 {
 		t.Errorf("/prometheus without the read token: %d, want 401", code)
 	}
 }

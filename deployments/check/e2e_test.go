@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -25,6 +24,8 @@ import (
 	"time"
 
 	"github.com/pulse-iot/pulse/internal/config"
+	"github.com/pulse-iot/pulse/internal/proctest"
+	"github.com/pulse-iot/pulse/internal/promtext"
 )
 
 // TestEndToEnd builds the three services, runs them against a private
@@ -66,65 +67,78 @@ type e2e struct {
 	logs, redisBin      string
 	redisPort           int
 	redisAddr, password string
-	redis               *proc
+	redis               *proctest.Proc
 	prefix              string
 	shards              int
 	addr                map[string]string // service -> host:port
 	accepted            int               // events ingest accepted
-	scrapes             map[string]map[string][]string
+	scrapes             map[string]promtext.Metrics
 }
 
 // startE2E starts a password-protected Redis, like the cluster's, and the
-// three services, and waits until all are ready.
+// three services, and waits until each is ready.
 func startE2E(t *testing.T, redisBin string) *e2e {
 	bins := buildServices(t, repoRoot(t))
+	port, err := proctest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
 	e := &e2e{
-		logs: t.TempDir(), redisBin: redisBin, redisPort: freePort(t),
+		logs: t.TempDir(), redisBin: redisBin, redisPort: port,
 		password: fmt.Sprintf("e2e-%d", time.Now().UnixNano()),
 		prefix:   fmt.Sprintf("e2e%d", time.Now().UnixNano()%1_000_000),
-		shards:   4, addr: map[string]string{}, scrapes: map[string]map[string][]string{},
+		shards:   4, addr: map[string]string{}, scrapes: map[string]promtext.Metrics{},
 	}
-	e.redisAddr = fmt.Sprintf("127.0.0.1:%d", e.redisPort)
-	e.redis = e.startRedis(t, "redis")
-	waitFor(t, 10*time.Second, "redis-server answers PING", func() error {
-		r, err := respDo(e.redisAddr, e.password, "PING")
-		if err == nil && r != "PONG" {
-			err = fmt.Errorf("PING: %q", r)
-		}
-		return err
-	})
+	e.redis = redisProc(redisBin, e.logs, "redis", port, e.password, "--save", "", "--appendonly", "no", "--dir", e.logs)
+	e.redisAddr = e.redis.Addr
+	e.redis.StartTest(t, syscall.SIGTERM)
 	for _, svc := range PulseServices {
-		e.addr[svc] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 		env := []string{
 			"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-			"HTTP_ADDR=" + e.addr[svc], "REDIS_ADDR=" + e.redisAddr, "REDIS_PASSWORD=" + e.password,
+			"REDIS_ADDR=" + e.redisAddr, "REDIS_PASSWORD=" + e.password,
 			"KEY_PREFIX=" + e.prefix, "SHARDS=" + strconv.Itoa(e.shards), "LOG_LEVEL=warn",
 		}
 		if svc == config.Analyzer {
 			env = append(env, "CONSUMER_NAME=e2e-analyzer-1", "LEASE_TTL=2s")
 		}
-		startProc(t, e.logs, svc, bins[svc], nil, env)
-	}
-	for _, svc := range PulseServices {
-		base := e.url(svc)
-		waitFor(t, 20*time.Second, svc+" /health and /ready", func() error {
-			if code, body, err := httpGet(base + "/health"); err != nil || code != 200 || !strings.Contains(body, `"healthy"`) {
+		p, err := proctest.Service(filepath.Dir(bins[svc]), svc, svc, env...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.OnlyEnv, p.Group, p.Log = true, true, filepath.Join(e.logs, svc+".log")
+		p.ReadyWithin = 20 * time.Second
+		p.Ready = func(context.Context) error {
+			if code, body, err := httpGet(p.URL("/health")); err != nil || code != 200 || !strings.Contains(body, `"healthy"`) {
 				return fmt.Errorf("/health: %d %q %v", code, body, err)
 			}
-			if code, body, err := httpGet(base + "/ready"); err != nil || code != 200 {
+			if code, body, err := httpGet(p.URL("/ready")); err != nil || code != 200 {
 				return fmt.Errorf("/ready: %d %q %v", code, body, err)
 			}
 			return nil
-		})
+		}
+		p.StartTest(t, syscall.SIGTERM)
+		e.addr[svc] = p.Addr
 	}
 	return e
 }
 
-func (e *e2e) startRedis(t *testing.T, name string) *proc {
-	return startProc(t, e.logs, name, e.redisBin, []string{
-		"--port", strconv.Itoa(e.redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--requirepass", e.password, "--dir", e.logs,
-	}, nil)
+// redisProc is redis-server with args on a loopback port, behind a
+// password, ready once it answers PING; its log is dir/name.log.
+func redisProc(bin, dir, name string, port int, password string, args ...string) *proctest.Proc {
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	return &proctest.Proc{
+		Name: name,
+		Argv: append(append([]string{bin}, args...), "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--requirepass", password),
+		Addr: addr, Log: filepath.Join(dir, name+".log"), Group: true,
+		ReadyWithin: 10 * time.Second,
+		Ready: func(context.Context) error {
+			r, err := respDo(addr, password, "PING")
+			if err == nil && r != "PONG" {
+				err = fmt.Errorf("PING: %q", r)
+			}
+			return err
+		},
+	}
 }
 
 func (e *e2e) url(svc string) string { return "http://" + e.addr[svc] }
@@ -149,12 +163,7 @@ func (e *e2e) addScrapes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if e.scrapes[svc] == nil {
-			e.scrapes[svc] = map[string][]string{}
-		}
-		for name, ls := range m {
-			e.scrapes[svc][name] = append(e.scrapes[svc][name], ls...)
-		}
+		e.scrapes[svc] = append(e.scrapes[svc], m...)
 	}
 }
 
@@ -201,13 +210,13 @@ func (e *e2e) pipeline(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if got := sampleSum(m, "pulse_events_processed_total", ""); got < float64(e.accepted) {
+		if got := m.Sum("pulse_events_processed_total", nil); got < float64(e.accepted) {
 			return fmt.Errorf("processed %v of %d", got, e.accepted)
 		}
-		if got := sampleSum(m, "pulse_events_deadlettered_total", ""); got < 1 {
+		if got := m.Sum("pulse_events_deadlettered_total", nil); got < 1 {
 			return fmt.Errorf("dead-lettered %v, want 1", got)
 		}
-		if got := sampleSum(m, "pulse_shards_owned", ""); got != float64(e.shards) {
+		if got := m.Sum("pulse_shards_owned", nil); got != float64(e.shards) {
 			return fmt.Errorf("owns %v shards, want %d", got, e.shards)
 		}
 		return nil
@@ -218,7 +227,7 @@ func (e *e2e) pipeline(t *testing.T) {
 		}
 	}
 	e.addScrapes(t)
-	if v := sampleSum(e.scrapes[config.Analyzer], "anomalies_detected_total", ""); v < 3 {
+	if v := e.scrapes[config.Analyzer].Sum("anomalies_detected_total", nil); v < 3 {
 		t.Errorf("anomalies_detected_total = %v after three spikes", v)
 	}
 }
@@ -369,7 +378,7 @@ func promRulesHealthy(t *testing.T, prom string) {
 
 // redisOutage: liveness stays up, readiness and ingest say 503.
 func (e *e2e) redisOutage(t *testing.T) {
-	e.redis.stop(syscall.SIGKILL)
+	e.redis.Kill()
 	for _, svc := range PulseServices {
 		base := e.url(svc)
 		waitFor(t, 15*time.Second, svc+" unready without Redis", func() error {
@@ -393,7 +402,7 @@ func (e *e2e) redisOutage(t *testing.T) {
 	}
 	if m, err := scrape(ingest); err != nil {
 		t.Errorf("ingest /prometheus without Redis: %v", err)
-	} else if v := sampleSum(m, "pulse_events_rejected_total", `reason="unavailable"`); v < 1 {
+	} else if v := m.Sum("pulse_events_rejected_total", map[string]string{"reason": "unavailable"}); v < 1 {
 		t.Errorf(`pulse_events_rejected_total{reason="unavailable"} = %v after a POST without Redis`, v)
 	}
 }
@@ -401,7 +410,9 @@ func (e *e2e) redisOutage(t *testing.T) {
 // recovery: Redis back (same port, empty), every service recovers by
 // itself and ingest accepts again.
 func (e *e2e) recovery(t *testing.T) {
-	e.startRedis(t, "redis-2")
+	if err := e.redis.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	for _, svc := range PulseServices {
 		base := e.url(svc)
 		waitFor(t, 30*time.Second, svc+" ready again after Redis returned", func() error {
@@ -426,7 +437,7 @@ func (e *e2e) metricNames(t *testing.T, exprs []PromQLExpr) {
 	for _, m := range Contract {
 		for _, svc := range m.Services {
 			for _, s := range m.SeriesNames() {
-				if _, ok := e.scrapes[svc][s]; !ok {
+				if !e.scrapes[svc].Has(s) {
 					t.Errorf("contract: %s does not export %s", svc, s)
 				}
 			}
@@ -434,8 +445,8 @@ func (e *e2e) metricNames(t *testing.T, exprs []PromQLExpr) {
 	}
 	exported := map[string]bool{}
 	for _, sc := range e.scrapes {
-		for n := range sc {
-			exported[n] = true
+		for _, smp := range sc {
+			exported[smp.Name] = true
 		}
 	}
 	for _, ex := range exprs {
@@ -467,20 +478,13 @@ func buildServices(t *testing.T, root string) map[string]string {
 			t.Skipf("%s has no Go files yet: the services are not written", svc)
 		}
 	}
-	dir := t.TempDir()
-	args := []string{"build", "-o", dir + string(os.PathSeparator)}
-	for _, svc := range PulseServices {
-		args = append(args, "./"+svc)
-	}
-	cmd := exec.Command("go", args...)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "GOWORK="+filepath.Join(root, "go.work"))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build the services: %v\n%s", err, out)
-	}
-	bins := map[string]string{}
-	for _, svc := range PulseServices {
-		bins[svc] = filepath.Join(dir, svc)
+	// The workspace, as make build: the Dockerfiles' GOWORK=off builds are
+	// checked by TestDockerfiles.
+	bins, err := proctest.Build(context.Background(), proctest.BuildOptions{
+		Root: root, Dir: t.TempDir(), Env: []string{"GOWORK=" + filepath.Join(root, "go.work")},
+	}, PulseServices...)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return bins
 }
@@ -499,89 +503,24 @@ func startPrometheus(t *testing.T, bin, logs string, addr map[string]string) str
 	if err := os.WriteFile(filepath.Join(dir, "alerts.yml"), []byte(mustRead(t, filepath.Join(promDir(t), "alerts.yml"))), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	startProc(t, logs, "prometheus", bin, []string{
-		"--config.file=" + filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
-		"--web.listen-address=" + listen,
-		"--log.level=warn",
-	}, nil)
-	base := "http://" + listen
-	waitFor(t, 30*time.Second, "Prometheus ready", func() error {
-		code, _, err := httpGet(base + "/-/ready")
-		if err == nil && code != 200 {
-			err = fmt.Errorf("/-/ready: %d", code)
-		}
-		return err
-	})
-	return base
-}
-
-// --- processes ---------------------------------------------------------
-
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-	once sync.Once
-}
-
-// startProc starts bin in its own process group, logging to logs/name.log;
-// the test's cleanup stops the group (SIGTERM, then SIGKILL).
-func startProc(t *testing.T, logs, name, bin string, args, env []string) *proc {
-	t.Helper()
-	logPath := filepath.Join(logs, name+".log")
-	f, err := os.Create(logPath)
+	listen, err := proctest.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, args...)
-	if env != nil {
-		cmd.Env = env
+	p := &proctest.Proc{
+		Name: "prometheus",
+		Argv: []string{bin,
+			"--config.file=" + filepath.Join(dir, "prometheus.yml"),
+			"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+			"--web.listen-address=" + listen,
+			"--log.level=warn",
+		},
+		Addr: listen, Log: filepath.Join(logs, "prometheus.log"), Group: true,
+		ReadyWithin: 30 * time.Second,
 	}
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		t.Fatalf("start %s: %v", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
-	go func() { cmd.Wait(); f.Close(); close(p.done) }()
-	t.Cleanup(func() {
-		p.stop(syscall.SIGTERM)
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			if len(b) > 4000 {
-				b = b[len(b)-4000:]
-			}
-			t.Logf("--- %s log (tail) ---\n%s", name, b)
-		}
-	})
-	return p
-}
-
-// stop signals the process group and waits for the process to exit,
-// escalating to SIGKILL after 10 seconds.
-func (p *proc) stop(sig syscall.Signal) {
-	p.once.Do(func() {
-		syscall.Kill(-p.cmd.Process.Pid, sig)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-			<-p.done
-		}
-	})
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	p.Ready = func(ctx context.Context) error { return proctest.GetOK(ctx, client, p.URL("/-/ready")) }
+	p.StartTest(t, syscall.SIGTERM)
+	return p.URL("")
 }
 
 func waitFor(t *testing.T, d time.Duration, what string, f func() error) {
@@ -621,54 +560,9 @@ func httpPost(u, ctype, body string) (int, string, error) {
 	return resp.StatusCode, string(b), err
 }
 
-func scrapeText(base string) (string, error) {
-	code, body, err := httpGet(base + "/prometheus")
-	if err == nil && code != 200 {
-		err = fmt.Errorf("GET %s/prometheus: %d", base, code)
-	}
-	return body, err
-}
-
-func scrape(base string) (map[string][]string, error) {
-	body, err := scrapeText(base)
-	if err != nil {
-		return nil, err
-	}
-	return parseSamples(body), nil
-}
-
-// parseSamples maps name -> "labels value" lines.
-func parseSamples(body string) map[string][]string {
-	out := map[string][]string{}
-	for _, line := range strings.Split(body, "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		end := strings.IndexAny(line, "{ ")
-		if end < 0 {
-			continue
-		}
-		out[line[:end]] = append(out[line[:end]], line[end:])
-	}
-	return out
-}
-
-// sampleSum adds the values of name's samples whose labels contain match.
-func sampleSum(m map[string][]string, name, match string) float64 {
-	sum := 0.0
-	for _, s := range m[name] {
-		if !strings.Contains(s, match) {
-			continue
-		}
-		f := strings.Fields(s[strings.LastIndexByte(s, '}')+1:])
-		if len(f) == 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(f[0], 64); err == nil {
-			sum += v
-		}
-	}
-	return sum
+// scrape reads a service's /prometheus.
+func scrape(base string) (promtext.Metrics, error) {
+	return promtext.Scrape(context.Background(), client, base+"/prometheus")
 }
 
 func promAPI(base, path string, q url.Values, out any) error {

@@ -129,28 +129,3 @@ func MetricNames(expr string) ([]string, error) {
 	sort.Strings(names)
 	return names, nil
 }
-
-// ParseExposition returns the sample names (and their label sets) in a
-// Prometheus text-format scrape.
-func ParseExposition(body string) map[string][]string {
-	out := map[string][]string{}
-	for _, line := range strings.Split(body, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		end := strings.IndexAny(line, "{ ")
-		if end < 0 {
-			continue
-		}
-		name := line[:end]
-		labels := ""
-		if line[end] == '{' {
-			if c := strings.LastIndexByte(line, '}'); c > end {
-				labels = line[end+1 : c]
-			}
-		}
-		out[name] = append(out[name], labels)
-	}
-	return out
-}

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pulse-iot/pulse/internal/proctest"
 )
 
 // The redis.conf the StatefulSet mounts is accepted by a real redis-server
@@ -36,16 +38,15 @@ func TestRedisConf(t *testing.T) {
 	if err := os.WriteFile(conf, []byte(strings.Replace(text, "\ndir /data\n", "\ndir "+data+"\n", 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	port, err := proctest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
 	// As in the pod, plus what a test on a shared machine needs: loopback,
 	// a free port, a temporary data dir.
-	startProc(t, dir, "redis-conf", bin, []string{conf, "--requirepass", "t", "--port", strconv.Itoa(port),
-		"--bind", "127.0.0.1"}, nil)
-	waitFor(t, 10*time.Second, "redis-server with the deployed redis.conf", func() error {
-		_, err := respDo(addr, "t", "PING")
-		return err
-	})
+	p := redisProc(bin, dir, "redis-conf", port, "t", conf)
+	p.StartTest(t, syscall.SIGTERM)
+	addr := p.Addr
 	for k, want := range map[string]string{"appendonly": "yes", "appendfsync": "everysec", "maxmemory-policy": "noeviction"} {
 		got, err := respArray(addr, "t", "CONFIG", "GET", k)
 		if err != nil || len(got) != 2 || got[1] != want {

@@ -4,7 +4,6 @@
 package alertmanagertest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -21,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pulse-iot/pulse/internal/proctest"
 )
 
 // Notification is one webhook notification, as Alertmanager's webhook
@@ -159,12 +160,7 @@ func dur(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10
 type Alertmanager struct {
 	URL  string // base URL, http://127.0.0.1:port
 	Port int
-	dir  string
-	args []string
-
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when cmd has exited
+	p    *proctest.Proc
 }
 
 // Binary finds Alertmanager: prometheus-alertmanager (Debian) or
@@ -194,26 +190,31 @@ func Start(t testing.TB, webhook string, cfg Config) *Alertmanager {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		port, err := freePort()
+		port, err := proctest.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
-		a := &Alertmanager{URL: "http://127.0.0.1:" + strconv.Itoa(port), Port: port, dir: dir}
-		a.args = []string{bin,
-			"--config.file=" + conf,
-			"--storage.path=" + filepath.Join(dir, "data"),
-			"--web.listen-address=127.0.0.1:" + strconv.Itoa(port),
-			"--web.external-url=" + a.URL,
-			"--cluster.listen-address=", // no gossip: one standalone instance
-			"--log.level=info",
+		a := &Alertmanager{URL: "http://127.0.0.1:" + strconv.Itoa(port), Port: port}
+		a.p = &proctest.Proc{
+			Name: "alertmanager",
+			Argv: []string{bin,
+				"--config.file=" + conf,
+				"--storage.path=" + filepath.Join(dir, "data"),
+				"--web.listen-address=127.0.0.1:" + strconv.Itoa(port),
+				"--web.external-url=" + a.URL,
+				"--cluster.listen-address=", // no gossip: one standalone instance
+				"--log.level=info",
+			},
+			Log:         filepath.Join(dir, "alertmanager.log"),
+			Group:       true,
+			Ready:       func(ctx context.Context) error { return proctest.GetOK(ctx, http.DefaultClient, a.URL+"/-/ready") },
+			ReadyWithin: 15 * time.Second,
 		}
 		if lastErr = a.start(); lastErr == nil {
 			t.Cleanup(func() {
 				a.Stop()
 				if t.Failed() {
-					if log, err := os.ReadFile(a.logPath()); err == nil {
-						t.Logf("alertmanager on port %d logged:\n%s", a.Port, tail(log, 4000))
-					}
+					t.Logf("alertmanager on port %d logged:\n%s", a.Port, a.p.Tail(4000))
 				}
 			})
 			return a
@@ -223,54 +224,11 @@ func Start(t testing.TB, webhook string, cfg Config) *Alertmanager {
 	return nil
 }
 
-func (a *Alertmanager) logPath() string { return filepath.Join(a.dir, "alertmanager.log") }
-
 func (a *Alertmanager) start() error {
-	log, err := os.OpenFile(a.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
+	if err := a.p.Start(context.Background()); err != nil {
+		return fmt.Errorf("%w (port %d taken?): %s", err, a.Port, a.p.Tail(2000))
 	}
-	defer log.Close()
-	cmd := exec.Command(a.args[0], a.args[1:]...)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", a.args[0], err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	a.mu.Lock()
-	a.cmd, a.exited = cmd, exited
-	a.mu.Unlock()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			a.mu.Lock()
-			a.cmd = nil
-			a.mu.Unlock()
-			return fmt.Errorf("alertmanager exited at start (port %d taken?): %s", a.Port, tail(readFile(a.logPath()), 2000))
-		default:
-		}
-		if ready(a.URL) {
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	a.Kill()
-	return fmt.Errorf("alertmanager not ready within 15s on %s", a.URL)
-}
-
-func ready(base string) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/-/ready", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	return nil
 }
 
 // Restart starts Alertmanager again on its port, after Stop or Kill. Its
@@ -296,20 +254,7 @@ func (a *Alertmanager) Stop() { a.signal(syscall.SIGTERM) }
 func (a *Alertmanager) Kill() { a.signal(syscall.SIGKILL) }
 
 func (a *Alertmanager) signal(sig syscall.Signal) {
-	a.mu.Lock()
-	cmd, exited := a.cmd, a.exited
-	a.cmd = nil
-	a.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Signal(sig)
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		<-exited
-	}
+	a.p.Stop(sig, 10*time.Second)
 	// The port must be free before a restart.
 	for i := 0; i < 100 && portOpen(a.Port); i++ {
 		time.Sleep(20 * time.Millisecond)
@@ -354,26 +299,4 @@ func (a *Alertmanager) Alerts(t testing.TB) []GettableAlert {
 		t.Fatalf("get alerts: %v\n%s", err, body)
 	}
 	return out
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func readFile(p string) []byte {
-	b, _ := os.ReadFile(p)
-	return b
-}
-
-func tail(b []byte, n int) []byte {
-	b = bytes.TrimSpace(b)
-	if len(b) > n {
-		return b[len(b)-n:]
-	}
-	return b
 }

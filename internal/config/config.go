@@ -285,6 +285,13 @@ func VarsFor(service string) []string {
 	return names
 }
 
+// MapEnv returns a getenv for Load that reads vars and nothing else, so
+// that the process's environment cannot leak into a configuration built
+// by a test or a tool.
+func MapEnv(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
 // Load reads service's variables through getenv. Every invalid value is
 // reported, each with its variable's name.
 func Load(service string, getenv func(string) string) (Config, error) {

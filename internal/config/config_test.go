@@ -9,12 +9,8 @@ import (
 	"time"
 )
 
-func env(kv map[string]string) func(string) string {
-	return func(k string) string { return kv[k] }
-}
-
 func TestDefaults(t *testing.T) {
-	c, err := Load(Ingest, env(nil))
+	c, err := Load(Ingest, MapEnv(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,12 +21,12 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("ingest defaults = %+v", c)
 	}
 	for service, addr := range map[string]string{API: ":8081", Analyzer: ":8082"} {
-		c, err := Load(service, env(nil))
+		c, err := Load(service, MapEnv(nil))
 		if err != nil || c.HTTPAddr != addr {
 			t.Errorf("%s HTTP_ADDR default = %q (%v), want %s", service, c.HTTPAddr, err, addr)
 		}
 	}
-	a, _ := Load(Analyzer, env(map[string]string{"CONSUMER_NAME": ""}))
+	a, _ := Load(Analyzer, MapEnv(map[string]string{"CONSUMER_NAME": ""}))
 	if a.ConsumerName == "" || a.LeaseTTL != 5*time.Second || a.ReadCount != 500 {
 		t.Errorf("analyzer defaults = %+v", a)
 	}
@@ -75,7 +71,7 @@ func TestInvalidValuesNameTheirVariable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.service+" "+tt.name+"="+tt.value, func(t *testing.T) {
-			_, err := Load(tt.service, env(map[string]string{tt.name: tt.value}))
+			_, err := Load(tt.service, MapEnv(map[string]string{tt.name: tt.value}))
 			// The variable's own check must reject it, not a cross-check
 			// of two variables that happens to name it (WINDOW_SIZE=1 also
 			// fails MIN_SAMPLES ≤ WINDOW_SIZE with the default MIN_SAMPLES).
@@ -88,16 +84,16 @@ func TestInvalidValuesNameTheirVariable(t *testing.T) {
 
 func TestAdminAddrIsNotThePublicOne(t *testing.T) {
 	for _, service := range []string{Ingest, API, Analyzer} {
-		_, err := Load(service, env(map[string]string{"HTTP_ADDR": "127.0.0.1:9000", "ADMIN_ADDR": "127.0.0.1:9000"}))
+		_, err := Load(service, MapEnv(map[string]string{"HTTP_ADDR": "127.0.0.1:9000", "ADMIN_ADDR": "127.0.0.1:9000"}))
 		if err == nil || !strings.Contains(err.Error(), "ADMIN_ADDR") {
 			t.Errorf("%s with ADMIN_ADDR = HTTP_ADDR: %v, want an error naming ADMIN_ADDR", service, err)
 		}
-		c, err := Load(service, env(map[string]string{"HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:9001"}))
+		c, err := Load(service, MapEnv(map[string]string{"HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:9001"}))
 		if err != nil || c.AdminAddr != "127.0.0.1:9001" {
 			t.Errorf("%s with a separate ADMIN_ADDR: %q, %v", service, c.AdminAddr, err)
 		}
 		// Port 0 is a free port for each listener.
-		if _, err := Load(service, env(map[string]string{"HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0"})); err != nil {
+		if _, err := Load(service, MapEnv(map[string]string{"HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0"})); err != nil {
 			t.Errorf("%s with both on port 0: %v", service, err)
 		}
 	}
@@ -108,11 +104,11 @@ func TestAdminAddrIsNotThePublicOne(t *testing.T) {
 // service reads them.
 func TestHardeningDefaults(t *testing.T) {
 	for _, service := range []string{Ingest, API, Analyzer} {
-		c, err := Load(service, env(nil))
+		c, err := Load(service, MapEnv(nil))
 		if err != nil || c.AdminAddr != "" || c.BodyTimeout != 30*time.Second {
 			t.Errorf("%s: ADMIN_ADDR %q, BODY_TIMEOUT %v (%v); want off and 30s", service, c.AdminAddr, c.BodyTimeout, err)
 		}
-		c, err = Load(service, env(map[string]string{"READ_TOKENS": "t1,t2", "BODY_TIMEOUT": "2m"}))
+		c, err = Load(service, MapEnv(map[string]string{"READ_TOKENS": "t1,t2", "BODY_TIMEOUT": "2m"}))
 		if err != nil || len(c.ReadTokens) != 2 || c.BodyTimeout != 2*time.Minute {
 			t.Errorf("%s: READ_TOKENS %q, BODY_TIMEOUT %v (%v)", service, c.ReadTokens, c.BodyTimeout, err)
 		}
@@ -123,14 +119,14 @@ func TestHardeningDefaults(t *testing.T) {
 }
 
 func TestMinSamplesMayNotExceedWindow(t *testing.T) {
-	_, err := Load(API, env(map[string]string{"WINDOW_SIZE": "20", "MIN_SAMPLES": "21"}))
+	_, err := Load(API, MapEnv(map[string]string{"WINDOW_SIZE": "20", "MIN_SAMPLES": "21"}))
 	if err == nil || !strings.Contains(err.Error(), "MIN_SAMPLES") {
 		t.Errorf("Load = %v, want an error naming MIN_SAMPLES", err)
 	}
 }
 
 func TestStringMasksSecrets(t *testing.T) {
-	c, err := Load(Ingest, env(map[string]string{"REDIS_PASSWORD": "s3cret", "API_KEYS": "k-one, k-two"}))
+	c, err := Load(Ingest, MapEnv(map[string]string{"REDIS_PASSWORD": "s3cret", "API_KEYS": "k-one, k-two"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +139,7 @@ func TestStringMasksSecrets(t *testing.T) {
 }
 
 func TestLists(t *testing.T) {
-	c, err := Load(API, env(map[string]string{"REDIS_CLUSTER_ADDRS": " 127.0.0.1:7000,127.0.0.1:7001 ,", "RATE_LIMIT": "50"}))
+	c, err := Load(API, MapEnv(map[string]string{"REDIS_CLUSTER_ADDRS": " 127.0.0.1:7000,127.0.0.1:7001 ,", "RATE_LIMIT": "50"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,11 +164,11 @@ func TestReadmeDocumentsEveryVariable(t *testing.T) {
 
 func TestAddressForms(t *testing.T) {
 	for _, addr := range []string{"127.0.0.1:6379", "[::1]:6379", "redis:6379", "localhost:0"} {
-		if _, err := Load(Ingest, env(map[string]string{"REDIS_ADDR": addr})); err != nil {
+		if _, err := Load(Ingest, MapEnv(map[string]string{"REDIS_ADDR": addr})); err != nil {
 			t.Errorf("REDIS_ADDR=%s: %v", addr, err)
 		}
 	}
-	if _, err := Load(API, env(map[string]string{"HTTP_ADDR": ":8081"})); err != nil {
+	if _, err := Load(API, MapEnv(map[string]string{"HTTP_ADDR": ":8081"})); err != nil {
 		t.Errorf("HTTP_ADDR=:8081: %v", err)
 	}
 }

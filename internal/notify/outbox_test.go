@@ -2,7 +2,6 @@ package notify
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"reflect"
 	"strconv"
@@ -15,20 +14,7 @@ import (
 
 var redisSrv *redistest.Server
 
-func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
-}
-
-func testMain(m *testing.M) int {
-	s, err := redistest.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start redis:", err)
-		return 1
-	}
-	defer s.Stop()
-	redisSrv = s
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(redistest.Main(m, &redisSrv)) }
 
 // testKeys returns keys of shard 7 under a prefix of the test's own.
 func testKeys(t *testing.T) (*redis.Client, Keys) {

@@ -2,8 +2,6 @@ package redistest
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"strconv"
 	"testing"
 	"time"
@@ -11,22 +9,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// needCluster skips the test where redis-server or redis-cli is missing,
-// except in CI, which must run it.
-func needCluster(t *testing.T) {
-	t.Helper()
-	for _, bin := range []string{"redis-server", "redis-cli"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s not installed: apt-get install redis-server", bin)
-			}
-			t.Skipf("%s not installed (apt-get install redis-server)", bin)
-		}
-	}
-}
-
 func TestClusterFailsOverAndTheKilledMasterRejoinsAsReplica(t *testing.T) {
-	needCluster(t)
+	NeedCluster(t)
 	start := time.Now()
 	c, err := StartCluster(3, 1)
 	if err != nil {

@@ -6,14 +6,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/pulse-iot/pulse/internal/proctest"
 )
 
 // Server is one redis-server process.
@@ -37,15 +39,26 @@ func Start(extra ...string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	return startOnFreePort(dir, func(port int) ([]string, error) {
+		return append([]string{bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no", "--loglevel", "warning"}, extra...), nil
+	})
+}
+
+// startOnFreePort starts a server with its files in dir on a free port,
+// trying another when the port was taken in between; argv is its command
+// line for a port. On failure dir is removed.
+func startOnFreePort(dir string, argv func(port int) ([]string, error)) (*Server, error) {
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		port, err := freePort()
+		port, err := proctest.FreePort()
 		if err != nil {
 			return nil, err
 		}
 		s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), Port: port, dir: dir}
-		s.args = append([]string{bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no", "--loglevel", "warning"}, extra...)
+		if s.args, err = argv(port); err != nil {
+			return nil, err
+		}
 		if lastErr = s.Restart(); lastErr == nil {
 			return s, nil
 		}
@@ -103,11 +116,18 @@ func (s *Server) Client() *redis.Client {
 	return redis.NewClient(&redis.Options{Addr: s.Addr})
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// Main runs a package's tests (m) with one redis-server started for them
+// and stopped after, *srv set to it before m.Run: the tests share it
+// through Prefix. It returns the exit code, for
+//
+//	func TestMain(m *testing.M) { os.Exit(redistest.Main(m, &redisSrv)) }
+func Main(m *testing.M, srv **Server) int {
+	s, err := Start()
 	if err != nil {
-		return 0, err
+		fmt.Fprintln(os.Stderr, "start redis:", err)
+		return 1
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	defer s.Stop()
+	*srv = s
+	return m.Run()
 }

@@ -2,8 +2,6 @@ package redisx
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -18,14 +16,7 @@ import (
 // the cluster is healthy: the client reloads its slot map on errors
 // rather than every ClusterStateReloadInterval.
 func TestClusterClientFailsFastAndFollowsAFailover(t *testing.T) {
-	for _, bin := range []string{"redis-server", "redis-cli"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s not installed: apt-get install redis-server", bin)
-			}
-			t.Skipf("%s not installed (apt-get install redis-server)", bin)
-		}
-	}
+	redistest.NeedCluster(t)
 	c, err := redistest.StartCluster(3, 1)
 	if err != nil {
 		t.Fatal(err)

@@ -23,18 +23,7 @@ import (
 
 var srv *redistest.Server
 
-func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		s, err := redistest.Start()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "start redis:", err)
-			return 1
-		}
-		defer s.Stop()
-		srv = s
-		return m.Run()
-	}())
-}
+func TestMain(m *testing.M) { os.Exit(redistest.Main(m, &srv)) }
 
 const (
 	testShards = 2

@@ -1,14 +1,11 @@
 package bench
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pulse-iot/pulse/internal/proctest"
 	"github.com/pulse-iot/pulse/internal/redistest"
 )
 
@@ -105,13 +103,10 @@ type cluster struct {
 	services []*service
 }
 
+// service is one of the binaries we started.
 type service struct {
-	name  string
-	addr  string
+	*proctest.Proc
 	admin string // ADMIN_ADDR, for the services that have one
-	cmd   *exec.Cmd
-	log   string
-	done  chan struct{}
 }
 
 func startCluster(ctx context.Context, o *options, logf func(string, ...any)) (c *cluster, err error) {
@@ -154,9 +149,9 @@ func startCluster(ctx context.Context, o *options, logf func(string, ...any)) (c
 		{"api", "api", ""},
 	}
 	for _, st := range starts {
-		e := env
+		e := append([]string(nil), env...)
 		if st.extra != "" {
-			e = append(append([]string(nil), env...), st.extra)
+			e = append(e, st.extra)
 		}
 		svc, err := c.launch(ctx, st.name, st.bin, e)
 		if err != nil {
@@ -168,104 +163,60 @@ func startCluster(ctx context.Context, o *options, logf func(string, ...any)) (c
 	return c, nil
 }
 
-// buildServices builds the three binaries from the workspace root (or
-// from src, another checkout with its own go.work), as `make build` does
-// but keeping the symbol table, so that perf can name the functions of a
+// buildServices builds the three binaries from the repository (or from
+// src, another checkout with its own go.work), as `make build` does but
+// keeping the symbol table, so that perf can name the functions of a
 // profile.
 func buildServices(ctx context.Context, dir, src string) error {
-	root := src
-	env := append(os.Environ(), "CGO_ENABLED=0")
-	if root == "" {
-		out, err := exec.CommandContext(ctx, "go", "env", "GOWORK").Output()
+	o := proctest.BuildOptions{Root: src, Dir: dir, Flags: []string{"-trimpath"}, Env: []string{"CGO_ENABLED=0"}}
+	if src == "" {
+		root, err := proctest.RepoRoot()
 		if err != nil {
-			return fmt.Errorf("go env GOWORK: %w", err)
+			return err
 		}
-		work := strings.TrimSpace(string(out))
-		if work == "" || work == "off" {
-			return errors.New("not inside the Pulse go.work workspace: run from the repository")
-		}
-		root = filepath.Dir(work)
+		o.Root = root
 	} else {
-		if _, err := os.Stat(filepath.Join(root, "go.work")); err != nil {
-			return fmt.Errorf("-src %s: no go.work there", root)
+		if _, err := os.Stat(filepath.Join(src, "go.work")); err != nil {
+			return fmt.Errorf("-src %s: no go.work there", src)
 		}
-		env = append(env, "GOWORK="+filepath.Join(root, "go.work"))
+		o.Env = append(o.Env, "GOWORK="+filepath.Join(src, "go.work"))
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", dir+"/", "./ingest", "./analyzer", "./api")
-	cmd.Dir = root
-	cmd.Env = env
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("build services in %s: %w\n%s", cmd.Dir, err, stderr.String())
-	}
-	return nil
+	_, err := proctest.Build(ctx, o)
+	return err
 }
 
+// launch starts binary bin as name, logging to the cluster's folder, and
+// waits for its /health.
 func (c *cluster) launch(ctx context.Context, name, bin string, env []string) (*service, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	s := &service{name: name, addr: "127.0.0.1:" + strconv.Itoa(port), log: filepath.Join(c.dir, name+".log"), done: make(chan struct{})}
+	s := &service{}
 	// pprof is served on ADMIN_ADDR only, by every service.
-	admin, err := freePort()
+	admin, err := proctest.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	s.admin = "127.0.0.1:" + strconv.Itoa(admin)
-	env = append(env, "ADMIN_ADDR="+s.admin)
-	logFile, err := os.Create(s.log)
+	s.admin = admin
+	env = append(env, "ADMIN_ADDR="+admin)
+	p, err := proctest.Service(c.dir, bin, name, env...)
 	if err != nil {
 		return nil, err
 	}
-	defer logFile.Close()
-	s.cmd = exec.Command(filepath.Join(c.dir, bin))
-	s.cmd.Env = append(append(os.Environ(), "HTTP_ADDR="+s.addr), env...)
-	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	go func() { s.cmd.Wait(); close(s.done) }()
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := client.Get("http://" + s.addr + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, nil
-			}
+	p.Log = filepath.Join(c.dir, name+".log")
+	p.ReadyWithin = 30 * time.Second
+	s.Proc = p
+	if err := p.Start(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil, err
 		}
-		select {
-		case <-s.done:
-			return nil, fmt.Errorf("%s exited at start:\n%s", name, tailFile(s.log, 2000))
-		case <-ctx.Done():
-			s.stop()
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return nil, fmt.Errorf("%s did not answer /health within 30s:\n%s", name, tailFile(s.log, 2000))
-		}
+		return nil, fmt.Errorf("%w:\n%s", err, p.Tail(2000))
 	}
-}
-
-func (s *service) stop() {
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(15 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.done
-	}
+	return s, nil
 }
 
 func (c *cluster) stop(logf func(string, ...any)) {
 	for i := len(c.services) - 1; i >= 0; i-- {
-		c.services[i].stop()
+		if err := c.services[i].Stop(syscall.SIGTERM, 15*time.Second); err != nil {
+			logf("%v", err)
+		}
 	}
 	c.services = nil
 	if c.redis != nil {
@@ -285,35 +236,26 @@ func (c *cluster) system() *system {
 	s.keepLogs = &c.keep
 	s.logs = map[string]string{}
 	for _, svc := range c.services {
-		s.logs[svc.name] = svc.log
+		s.logs[svc.Name] = svc.Log
 	}
 	s.procs = append(s.procs, proc{name: "redis", pid: c.redisPID})
 	for _, svc := range c.services {
-		u := "http://" + svc.addr
+		u := svc.URL("")
 		admin := u
 		if svc.admin != "" {
 			admin = "http://" + svc.admin
 		}
-		s.procs = append(s.procs, proc{name: svc.name, pid: svc.cmd.Process.Pid, url: u, admin: admin})
+		s.procs = append(s.procs, proc{name: svc.Name, pid: svc.Pid(), url: u, admin: admin})
 		switch {
-		case svc.name == "ingest":
+		case svc.Name == "ingest":
 			s.ingest = u
-		case svc.name == "api":
+		case svc.Name == "api":
 			s.api = u
-		case strings.HasPrefix(svc.name, "analyzer"):
+		case strings.HasPrefix(svc.Name, "analyzer"):
 			s.analyzers = append(s.analyzers, u)
 		}
 	}
 	return s
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func tailFile(path string, n int) string {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/tools/loadgen"
 )
@@ -70,10 +71,10 @@ type snapshot struct {
 	fleet     fleet
 	fleetErr  error
 	accepted  float64            // ingest's pulse_events_accepted_total; NaN if unknown
-	e2e       []loadgen.Bucket   // analyzers' pulse_end_to_end_latency_seconds, added up; nil if unknown
+	e2e       []promtext.Bucket  // analyzers' pulse_end_to_end_latency_seconds, added up; nil if unknown
 	cmdstats  map[string]cmdStat // Redis INFO commandstats; nil if unknown
-	ingestM   loadgen.Metrics    // ingest's /prometheus
-	analyzerM []loadgen.Metrics  // each analyzer's /prometheus
+	ingestM   promtext.Metrics   // ingest's /prometheus
+	analyzerM []promtext.Metrics // each analyzer's /prometheus
 	streams   streamStats
 }
 
@@ -93,17 +94,17 @@ func (b *bench) snapshot(ctx context.Context) snapshot {
 		defer wg.Done()
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		m, err := loadgen.Scrape(sctx, b.sys.http, b.sys.ingest+"/prometheus")
+		m, err := promtext.Scrape(sctx, b.sys.http, b.sys.ingest+"/prometheus")
 		if err == nil && m.Has("pulse_events_accepted_total") {
 			mu.Lock()
 			s.accepted = m.Sum("pulse_events_accepted_total", nil)
 			s.ingestM = m
 			mu.Unlock()
 		}
-		var e2e []loadgen.Bucket
-		var all []loadgen.Metrics
+		var e2e []promtext.Bucket
+		var all []promtext.Metrics
 		for _, a := range b.sys.analyzers {
-			m, err := loadgen.Scrape(sctx, b.sys.http, a+"/prometheus")
+			m, err := promtext.Scrape(sctx, b.sys.http, a+"/prometheus")
 			if err != nil {
 				return // one analyzer missing makes the sums wrong: none
 			}
@@ -433,7 +434,7 @@ func (sc *LoadResult) fill(res loadgen.Result, before, atEnd, after snapshot, sa
 
 // highestBucket returns the upper bound of the highest bucket holding an
 // observation (+Inf: the highest finite bound, doubled), 0 without any.
-func highestBucket(b []loadgen.Bucket) float64 {
+func highestBucket(b []promtext.Bucket) float64 {
 	var prev, bound float64
 	for i, bk := range b {
 		if bk.Count > prev {
@@ -486,7 +487,7 @@ func internals(before, after snapshot, events int64) *Internals {
 	if after.ingestM == nil || before.ingestM == nil {
 		return nil
 	}
-	delta := func(a, b loadgen.Metrics, name string, want map[string]string) float64 {
+	delta := func(a, b promtext.Metrics, name string, want map[string]string) float64 {
 		return a.Sum(name, want) - b.Sum(name, want)
 	}
 	mean := func(sum, count float64) float64 {
@@ -502,7 +503,7 @@ func internals(before, after snapshot, events int64) *Internals {
 		delta(after.ingestM, before.ingestM, "pulse_batch_size_count", pipe)), 1)
 	in.IngestEventsPerRequest = round(mean(delta(after.ingestM, before.ingestM, "pulse_batch_size_sum", req),
 		delta(after.ingestM, before.ingestM, "pulse_batch_size_count", req)), 1)
-	calls := func(service string, a, b loadgen.Metrics) {
+	calls := func(service string, a, b promtext.Metrics) {
 		ops := map[string]bool{}
 		for _, smp := range a {
 			if smp.Name == "pulse_redis_duration_seconds_count" {
@@ -529,7 +530,7 @@ func internals(before, after snapshot, events int64) *Internals {
 	calls("ingest", after.ingestM, before.ingestM)
 	if len(after.analyzerM) == len(before.analyzerM) {
 		var bsum, bcount, dsum, dcount float64
-		var durations []loadgen.Bucket
+		var durations []promtext.Bucket
 		an := map[string]string{"stage": "analyzer"}
 		for i := range after.analyzerM {
 			a, b := after.analyzerM[i], before.analyzerM[i]

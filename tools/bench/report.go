@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,7 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pulse-iot/pulse/tools/loadgen"
+	"github.com/prometheus/procfs"
+
+	"github.com/pulse-iot/pulse/internal/promtext"
 )
 
 // Report is the JSON report of one run.
@@ -156,7 +157,7 @@ type RedisCalls struct {
 	P99Ms             float64 `json:"p99_ms"`
 	MaxBucketMs       float64 `json:"max_bucket_ms"` // the slowest call was at most this
 	sumSeconds        float64
-	buckets           []loadgen.Bucket
+	buckets           []promtext.Bucket
 }
 
 // Latency summarizes a latency histogram, in milliseconds.
@@ -268,15 +269,7 @@ func newReport(o *options) *Report {
 		Command: strings.TrimSpace("go run ./tools/cmd/pulse-bench " + shellJoin(o.args)),
 		Setup:   Setup{Shards: o.shards, ServiceEnv: o.env, LoadSeconds: o.duration.Seconds(), Devices: o.devices},
 	}
-	r.Machine = Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Model: cpuModel(), MemoryBytes: memTotal()}
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		r.Machine.Kernel = strings.TrimSpace(string(b))
-	}
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		if f := strings.Fields(string(b)); len(f) >= 3 {
-			r.Machine.LoadAverage = strings.Join(f[:3], " ")
-		}
-	}
+	r.Machine = thisMachine()
 	// Read-only git queries, to tie the numbers to the code measured.
 	git := func(args ...string) (string, error) {
 		cmd := exec.Command("git", args...)
@@ -311,36 +304,27 @@ func (r *Report) describe(ctx context.Context, s *system) {
 	}
 }
 
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
+// thisMachine describes the computer we run on, from /proc where it can;
+// what it cannot read stays empty (the model: the architecture).
+func thisMachine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Model: runtime.GOARCH}
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
-		return runtime.GOARCH
+		return m
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
+	if cpus, err := fs.CPUInfo(); err == nil && len(cpus) > 0 && cpus[0].ModelName != "" {
+		m.Model = cpus[0].ModelName
 	}
-	return runtime.GOARCH
-}
-
-func memTotal() int64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
+	if mem, err := fs.Meminfo(); err == nil && mem.MemTotalBytes != nil {
+		m.MemoryBytes = int64(*mem.MemTotalBytes)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-			f := strings.Fields(v)
-			if len(f) > 0 {
-				n, _ := strconv.ParseInt(f[0], 10, 64)
-				return n << 10
-			}
-		}
+	if v, err := fs.SysctlStrings("kernel/osrelease"); err == nil && len(v) > 0 {
+		m.Kernel = strings.Join(v, " ")
 	}
-	return 0
+	if l, err := fs.LoadAvg(); err == nil {
+		m.LoadAverage = fmt.Sprintf("%.2f %.2f %.2f", l.Load1, l.Load5, l.Load15)
+	}
+	return m
 }
 
 func (r *Report) scenario(name string) *LoadResult {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/tools/loadgen"
 )
@@ -70,7 +71,7 @@ func (b *bench) waitShardsSettled(ctx context.Context) {
 	owned := func() []float64 {
 		var out []float64
 		for _, a := range b.sys.analyzers {
-			m, err := loadgen.Scrape(ctx, b.sys.http, a+"/prometheus")
+			m, err := promtext.Scrape(ctx, b.sys.http, a+"/prometheus")
 			if err != nil || !m.Has("pulse_shards_owned") {
 				return nil
 			}

@@ -39,6 +39,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pulse-iot/pulse/internal/proctest"
 	"github.com/pulse-iot/pulse/internal/shard"
 )
 
@@ -145,35 +146,34 @@ type pipeline struct {
 	logDir string
 	env    []string // every service's
 
-	redis    *proc
+	redis    *proctest.Proc
 	redisDir string // its data
-	ingests  []*proc
-	api      *proc
+	ingests  []*proctest.Proc
+	api      *proctest.Proc
 
 	mu        sync.Mutex
-	analyzers []*proc // the live set, one slot per analyzer
-	all       []*proc // every process ever started, for exits and logs
+	analyzers []*proctest.Proc // the live set, one slot per analyzer
+	all       []*proctest.Proc // every process ever started, for exits and logs
 	names     int
 }
 
-func (p *pipeline) add(pr *proc) {
+func (p *pipeline) add(pr *proctest.Proc) {
 	p.mu.Lock()
 	p.all = append(p.all, pr)
 	p.mu.Unlock()
 }
 
-func (p *pipeline) service(kind, name string, env ...string) (*proc, error) {
-	addr, err := freeAddr()
+func (p *pipeline) service(kind, name string, env ...string) (*proctest.Proc, error) {
+	pr, err := newService(p.o.BinDir, p.logDir, kind, name, append(append([]string(nil), p.env...), env...))
 	if err != nil {
 		return nil, err
 	}
-	pr := newService(p.o.BinDir, p.logDir, kind, name, addr, append(append([]string(nil), p.env...), env...))
 	p.add(pr)
 	return pr, nil
 }
 
 // newAnalyzer returns an analyzer under a name never used before.
-func (p *pipeline) newAnalyzer() (*proc, error) {
+func (p *pipeline) newAnalyzer() (*proctest.Proc, error) {
 	p.mu.Lock()
 	p.names++
 	name := "analyzer-" + strconv.Itoa(p.names)
@@ -181,33 +181,33 @@ func (p *pipeline) newAnalyzer() (*proc, error) {
 	return p.service("analyzer", name, "CONSUMER_NAME="+name)
 }
 
-func (p *pipeline) setAnalyzer(i int, a *proc) {
+func (p *pipeline) setAnalyzer(i int, a *proctest.Proc) {
 	p.mu.Lock()
 	p.analyzers[i] = a
 	p.mu.Unlock()
 }
 
-func (p *pipeline) liveAnalyzers() []*proc {
+func (p *pipeline) liveAnalyzers() []*proctest.Proc {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]*proc(nil), p.analyzers...)
+	return append([]*proctest.Proc(nil), p.analyzers...)
 }
 
-func (p *pipeline) processes() []*proc {
+func (p *pipeline) processes() []*proctest.Proc {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]*proc(nil), p.all...)
+	return append([]*proctest.Proc(nil), p.all...)
 }
 
 func (p *pipeline) stopAll() {
 	for _, pr := range p.processes() {
-		pr.kill()
+		pr.Kill()
 	}
 }
 
 // flushAll empties Redis (FLUSHALL, synchronous).
 func (p *pipeline) flushAll(ctx context.Context) error {
-	c := redis.NewClient(&redis.Options{Addr: p.redis.addr, MaxRetries: -1})
+	c := redis.NewClient(&redis.Options{Addr: p.redis.Addr, MaxRetries: -1})
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -220,7 +220,7 @@ func (p *pipeline) flushAll(ctx context.Context) error {
 // (the load) ends first: without new events nothing would be analyzed
 // (what was acknowledged is then checked by the verification).
 func (p *pipeline) waitAnalyzing(ctx context.Context, timeout time.Duration) (time.Duration, error) {
-	c := redis.NewClient(&redis.Options{Addr: p.redis.addr, MaxRetries: -1})
+	c := redis.NewClient(&redis.Options{Addr: p.redis.Addr, MaxRetries: -1})
 	defer c.Close()
 	keys := shard.Keys{Prefix: keyPrefix}
 	start := time.Now()
@@ -248,7 +248,7 @@ func (p *pipeline) waitAnalyzing(ctx context.Context, timeout time.Duration) (ti
 
 // rewriteAOF starts an AOF rewrite in the background.
 func (p *pipeline) rewriteAOF(ctx context.Context) error {
-	c := redis.NewClient(&redis.Options{Addr: p.redis.addr, MaxRetries: -1})
+	c := redis.NewClient(&redis.Options{Addr: p.redis.Addr, MaxRetries: -1})
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -290,7 +290,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	defer p.stopAll()
 
-	redisAddr, err := freeAddr()
+	redisAddr, err := proctest.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -300,7 +300,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		"REDIS_ADDR=" + redisAddr, "KEY_PREFIX=" + keyPrefix, "SHARDS=" + strconv.Itoa(o.Shards),
 		"LEASE_TTL=1s", "READ_COUNT=100", "LOG_LEVEL=info",
 	}, o.Env...)
-	if err := p.redis.start(ctx); err != nil {
+	if err := p.redis.Start(ctx); err != nil {
 		return nil, err
 	}
 	for i := 0; i < o.Ingests; i++ {
@@ -321,12 +321,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	for _, pr := range p.processes()[1:] {
-		if err := pr.start(ctx); err != nil {
+		if err := pr.Start(ctx); err != nil {
 			return nil, err
 		}
 	}
 	o.Logf("chaos %s: redis %s, %d ingest, %d analyzers, api %s; logs in %s",
-		o.Fsync, redisAddr, len(p.ingests), len(p.analyzers), p.api.addr, p.logDir)
+		o.Fsync, redisAddr, len(p.ingests), len(p.analyzers), p.api.Addr, p.logDir)
 
 	rep := &Report{Name: o.name(), Fsync: o.Fsync, Load: o.Load, LogDir: p.logDir}
 	tr, faults := p.load(ctx, o)
@@ -362,7 +362,7 @@ func (p *pipeline) load(ctx context.Context, o Options) (*tracker, []Fault) {
 	defer transport.CloseIdleConnections()
 	urls := make([]string, len(p.ingests))
 	for i, in := range p.ingests {
-		urls[i] = "http://" + in.addr
+		urls[i] = "http://" + in.Addr
 	}
 	var wg sync.WaitGroup
 	for i := 0; i < o.Senders; i++ {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/url"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -153,31 +152,5 @@ func TestWriteTable(t *testing.T) {
 	if len(lines) != 4 || !strings.HasPrefix(lines[2], "| always | 1 / 0 / 0, 0, 2 / 0 / 0 / 0 | 20s | 100 | 90 | 0 | 5 | 5 | 92 | 0 | 0 | 0 |") || !strings.HasSuffix(lines[2], "| ok |") ||
 		!strings.HasPrefix(lines[3], "| always, Redis wiped | 1 / 0 / 0, 0, 0 / 0 / 2 / 1 | 20s | 100 | 90 | 40 | 5 | 5 | 52 | 0 | 0 | 0 |") {
 		t.Errorf("table:\n%s", b.String())
-	}
-}
-
-// TestProcNotesExitsItDidNotCause runs a real process: killed by us it is
-// quiet, exiting by itself it is reported.
-func TestProcNotesExitsItDidNotCause(t *testing.T) {
-	dir := t.TempDir()
-	p := &proc{name: "sleeper", argv: []string{"sleep", "30"}, log: filepath.Join(dir, "s.log"), group: true,
-		ready: func(context.Context) error { return nil }}
-	if err := p.start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if !p.running() {
-		t.Fatal("not running after start")
-	}
-	p.kill()
-	if p.running() || len(p.exits()) != 0 {
-		t.Fatalf("after kill: running %v, exits %q", p.running(), p.exits())
-	}
-	q := &proc{name: "quitter", argv: []string{"sh", "-c", "exit 3"}, log: filepath.Join(dir, "q.log"),
-		ready: func(context.Context) error { return errors.New("never ready") }}
-	if err := q.start(context.Background()); err == nil {
-		t.Fatal("start of a process that exits at once succeeded")
-	}
-	if e := q.exits(); len(e) != 1 || !strings.Contains(e[0], "exit status 3") {
-		t.Errorf("exits = %q, want one with exit status 3", e)
 	}
 }

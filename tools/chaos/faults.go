@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"time"
+
+	"github.com/pulse-iot/pulse/internal/proctest"
 )
 
 // Kind is a kind of fault.
@@ -145,17 +147,17 @@ func (in *injector) inject(ctx context.Context, f Fault) Fault {
 	if in.maxDown > in.minDown {
 		pause += time.Duration(in.rng.Int64N(int64(in.maxDown - in.minDown)))
 	}
-	var victim *proc
-	var replacement func() (*proc, error)
+	var victim *proctest.Proc
+	var replacement func() (*proctest.Proc, error)
 	switch f.Kind {
 	case KillAnalyzer:
 		i := in.rng.IntN(len(in.p.analyzers))
 		victim = in.p.analyzers[i]
-		replacement = func() (*proc, error) { return victim, nil }
+		replacement = func() (*proctest.Proc, error) { return victim, nil }
 	case ReplaceAnalyzer:
 		i := in.rng.IntN(len(in.p.analyzers))
 		victim = in.p.analyzers[i]
-		replacement = func() (*proc, error) {
+		replacement = func() (*proctest.Proc, error) {
 			a, err := in.p.newAnalyzer()
 			if err == nil {
 				in.p.setAnalyzer(i, a)
@@ -164,19 +166,19 @@ func (in *injector) inject(ctx context.Context, f Fault) Fault {
 		}
 	case KillIngest:
 		victim = in.p.ingests[in.rng.IntN(len(in.p.ingests))]
-		replacement = func() (*proc, error) { return victim, nil }
+		replacement = func() (*proctest.Proc, error) { return victim, nil }
 	case KillRedis:
 		victim = in.p.redis
-		replacement = func() (*proc, error) { return victim, nil }
+		replacement = func() (*proctest.Proc, error) { return victim, nil }
 	case KillRedisRewriting:
 		victim = in.p.redis
-		replacement = func() (*proc, error) { return victim, nil }
+		replacement = func() (*proctest.Proc, error) { return victim, nil }
 		if err := in.p.rewriteAOF(ctx); err != nil {
 			in.logf("BGREWRITEAOF: %v", err)
 		}
 		sleep(ctx, time.Duration(in.rng.Int64N(int64(300*time.Millisecond))))
 	case FlushRedis:
-		f.Target = in.p.redis.name
+		f.Target = in.p.redis.Name
 		in.tr.beginWipe()
 		f.KilledAt = time.Now()
 		f.Err = in.p.flushAll(ctx)
@@ -190,7 +192,7 @@ func (in *injector) inject(ctx context.Context, f Fault) Fault {
 	case EmptyRedis:
 		victim = in.p.redis
 		in.tr.beginWipe() // ended below, once it serves again
-		replacement = func() (*proc, error) {
+		replacement = func() (*proctest.Proc, error) {
 			// Its data goes while it is down: it starts empty.
 			if err := os.RemoveAll(in.p.redisDir); err != nil {
 				return nil, err
@@ -199,9 +201,9 @@ func (in *injector) inject(ctx context.Context, f Fault) Fault {
 		}
 	case PauseAnalyzer:
 		victim = in.p.analyzers[in.rng.IntN(len(in.p.analyzers))]
-		f.Target = victim.name
+		f.Target = victim.Name
 		f.KilledAt = time.Now()
-		f.Err = victim.pause(pauseFor)
+		f.Err = victim.Pause(pauseFor)
 		f.RestartAt = time.Now()
 		f.Down = time.Since(f.KilledAt)
 		return f
@@ -209,14 +211,14 @@ func (in *injector) inject(ctx context.Context, f Fault) Fault {
 		f.Err = fmt.Errorf("unknown fault kind %q", f.Kind)
 		return f
 	}
-	f.Target = victim.name
-	victim.kill()
+	f.Target = victim.Name
+	victim.Kill()
 	f.KilledAt = time.Now()
 	sleep(ctx, pause)
 	next, err := replacement()
 	f.RestartAt = time.Now()
 	if err == nil {
-		err = next.start(context.WithoutCancel(ctx))
+		err = next.Start(context.WithoutCancel(ctx))
 	}
 	f.Down = time.Since(f.KilledAt)
 	f.Err = err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pulse-iot/pulse/internal/proctest"
 	"github.com/pulse-iot/pulse/internal/shard"
 )
 
@@ -29,11 +30,11 @@ func (p *pipeline) verify(ctx context.Context, o Options, tr *tracker, rep *Repo
 	// Ingest recovered: each accepts a probe event (tracked like the others).
 	for i, in := range p.ingests {
 		if err := p.probe(ctx, tr, o.Devices+i, in); err != nil {
-			rep.problem("ingest %s did not accept again after the faults: %v", in.name, err)
+			rep.problem("ingest %s did not accept again after the faults: %v", in.Name, err)
 		}
 	}
 
-	rdb := redis.NewClient(&redis.Options{Addr: p.redis.addr, MaxRetries: -1})
+	rdb := redis.NewClient(&redis.Options{Addr: p.redis.Addr, MaxRetries: -1})
 	defer rdb.Close()
 	start := time.Now()
 	settled, why := p.drain(ctx, rdb, o.Drain)
@@ -51,7 +52,7 @@ func (p *pipeline) verify(ctx context.Context, o Options, tr *tracker, rep *Repo
 	var fleet struct {
 		TotalProcessed int64 `json:"total_processed"`
 	}
-	if code, err := getJSON(ctx, client, p.api.url("/analyze"), &fleet); err != nil || code != http.StatusOK {
+	if code, err := getJSON(ctx, client, p.api.URL("/analyze"), &fleet); err != nil || code != http.StatusOK {
 		rep.problem("GET /analyze = %d, %v", code, err)
 	}
 
@@ -88,7 +89,7 @@ func (p *pipeline) verify(ctx context.Context, o Options, tr *tracker, rep *Repo
 }
 
 // probe posts one event at a time to in until it answers 202.
-func (p *pipeline) probe(ctx context.Context, tr *tracker, device int, in *proc) error {
+func (p *pipeline) probe(ctx context.Context, tr *tracker, device int, in *proctest.Proc) error {
 	s := &sender{client: &http.Client{Timeout: 10 * time.Second}}
 	defer s.client.CloseIdleConnections()
 	body := []byte(`[{"device_id":"` + tr.devices[device] + `","cpu":1,"rps":1}]`)
@@ -96,7 +97,7 @@ func (p *pipeline) probe(ctx context.Context, tr *tracker, device int, in *proc)
 	var last string
 	for try := 0; try < 600 && time.Now().Before(deadline) && ctx.Err() == nil; try++ {
 		sent := tr.now()
-		o, detail := s.post(ctx, in.url("/metrics"), body)
+		o, detail := s.post(ctx, in.URL("/metrics"), body)
 		tr.record([]int{device}, o, sent, time.Now(), detail)
 		if o == acked {
 			return nil
@@ -138,7 +139,7 @@ func (p *pipeline) shardState(ctx context.Context, rdb *redis.Client) (string, e
 	keys := shard.Keys{Prefix: keyPrefix}
 	live := map[string]bool{}
 	for _, a := range p.liveAnalyzers() {
-		live[a.name] = true
+		live[a.Name] = true
 	}
 	var b strings.Builder
 	var why []string
@@ -225,7 +226,7 @@ func (p *pipeline) analyzed(ctx context.Context, client *http.Client, devices []
 			var v struct {
 				TotalProcessed int64 `json:"total_processed"`
 			}
-			code, err := getJSON(ctx, client, p.api.url("/analyze?device_id="+url.QueryEscape(d)), &v)
+			code, err := getJSON(ctx, client, p.api.URL("/analyze?device_id="+url.QueryEscape(d)), &v)
 			if err == nil && (code == http.StatusOK || code == http.StatusNotFound) {
 				out[i] = v.TotalProcessed
 				break
@@ -242,30 +243,30 @@ func (p *pipeline) analyzed(ctx context.Context, client *http.Client, devices []
 // checkServices: every process we run now is ready, none exited by
 // itself, and no log shows a panic or a data race.
 func (p *pipeline) checkServices(ctx context.Context, client *http.Client, rep *Report) {
-	running := append(append([]*proc{p.api}, p.ingests...), p.liveAnalyzers()...)
+	running := append(append([]*proctest.Proc{p.api}, p.ingests...), p.liveAnalyzers()...)
 	for _, pr := range running {
 		var err error
 		for try := 0; try < 50; try++ {
-			if err = httpOK(ctx, client, pr.url("/ready")); err == nil {
+			if err = proctest.GetOK(ctx, client, pr.URL("/ready")); err == nil {
 				break
 			}
 			sleep(ctx, 200*time.Millisecond)
 		}
 		if err != nil {
-			rep.problem("%s not ready at the end: %v", pr.name, err)
+			rep.problem("%s not ready at the end: %v", pr.Name, err)
 		}
 	}
 	for _, pr := range p.processes() {
-		for _, e := range pr.exits() {
+		for _, e := range pr.Exits() {
 			rep.problem("%s", e)
 		}
-		b, err := os.ReadFile(pr.log)
+		b, err := os.ReadFile(pr.Log)
 		if err != nil {
 			continue
 		}
 		for _, bad := range []string{"panic:", "fatal error:", "WARNING: DATA RACE"} {
 			if i := bytes.Index(b, []byte(bad)); i >= 0 {
-				rep.problem("%s log shows %q: %s", pr.name, bad, firstLine(b[i:]))
+				rep.problem("%s log shows %q: %s", pr.Name, bad, firstLine(b[i:]))
 			}
 		}
 	}

@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -21,14 +19,7 @@ const clusterShards = 16
 // missing, except in CI, which must run it.
 func startCluster(t *testing.T) *redistest.Cluster {
 	t.Helper()
-	for _, bin := range []string{"redis-server", "redis-cli"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s not installed: apt-get install redis-server", bin)
-			}
-			t.Skipf("%s not installed (apt-get install redis-server)", bin)
-		}
-	}
+	redistest.NeedCluster(t)
 	began := time.Now()
 	c, err := redistest.StartCluster(3, 1)
 	if err != nil {
@@ -150,7 +141,7 @@ func TestPipelineOnRedisClusterMatchesReference(t *testing.T) {
 			TotalProcessed uint64 `json:"total_processed"`
 		} `json:"devices"`
 	}
-	getJSON(t, p.api.url("/devices?limit=100"), &page)
+	getJSON(t, p.api.URL("/devices?limit=100"), &page)
 	want, _, _ := reference(t, "robust", events)
 	if len(page.Devices) != len(want) {
 		t.Errorf("/devices lists %d devices, want %d", len(page.Devices), len(want))
@@ -201,7 +192,7 @@ func TestClusterMasterFailoverUnderLoad(t *testing.T) {
 			default:
 			}
 			b := events[next:min(next+batch, len(events))]
-			code, body, err := postJSON(p.ingest.url("/metrics"), b)
+			code, body, err := postJSON(p.ingest.URL("/metrics"), b)
 			switch {
 			case err != nil:
 				posted <- fmt.Errorf("POST /metrics: %w", err)
@@ -297,7 +288,7 @@ func TestClusterMasterFailoverUnderLoad(t *testing.T) {
 	waitFor(t, 60*time.Second, "the analyzers to settle", func() bool {
 		prev := f.TotalProcessed
 		f = fleetView{}
-		if getJSON(t, p.api.url("/analyze"), &f) != 200 || f.Lag != 0 || f.Pending != 0 || f.TotalProcessed != prev {
+		if getJSON(t, p.api.URL("/analyze"), &f) != 200 || f.Lag != 0 || f.Pending != 0 || f.TotalProcessed != prev {
 			steady = 0
 			return false
 		}
@@ -309,7 +300,7 @@ func TestClusterMasterFailoverUnderLoad(t *testing.T) {
 	var lost, risked, stored int64
 	for id, n := range acked {
 		var d deviceView
-		getJSON(t, p.api.url("/analyze?device_id="+id), &d)
+		getJSON(t, p.api.URL("/analyze?device_id="+id), &d)
 		got := int64(d.TotalProcessed)
 		risked += atRisk[id]
 		if got < n {

@@ -12,15 +12,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/pulse-iot/pulse/internal/proctest"
+	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/stream"
 )
@@ -51,8 +53,6 @@ func do(t *testing.T, method, url string, header http.Header, body string) (int,
 	return resp.StatusCode, resp.Header, string(b)
 }
 
-var methodLabel = regexp.MustCompile(`^http_requests_total\{[^}]*method="([^"]*)"[^}]*\} (\S+)$`)
-
 // Made-up methods must not become label values: before auth and the rate
 // limit they cost every client nothing, and each new value was a new set
 // of series (20,000 requests took ingest from 20 to 82 MB).
@@ -67,7 +67,7 @@ func TestMethodLabelsAreBounded(t *testing.T) {
 			client := &http.Client{Timeout: 5 * time.Second}
 			for i := 0; i < madeUp; i++ {
 				path := []string{"/metrics", "/health", "/nowhere", "/prometheus"}[i%4]
-				req, _ := http.NewRequest(fmt.Sprintf("X%dMETHOD", i), s.url(path), nil)
+				req, _ := http.NewRequest(fmt.Sprintf("X%dMETHOD", i), s.URL(path), nil)
 				resp, err := client.Do(req)
 				if err != nil {
 					t.Fatal(err)
@@ -75,12 +75,15 @@ func TestMethodLabelsAreBounded(t *testing.T) {
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 			}
-			_, _, body := do(t, "GET", s.url("/prometheus"), nil, "")
+			_, _, body := do(t, "GET", s.URL("/prometheus"), nil, "")
+			samples, err := promtext.Parse(strings.NewReader(body))
+			if err != nil {
+				t.Fatalf("/prometheus: %v", err)
+			}
 			methods := map[string]float64{}
-			for _, line := range strings.Split(body, "\n") {
-				if m := methodLabel.FindStringSubmatch(line); m != nil {
-					v, _ := strconv.ParseFloat(m[2], 64)
-					methods[m[1]] += v
+			for _, smp := range samples {
+				if smp.Name == "http_requests_total" {
+					methods[smp.Labels["method"]] += smp.Value
 				}
 			}
 			for m := range methods {
@@ -104,8 +107,6 @@ func jsonValid(body string) bool {
 	return strings.TrimSpace(body) != "" && json.Unmarshal([]byte(body), &v) == nil
 }
 
-var rollingAverage = regexp.MustCompile(`(?m)^rolling_average_rps (\S+)$`)
-
 // rps near 1e308 overflowed the window sums: /analyze answered 200 with
 // an empty body and rolling_average_rps read +Inf. Ingest now refuses rps
 // beyond metric.MaxRPS with the index and field, the analyzers dead-letter
@@ -128,7 +129,7 @@ func TestHugeRPSNeverBreaksTheAnswers(t *testing.T) {
 		{`[{"device_id":"big","cpu":1,"rps":5},{"device_id":"big","cpu":1,"rps":1000000001}]`, 400, 1},
 		{`{"device_id":"big","cpu":1,"rps":1e9}`, 202, 0},
 	} {
-		code, _, body := do(t, "POST", ingest.url("/metrics"), http.Header{"Content-Type": {"application/json"}}, tt.body)
+		code, _, body := do(t, "POST", ingest.URL("/metrics"), http.Header{"Content-Type": {"application/json"}}, tt.body)
 		if code != tt.wantCode {
 			t.Errorf("POST %s = %d %s, want %d", tt.body, code, body, tt.wantCode)
 			continue
@@ -173,26 +174,18 @@ func TestHugeRPSNeverBreaksTheAnswers(t *testing.T) {
 		return err == nil && len(gs) == 1 && gs[0].Lag == 0 && gs[0].Pending == 0
 	})
 	for _, p := range []string{"/analyze", "/analyze?device_id=" + dev, "/analyze?device_id=big", "/anomalies", "/anomalies?device_id=" + dev, "/devices"} {
-		code, h, body := do(t, "GET", api.url(p), nil, "")
+		code, h, body := do(t, "GET", api.URL(p), nil, "")
 		if code != 200 || !jsonValid(body) || !strings.HasPrefix(h.Get("Content-Type"), "application/json") {
 			t.Errorf("GET %s = %d %q (%s), want 200 with a JSON body", p, code, body, h.Get("Content-Type"))
 		}
 	}
-	_, _, metrics := do(t, "GET", api.url("/prometheus"), nil, "")
-	m := rollingAverage.FindStringSubmatch(metrics)
-	if v, err := strconv.ParseFloat(submatch(m), 64); err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
-		t.Errorf("rolling_average_rps = %q, want a finite number", submatch(m))
+	_, _, metrics := do(t, "GET", api.URL("/prometheus"), nil, "")
+	if v, ok := promtext.Value(t, metrics, "rolling_average_rps", nil); !ok || math.IsInf(v, 0) || math.IsNaN(v) {
+		t.Errorf("rolling_average_rps = %v (present %v), want a finite number", v, ok)
 	}
 	if n := c.XLen(ctx, keys.DeadLetter(shard.For(dev, 4))).Val(); n != 1 {
 		t.Errorf("%d entries dead-lettered, want the one with rps 1.8e308", n)
 	}
-}
-
-func submatch(m []string) string {
-	if len(m) < 2 {
-		return ""
-	}
-	return m[1]
 }
 
 // With READ_TOKENS set, /analyze said 401 while /prometheus gave the same
@@ -212,16 +205,16 @@ func TestMetricsNeedAReadToken(t *testing.T) {
 		}
 		s[name] = start(t, name, e...)
 	}
-	code, _, body := do(t, "POST", s["ingest"].url("/metrics"), http.Header{"Authorization": {"Bearer device-key"}}, `{"device_id":"m1","cpu":1,"rps":2}`)
+	code, _, body := do(t, "POST", s["ingest"].URL("/metrics"), http.Header{"Authorization": {"Bearer device-key"}}, `{"device_id":"m1","cpu":1,"rps":2}`)
 	if code != 202 {
 		t.Fatalf("POST with the API key: %d %s", code, body)
 	}
 	waitFor(t, 20*time.Second, "the event analyzed", func() bool {
-		code, _, _ := do(t, "GET", s["api"].url("/analyze?device_id=m1"), http.Header{"Authorization": {"Bearer " + token}}, "")
+		code, _, _ := do(t, "GET", s["api"].URL("/analyze?device_id=m1"), http.Header{"Authorization": {"Bearer " + token}}, "")
 		return code == 200
 	})
 	for _, name := range services {
-		u := s[name].url("/prometheus")
+		u := s[name].URL("/prometheus")
 		for _, h := range []http.Header{nil, {"Authorization": {"Bearer wrong"}}, {"Authorization": {"Bearer device-key"}}, {"X-API-Key": {"wrong"}}} {
 			code, hdr, body := do(t, "GET", u, h, "")
 			if code != 401 || body != `{"error":"unauthorized"}` || hdr.Get("WWW-Authenticate") != `Bearer realm="pulse"` {
@@ -234,7 +227,7 @@ func TestMetricsNeedAReadToken(t *testing.T) {
 			}
 		}
 		for _, p := range []string{"/health", "/ready"} {
-			if code, _, _ := do(t, "GET", s[name].url(p), nil, ""); code != 200 {
+			if code, _, _ := do(t, "GET", s[name].URL(p), nil, ""); code != 200 {
 				t.Errorf("%s %s without a token: %d, want 200", name, p, code)
 			}
 		}
@@ -253,18 +246,18 @@ func TestMetricsNeedAReadToken(t *testing.T) {
 	cfg.WriteString("global: {scrape_interval: 1s, scrape_timeout: 1s}\nscrape_configs:\n")
 	for _, name := range services {
 		fmt.Fprintf(&cfg, "  - job_name: %s\n    metrics_path: /prometheus\n    authorization:\n      credentials_file: %s\n    static_configs: [{targets: [%q]}]\n",
-			name, filepath.Join(dir, "token"), s[name].addr)
+			name, filepath.Join(dir, "token"), s[name].Addr)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	listen := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	cmd := exec.Command(prom, "--config.file="+filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+listen, "--log.level=warn")
-	if err := cmd.Start(); err != nil {
+	listen, err := proctest.FreeAddr()
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	p := &proctest.Proc{Name: "prometheus", Argv: []string{prom, "--config.file=" + filepath.Join(dir, "prometheus.yml"),
+		"--storage.tsdb.path=" + filepath.Join(dir, "data"), "--web.listen-address=" + listen, "--log.level=warn"}}
+	p.StartTest(t, syscall.SIGKILL)
 	var last string
 	for deadline := time.Now().Add(40 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -362,7 +355,7 @@ func TestAmbiguousFramingIsRefusedAndClosed(t *testing.T) {
 		{"api after a clean request", "api", "GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /analyze HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			rc := dialRaw(t, s[tt.service].addr)
+			rc := dialRaw(t, s[tt.service].Addr)
 			rc.write(t, fmt.Sprintf(tt.head, len(chunked))+chunked)
 			if strings.HasPrefix(tt.head, "GET /health") {
 				if resp, body, err := rc.response(5 * time.Second); err != nil || resp.StatusCode != 200 {
@@ -385,7 +378,7 @@ func TestAmbiguousFramingIsRefusedAndClosed(t *testing.T) {
 	}
 
 	// Valid framings on one keep-alive connection are all served.
-	rc := dialRaw(t, s["ingest"].addr)
+	rc := dialRaw(t, s["ingest"].Addr)
 	ev := `{"device_id":"frame-1","cpu":1,"rps":2}`
 	rc.write(t, fmt.Sprintf("POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(ev), ev))
 	rc.write(t, fmt.Sprintf("POST /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\nX-Trailer: 1\r\n\r\n", len(ev), ev))
@@ -409,7 +402,7 @@ func TestSlowBodiesAreCut(t *testing.T) {
 	t.Cleanup(func() { close(stop); wg.Wait() })
 	conns := make([]*rawConn, slow)
 	for i := range conns {
-		rc := dialRaw(t, in.addr)
+		rc := dialRaw(t, in.Addr)
 		conns[i] = rc
 		rc.write(t, "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n[")
 		wg.Add(1)
@@ -433,7 +426,7 @@ func TestSlowBodiesAreCut(t *testing.T) {
 	var code int
 	var body string
 	for time.Since(start) < 5*time.Second {
-		code, _, body = do(t, "POST", in.url("/metrics"), nil, `{"device_id":"fast-1","cpu":1,"rps":2}`)
+		code, _, body = do(t, "POST", in.URL("/metrics"), nil, `{"device_id":"fast-1","cpu":1,"rps":2}`)
 		if code == 202 {
 			ok = true
 			break
@@ -464,7 +457,7 @@ func TestHeadOnProbes(t *testing.T) {
 	for _, name := range services {
 		s := start(t, name, env, "CONSUMER_NAME=hard-head")
 		for _, p := range []string{"/health", "/ready"} {
-			code, h, body := do(t, "HEAD", s.url(p), nil, "")
+			code, h, body := do(t, "HEAD", s.URL(p), nil, "")
 			if code != 200 || body != "" || !strings.HasPrefix(h.Get("Content-Type"), "application/json") {
 				t.Errorf("%s HEAD %s = %d %q (%s), want 200, no body, the GET's Content-Type", name, p, code, body, h.Get("Content-Type"))
 			}
@@ -479,16 +472,19 @@ func TestProfilesOffByDefault(t *testing.T) {
 	env := prefixEnv()
 	for _, name := range services {
 		s := start(t, name, env, "CONSUMER_NAME=hard-pprof")
-		if code, _, _ := do(t, "GET", s.url("/debug/pprof/"), nil, ""); code != 404 {
+		if code, _, _ := do(t, "GET", s.URL("/debug/pprof/"), nil, ""); code != 404 {
 			t.Errorf("%s /debug/pprof/ without ADMIN_ADDR: %d, want 404", name, code)
 		}
 	}
-	admin := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	admin, err := proctest.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
 	a := start(t, "analyzer", env, "CONSUMER_NAME=hard-pprof2", "ADMIN_ADDR="+admin)
 	if code, _, _ := do(t, "GET", "http://"+admin+"/debug/pprof/", nil, ""); code != 200 {
 		t.Errorf("analyzer ADMIN_ADDR /debug/pprof/: %d, want 200", code)
 	}
-	if code, _, _ := do(t, "GET", a.url("/debug/pprof/heap"), nil, ""); code != 404 {
+	if code, _, _ := do(t, "GET", a.URL("/debug/pprof/heap"), nil, ""); code != 404 {
 		t.Errorf("analyzer HTTP_ADDR /debug/pprof/heap with ADMIN_ADDR set: %d, want 404", code)
 	}
 }

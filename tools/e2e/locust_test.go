@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulse-iot/pulse/tools/loadgen"
+	"github.com/pulse-iot/pulse/internal/promtext"
 )
 
 // Request names the locustfile gives its requests.
@@ -125,7 +125,7 @@ func checkLocustRan(t *testing.T, stats map[string]locustStats) {
 // acceptedByIngest reads ingest's pulse_events_accepted_total.
 func acceptedByIngest(t *testing.T, p *pipeline) int64 {
 	t.Helper()
-	m, err := loadgen.Scrape(context.Background(), http.DefaultClient, p.ingest.url("/prometheus"))
+	m, err := promtext.Scrape(context.Background(), http.DefaultClient, p.ingest.URL("/prometheus"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func checkEveryAcceptedEventAnalyzed(t *testing.T, p *pipeline, stats map[string
 	}
 	var f fleetView
 	waitFor(t, 90*time.Second, fmt.Sprintf("all %d accepted events analyzed", accepted), func() bool {
-		getJSON(t, p.api.url("/analyze"), &f)
+		getJSON(t, p.api.URL("/analyze"), &f)
 		return f.TotalProcessed >= accepted && f.Lag == 0 && f.Pending == 0
 	})
 	if f.TotalProcessed != accepted {
@@ -159,7 +159,7 @@ func checkEveryAcceptedEventAnalyzed(t *testing.T, p *pipeline, stats map[string
 func TestLocustRunsCleanAndEveryAcceptedEventIsAnalyzed(t *testing.T) {
 	locustBinary(t)
 	p := startPipeline(t, 2, "robust")
-	stats := runLocust(t, 26, "20s", "--ingest-host", p.ingest.url(""), "--api-host", p.api.url(""))
+	stats := runLocust(t, 26, "20s", "--ingest-host", p.ingest.URL(""), "--api-host", p.api.URL(""))
 	checkLocustRan(t, stats)
 	checkEveryAcceptedEventAnalyzed(t, p, stats)
 }
@@ -171,7 +171,7 @@ func TestLocustThroughOneIngressHost(t *testing.T) {
 	locustBinary(t)
 	p := startPipeline(t, 2, "robust")
 	proxy := func(s *service) *httputil.ReverseProxy {
-		u, err := url.Parse(s.url(""))
+		u, err := url.Parse(s.URL(""))
 		if err != nil {
 			t.Fatal(err)
 		}

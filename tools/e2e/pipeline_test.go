@@ -116,7 +116,7 @@ func startPipelineOn(t *testing.T, srv *redistest.Server, analyzers int, detecto
 // order of each device's events in its stream is the order of events.
 func (p *pipeline) post(t *testing.T, events []event, batch int, sent *atomic.Int64) error {
 	for i := 0; i < len(events); i += batch {
-		code, body, err := postJSON(p.ingest.url("/metrics"), events[i:min(i+batch, len(events))])
+		code, body, err := postJSON(p.ingest.URL("/metrics"), events[i:min(i+batch, len(events))])
 		if err != nil {
 			return err
 		}
@@ -144,7 +144,7 @@ func (p *pipeline) waitProcessed(t *testing.T, n int64) fleetView {
 	t.Helper()
 	var f fleetView
 	waitFor(t, 90*time.Second, fmt.Sprintf("%d events processed", n), func() bool {
-		getJSON(t, p.api.url("/analyze"), &f)
+		getJSON(t, p.api.URL("/analyze"), &f)
 		return f.TotalProcessed >= n
 	})
 	return f
@@ -186,7 +186,7 @@ func (p *pipeline) checkAgainstReference(t *testing.T, events []event) {
 	}
 	for id, w := range want {
 		var got deviceView
-		if code := getJSON(t, p.api.url("/analyze?device_id="+id), &got); code != 200 {
+		if code := getJSON(t, p.api.URL("/analyze?device_id="+id), &got); code != 200 {
 			t.Fatalf("GET /analyze?device_id=%s = %d", id, code)
 		}
 		mean, sd := w.RPS.MeanStdDev()
@@ -201,7 +201,7 @@ func (p *pipeline) checkAgainstReference(t *testing.T, events []event) {
 		var list struct {
 			Anomalies []state.Anomaly `json:"anomalies"`
 		}
-		getJSON(t, p.api.url("/anomalies?limit=1000&device_id="+id), &list)
+		getJSON(t, p.api.URL("/anomalies?limit=1000&device_id="+id), &list)
 		wa := wantAnomalies[id]
 		if len(list.Anomalies) != len(wa) {
 			t.Errorf("%s: %d anomalies listed, want %d", id, len(list.Anomalies), len(wa))

@@ -6,10 +6,10 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/redistest"
 	"github.com/pulse-iot/pulse/internal/shard"
 )
@@ -66,7 +66,7 @@ func TestPipelineRecoversWhenRedisLosesEverything(t *testing.T) {
 			}
 			// The services find out by themselves; ingest answers again once
 			// its connections are new (an empty restart breaks them).
-			waitFor(t, 30*time.Second, "ingest ready", func() bool { return httpStatus(p.ingest.url("/ready")) == http.StatusOK })
+			waitFor(t, 30*time.Second, "ingest ready", func() bool { return httpStatus(p.ingest.URL("/ready")) == http.StatusOK })
 
 			after := workload(20, 150, 22)
 			if err := p.post(t, after, 25, nil); err != nil {
@@ -85,22 +85,29 @@ func TestPipelineRecoversWhenRedisLosesEverything(t *testing.T) {
 func (p *pipeline) checkHealthy(t *testing.T, shards int) {
 	t.Helper()
 	waitFor(t, 30*time.Second, "analyzers ready, every shard measured and healthy", func() bool {
-		lag, healthy := map[string]string{}, map[string]string{}
+		lag, healthy := map[string]float64{}, map[string]float64{}
 		for _, a := range p.analyzers {
-			if httpStatus(a.url("/ready")) != http.StatusOK {
+			if httpStatus(a.URL("/ready")) != http.StatusOK {
 				return false
 			}
-			expo := scrape(a.url("/prometheus"))
-			for k, v := range seriesByShard(expo, "pulse_shard_lag") {
-				lag[k] = v
+			m, err := promtext.Scrape(context.Background(), http.DefaultClient, a.URL("/prometheus"))
+			if err != nil {
+				return false
 			}
-			for k, v := range seriesByShard(expo, "pulse_shard_healthy") {
-				healthy[k] = v
+			for _, s := range m {
+				switch s.Name {
+				case "pulse_shard_lag":
+					lag[s.Labels["shard"]] = s.Value
+				case "pulse_shard_healthy":
+					healthy[s.Labels["shard"]] = s.Value
+				}
 			}
 		}
 		for s := 0; s < shards; s++ {
 			k := strconv.Itoa(s)
-			if lag[k] != "0" || healthy[k] != "1" {
+			l, okLag := lag[k]
+			h, okHealthy := healthy[k]
+			if !okLag || !okHealthy || l != 0 || h != 1 {
 				return false
 			}
 		}
@@ -110,7 +117,7 @@ func (p *pipeline) checkHealthy(t *testing.T, shards int) {
 		Lag     *int64 `json:"lag"`
 		Pending *int64 `json:"pending"`
 	}
-	if code := getJSON(t, p.api.url("/analyze"), &f); code != http.StatusOK || f.Lag == nil || *f.Lag != 0 || f.Pending == nil || *f.Pending != 0 {
+	if code := getJSON(t, p.api.URL("/analyze"), &f); code != http.StatusOK || f.Lag == nil || *f.Lag != 0 || f.Pending == nil || *f.Pending != 0 {
 		t.Errorf("GET /analyze = %d, lag %s pending %s, want 0 and 0", code, ptr(f.Lag), ptr(f.Pending))
 	}
 }
@@ -123,32 +130,6 @@ func httpStatus(url string) int {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-func scrape(url string) string {
-	resp, err := http.Get(url)
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
-}
-
-// seriesByShard returns the value of each name{shard="N"} sample, by N.
-func seriesByShard(exposition, name string) map[string]string {
-	out := map[string]string{}
-	for _, line := range strings.Split(exposition, "\n") {
-		rest, ok := strings.CutPrefix(line, name+`{shard="`)
-		if !ok {
-			continue
-		}
-		shard, value, ok := strings.Cut(rest, `"} `)
-		if ok {
-			out[shard] = value
-		}
-	}
-	return out
 }
 
 func ptr(v *int64) string {

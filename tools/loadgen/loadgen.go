@@ -9,9 +9,9 @@
 // generator spends its CPU on HTTP only. Every run is bounded both in
 // requests and in time and stops by itself.
 //
-// The package also reads what the harness needs around a run: Prometheus
-// text metrics (ParseText, BucketQuantile) and per-process CPU and memory
-// from /proc.
+// The package also reads what the harness needs around a run: quantiles
+// of scraped histograms (BucketQuantile) and per-process and machine CPU
+// and memory from /proc (through github.com/prometheus/procfs).
 package loadgen
 
 import (

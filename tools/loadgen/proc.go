@@ -1,13 +1,11 @@
 package loadgen
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
+	"math"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
 // clockTick is the unit of /proc's CPU times: USER_HZ, 100 on every Linux
@@ -17,68 +15,45 @@ const clockTick = 10 * time.Millisecond
 // ProcessCPU returns the CPU time (user + system) process pid has used, from
 // /proc/<pid>/stat.
 func ProcessCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		return 0, err
 	}
-	return parseStatCPU(b)
+	return processCPU(fs, pid)
 }
 
-// parseStatCPU reads utime and stime (fields 14 and 15) of a
-// /proc/<pid>/stat line; the command name (field 2) may hold spaces and
-// parentheses, so fields are counted after its last ')'.
-func parseStatCPU(b []byte) (time.Duration, error) {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("malformed /proc stat line")
+func processCPU(fs procfs.FS, pid int) (time.Duration, error) {
+	p, err := fs.Proc(pid)
+	if err != nil {
+		return 0, err
 	}
-	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state): utime is field 14, stime field 15.
-	if len(f) < 13 {
-		return 0, fmt.Errorf("malformed /proc stat line: %d fields", len(f)+2)
+	st, err := p.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("stat of process %d: %w", pid, err)
 	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("malformed /proc stat times %q %q", f[11], f[12])
-	}
-	return time.Duration(ut+st) * clockTick, nil
+	return time.Duration(st.UTime+st.STime) * clockTick, nil
 }
 
 // ProcessMemory returns process pid's resident set size now (VmRSS) and at
 // its peak (VmHWM), in bytes, from /proc/<pid>/status.
 func ProcessMemory(pid int) (rss, peak int64, err error) {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		return 0, 0, err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, "VmRSS:"):
-			rss, err = kib(line)
-		case strings.HasPrefix(line, "VmHWM:"):
-			peak, err = kib(line)
-		}
-		if err != nil {
-			return 0, 0, err
-		}
-	}
-	return rss, peak, sc.Err()
+	return processMemory(fs, pid)
 }
 
-func kib(line string) (int64, error) {
-	f := strings.Fields(line)
-	if len(f) < 2 {
-		return 0, fmt.Errorf("malformed %q", line)
-	}
-	n, err := strconv.ParseInt(f[1], 10, 64)
+func processMemory(fs procfs.FS, pid int) (rss, peak int64, err error) {
+	p, err := fs.Proc(pid)
 	if err != nil {
-		return 0, fmt.Errorf("malformed %q", line)
+		return 0, 0, err
 	}
-	return n << 10, nil
+	st, err := p.NewStatus()
+	if err != nil {
+		return 0, 0, fmt.Errorf("status of process %d: %w", pid, err)
+	}
+	return int64(st.VmRSS), int64(st.VmHWM), nil
 }
 
 // MachineTimes is the time all processors spent, by kind, since boot.
@@ -92,36 +67,26 @@ type MachineTimes struct {
 // MachineCPU returns the processors' times from /proc/stat: their deltas
 // over a run give the machine's load, ours and everyone else's.
 func MachineCPU() (MachineTimes, error) {
-	b, err := os.ReadFile("/proc/stat")
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		return MachineTimes{}, err
 	}
-	return parseMachineCPU(b)
+	return machineCPU(fs)
 }
 
-func parseMachineCPU(b []byte) (MachineTimes, error) {
-	line, _, _ := bytes.Cut(b, []byte{'\n'})
-	f := strings.Fields(string(line))
-	if len(f) < 9 || f[0] != "cpu" {
-		return MachineTimes{}, fmt.Errorf("malformed /proc/stat")
+func machineCPU(fs procfs.FS) (MachineTimes, error) {
+	st, err := fs.Stat()
+	if err != nil {
+		return MachineTimes{}, err
 	}
-	// user nice system idle iowait irq softirq steal [guest guest_nice,
-	// already counted in user and nice].
-	var v [8]int64
-	for i := range v {
-		n, err := strconv.ParseInt(f[i+1], 10, 64)
-		if err != nil {
-			return MachineTimes{}, fmt.Errorf("malformed /proc/stat: %q", f[i+1])
-		}
-		v[i] = n
+	c := st.CPUTotal
+	// procfs gives seconds (ticks / USER_HZ): back to whole ticks, so the
+	// sums are exact. Guest time is already counted in user and nice.
+	ticks := func(s float64) time.Duration {
+		return time.Duration(math.Round(s*float64(time.Second/clockTick))) * clockTick
 	}
-	var total int64
-	for _, n := range v {
-		total += n
-	}
-	busy := total - v[3] - v[4] - v[7]
-	return MachineTimes{
-		Busy: time.Duration(busy) * clockTick, IRQ: time.Duration(v[5]+v[6]) * clockTick,
-		Steal: time.Duration(v[7]) * clockTick, Total: time.Duration(total) * clockTick,
-	}, nil
+	user, nice, system, idle := ticks(c.User), ticks(c.Nice), ticks(c.System), ticks(c.Idle)
+	iowait, irq, softirq, steal := ticks(c.Iowait), ticks(c.IRQ), ticks(c.SoftIRQ), ticks(c.Steal)
+	total := user + nice + system + idle + iowait + irq + softirq + steal
+	return MachineTimes{Busy: total - idle - iowait - steal, IRQ: irq + softirq, Steal: steal, Total: total}, nil
 }

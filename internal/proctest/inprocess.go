@@ -1,0 +1,85 @@
+package proctest
+
+import (
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/pulse-iot/pulse/internal/logcapture"
+)
+
+// RunFunc is a service's run, called as its main calls it.
+type RunFunc func(ctx context.Context, getenv func(string) string, stdout io.Writer) error
+
+// InProcess is a service's run called inside the test process: the whole
+// service as main wires it, without building a binary.
+type InProcess struct {
+	URL string             // http:// and the address of its "listening" line
+	Log *logcapture.Buffer // all it logged
+
+	name   string
+	cancel context.CancelFunc
+	done   chan error // holds run's result once it returned
+}
+
+// StartInProcess calls run with getenv in a goroutine and waits up to 15 s
+// for the "listening" line of logger (e.g. "ingest"); name is for
+// messages. At t's end it cancels run, waits up to 30 s for it to return
+// and shows the log if t failed.
+func StartInProcess(t testing.TB, name, logger string, run RunFunc, getenv func(string) string) *InProcess {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &InProcess{Log: &logcapture.Buffer{}, name: name, cancel: cancel, done: make(chan error, 1)}
+	go func() { s.done <- run(ctx, getenv, s.Log) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-s.done:
+			s.done <- err
+		case <-time.After(30 * time.Second):
+			t.Errorf("%s: run did not return within 30s of cancel", name)
+		}
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, s.Log.String())
+		}
+	})
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
+		if addr := s.Log.ListenAddr(logger); addr != "" {
+			s.URL = "http://" + addr
+			return s
+		}
+		select {
+		case err := <-s.done:
+			s.done <- err
+			t.Fatalf("%s: run returned before listening: %v", name, err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatalf("%s: no \"listening\" log line within 15s; log:\n%s", name, s.Log.String())
+	return nil
+}
+
+// Cancel cancels run's ctx, as SIGTERM does to main; Wait returns run's
+// result.
+func (s *InProcess) Cancel() { s.cancel() }
+
+// Wait returns run's result, failing t when run takes longer than limit.
+func (s *InProcess) Wait(t testing.TB, limit time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-s.done:
+		s.done <- err
+		return err
+	case <-time.After(limit):
+		t.Fatalf("%s: run did not return within %v", s.name, limit)
+		return nil
+	}
+}
+
+// Stop cancels run and returns its result (see Wait).
+func (s *InProcess) Stop(t testing.TB, limit time.Duration) error {
+	t.Helper()
+	s.Cancel()
+	return s.Wait(t, limit)
+}

@@ -26,13 +26,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	log, err := logging.New(cfg.LogLevel, cfg.LogFormat, stdout)
+	log, err := logging.Start(cfg, stdout, zap.String("consumer", cfg.ConsumerName))
 	if err != nil {
 		return err
 	}
 	defer log.Sync()
-	log = log.Named("analyzer").With(zap.String("consumer", cfg.ConsumerName))
-	log.Info("starting", zap.Stringer("config", cfg))
 	newDetector, err := detector.Factory(cfg.Detector, cfg.DetectorParams())
 	if err != nil {
 		return fmt.Errorf("DETECTOR: %w", err)

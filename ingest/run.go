@@ -31,13 +31,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	log, err := logging.New(cfg.LogLevel, cfg.LogFormat, stdout)
+	log, err := logging.Start(cfg, stdout)
 	if err != nil {
 		return err
 	}
 	defer log.Sync()
-	log = log.Named("ingest")
-	log.Info("starting", zap.Stringer("config", cfg))
 	reg := httpserver.NewRegistry()
 	rdb := redisx.NewFromConfig(cfg, 4*publishWriters, reg)
 	defer rdb.Close()

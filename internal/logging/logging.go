@@ -7,6 +7,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/pulse-iot/pulse/internal/config"
 )
 
 // New returns a logger writing level and above to w, as JSON or as
@@ -31,4 +33,17 @@ func New(level, format string, w io.Writer) (*zap.Logger, error) {
 	}
 	core := zapcore.NewCore(encoder, zapcore.Lock(zapcore.AddSync(w)), lvl)
 	return zap.New(core, zap.AddCaller()), nil
+}
+
+// Start returns the logger of a service configured by cfg, named for the
+// service, and logs that it starts with its configuration (secrets
+// masked by cfg's String).
+func Start(cfg config.Config, w io.Writer, fields ...zap.Field) (*zap.Logger, error) {
+	log, err := New(cfg.LogLevel, cfg.LogFormat, w)
+	if err != nil {
+		return nil, err
+	}
+	log = log.Named(cfg.Service).With(fields...)
+	log.Info("starting", zap.Stringer("config", cfg))
+	return log, nil
 }

@@ -77,7 +77,7 @@ func (c *coordinator) Run(ctx context.Context) error {
 }
 
 func (c *coordinator) createGroups(ctx context.Context) error {
-	b := newBackoff()
+	var b retry
 	for s := 0; s < c.shards; {
 		cctx, cancel := context.WithTimeout(ctx, c.timeout)
 		err := createGroup(cctx, c.rdb, c.keys.Stream(s))

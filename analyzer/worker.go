@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pulse-iot/pulse/internal/analysis"
+	"github.com/pulse-iot/pulse/internal/backoff"
 	"github.com/pulse-iot/pulse/internal/detector"
 	"github.com/pulse-iot/pulse/internal/results"
 	"github.com/pulse-iot/pulse/internal/shard"
@@ -86,7 +87,7 @@ func newShardWorker(d workerDeps, s int, lease string) *shardWorker {
 // apply anything while another consumer holds pending entries, so this
 // worker then claims them and applies everything pending in stream order.
 func (w *shardWorker) run(ctx context.Context) error {
-	backoff := newBackoff()
+	var retries retry
 	recovering := true // claim, reload, and apply pending entries before new ones
 	pending := true
 	for ctx.Err() == nil {
@@ -100,7 +101,7 @@ func (w *shardWorker) run(ctx context.Context) error {
 				}
 				w.health.fail(w.shard, err)
 				w.log.Warn("load shard", zap.Error(err))
-				backoff.wait(ctx)
+				retries.wait(ctx)
 				continue
 			}
 			recovering, pending = false, true
@@ -116,7 +117,7 @@ func (w *shardWorker) run(ctx context.Context) error {
 			// again from what is pending.
 			w.log.Warn("read shard", zap.Error(err))
 			recovering = true
-			backoff.wait(ctx)
+			retries.wait(ctx)
 			continue
 		}
 		if len(entries) == 0 {
@@ -146,25 +147,16 @@ func (w *shardWorker) run(ctx context.Context) error {
 			// entries again (applied ones are skipped by their ids) and
 			// reload the shard's recent values.
 			recovering = true
-			backoff.wait(ctx)
+			retries.wait(ctx)
 			continue
 		}
-		backoff.reset()
+		retries.reset()
 		w.health.ok(w.shard)
 		if !pending && len(entries) < w.count {
-			sleep(ctx, readLinger)
+			backoff.Sleep(ctx, readLinger)
 		}
 	}
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
 
 // load reads the shard's recent values, creates the consumer group again
@@ -309,33 +301,20 @@ func createGroup(ctx context.Context, rdb redis.UniversalClient, stream string) 
 	return nil
 }
 
-// backoff waits longer after each consecutive failure: 50 ms, doubling
-// up to maxBackoff.
-type backoff struct{ d time.Duration }
+// retry counts consecutive failures and waits longer after each: 50 ms,
+// doubling up to maxBackoff.
+type retry struct{ failures int }
 
 const maxBackoff = 2 * time.Second
 
-func newBackoff() *backoff { return &backoff{} }
-
-func (b *backoff) reset() { b.d = 0 }
+func (r *retry) reset() { r.failures = 0 }
 
 // next is the wait after one more failure.
-func (b *backoff) next() time.Duration {
-	if b.d == 0 {
-		b.d = 50 * time.Millisecond
-	} else {
-		b.d = min(2*b.d, maxBackoff)
-	}
-	return b.d
+func (r *retry) next() time.Duration {
+	r.failures++
+	return backoff.Delay(r.failures, 50*time.Millisecond, maxBackoff)
 }
 
-func (b *backoff) wait(ctx context.Context) {
-	t := time.NewTimer(b.next())
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
+func (r *retry) wait(ctx context.Context) { backoff.Sleep(ctx, r.next()) }
 
 func itoa(i int) string { return strconv.Itoa(i) }

@@ -456,7 +456,7 @@ func TestEntriesReadByAFormerOwnerAreClaimedAndAppliedInOrder(t *testing.T) {
 }
 
 func TestBackoffDoublesUpToItsCap(t *testing.T) {
-	b := newBackoff()
+	var b retry
 	var got []time.Duration
 	for range 9 {
 		got = append(got, b.next())

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
@@ -14,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+
+	"github.com/pulse-iot/pulse/internal/backoff"
 )
 
 // Options configure a Sender. URLs is required; zero values of the rest
@@ -209,11 +210,11 @@ func (s *Sender) deliver(ctx context.Context, keys Keys, t *target, wake <-chan 
 	)
 	fail := func(what string, err error) {
 		failures++
-		wait := backoff(failures, s.opt.MinBackoff, s.opt.MaxBackoff)
+		wait := backoff.Jitter(backoff.Delay(failures, s.opt.MinBackoff, s.opt.MaxBackoff))
 		if ctx.Err() == nil {
 			log.Warn(what, zap.Int("attempt", failures), zap.Duration("retry_in", wait), zap.Error(err))
 		}
-		sleep(ctx, wait)
+		backoff.Sleep(ctx, wait)
 	}
 	for ctx.Err() == nil {
 		if !haveCursor {
@@ -353,27 +354,5 @@ func (s *Sender) post(ctx context.Context, t *target, alerts []Alert) (rejected 
 	default:
 		s.m.notifications.WithLabelValues(ResultFailed).Add(float64(len(alerts)))
 		return false, fmt.Errorf("post %s: %w", t.name, &errStatus{resp.StatusCode, string(bytes.TrimSpace(msg))})
-	}
-}
-
-// backoff returns the wait before retry attempt (1, 2, …): lo doubling up
-// to hi, half of it random ("equal jitter"), so that senders that failed
-// together do not retry together.
-func backoff(attempt int, lo, hi time.Duration) time.Duration {
-	d := hi
-	if attempt-1 < 32 {
-		if x := lo << (attempt - 1); x > 0 && x < hi {
-			d = x
-		}
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }

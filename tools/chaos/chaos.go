@@ -39,6 +39,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pulse-iot/pulse/internal/backoff"
 	"github.com/pulse-iot/pulse/internal/proctest"
 	"github.com/pulse-iot/pulse/internal/shard"
 )
@@ -238,7 +239,7 @@ func (p *pipeline) waitAnalyzing(ctx context.Context, timeout time.Duration) (ti
 		if len(idle) == 0 {
 			return time.Since(start), nil
 		}
-		sleep(ctx, 50*time.Millisecond)
+		backoff.Sleep(ctx, 50*time.Millisecond)
 		if ctx.Err() != nil {
 			return -1, nil
 		}

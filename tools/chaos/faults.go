@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/pulse-iot/pulse/internal/backoff"
 	"github.com/pulse-iot/pulse/internal/proctest"
 )
 
@@ -117,7 +118,7 @@ type injector struct {
 func (in *injector) run(ctx context.Context, start time.Time, faults []Fault) []Fault {
 	var done []Fault
 	for _, f := range faults {
-		sleep(ctx, time.Until(start.Add(f.At)))
+		backoff.Sleep(ctx, time.Until(start.Add(f.At)))
 		if ctx.Err() != nil {
 			break
 		}
@@ -176,7 +177,7 @@ func (in *injector) inject(ctx context.Context, f Fault) Fault {
 		if err := in.p.rewriteAOF(ctx); err != nil {
 			in.logf("BGREWRITEAOF: %v", err)
 		}
-		sleep(ctx, time.Duration(in.rng.Int64N(int64(300*time.Millisecond))))
+		backoff.Sleep(ctx, time.Duration(in.rng.Int64N(int64(300*time.Millisecond))))
 	case FlushRedis:
 		f.Target = in.p.redis.Name
 		in.tr.beginWipe()
@@ -214,7 +215,7 @@ func (in *injector) inject(ctx context.Context, f Fault) Fault {
 	f.Target = victim.Name
 	victim.Kill()
 	f.KilledAt = time.Now()
-	sleep(ctx, pause)
+	backoff.Sleep(ctx, pause)
 	next, err := replacement()
 	f.RestartAt = time.Now()
 	if err == nil {

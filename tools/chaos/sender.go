@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pulse-iot/pulse/internal/backoff"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -248,7 +249,7 @@ func (s *sender) run(ctx context.Context, until time.Time) {
 	for ctx.Err() == nil && time.Now().Before(until) {
 		if interval > 0 {
 			if d := min(time.Until(next), time.Until(until)); d > 0 {
-				sleep(ctx, d)
+				backoff.Sleep(ctx, d)
 			}
 			if !time.Now().Before(until) {
 				return
@@ -283,7 +284,7 @@ func (s *sender) run(ctx context.Context, until time.Time) {
 		}
 		s.t.record(idx, o, sent, time.Now(), detail)
 		if o != acked {
-			sleep(ctx, min(s.errPause, time.Until(until)))
+			backoff.Sleep(ctx, min(s.errPause, time.Until(until)))
 		}
 	}
 }
@@ -343,13 +344,4 @@ func classifyError(err error) outcome {
 		return refused
 	}
 	return uncertain
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pulse-iot/pulse/internal/backoff"
 	"github.com/pulse-iot/pulse/internal/proctest"
 	"github.com/pulse-iot/pulse/internal/shard"
 )
@@ -103,7 +104,7 @@ func (p *pipeline) probe(ctx context.Context, tr *tracker, device int, in *proct
 			return nil
 		}
 		last = detail
-		sleep(ctx, 200*time.Millisecond)
+		backoff.Sleep(ctx, 200*time.Millisecond)
 	}
 	return fmt.Errorf("no 202 within %v; last answer: %s", probeTimeout, last)
 }
@@ -125,7 +126,7 @@ func (p *pipeline) drain(ctx context.Context, rdb *redis.Client, timeout time.Du
 		default:
 			why, prev = "", state
 		}
-		sleep(ctx, time.Second)
+		backoff.Sleep(ctx, time.Second)
 	}
 	if why == "" {
 		why = "still moving"
@@ -234,7 +235,7 @@ func (p *pipeline) analyzed(ctx context.Context, client *http.Client, devices []
 			if time.Now().After(deadline) || ctx.Err() != nil {
 				return nil, fmt.Errorf("GET /analyze?device_id=%s = %d, %v", d, code, err)
 			}
-			sleep(ctx, 200*time.Millisecond)
+			backoff.Sleep(ctx, 200*time.Millisecond)
 		}
 	}
 	return out, nil
@@ -250,7 +251,7 @@ func (p *pipeline) checkServices(ctx context.Context, client *http.Client, rep *
 			if err = proctest.GetOK(ctx, client, pr.URL("/ready")); err == nil {
 				break
 			}
-			sleep(ctx, 200*time.Millisecond)
+			backoff.Sleep(ctx, 200*time.Millisecond)
 		}
 		if err != nil {
 			rep.problem("%s not ready at the end: %v", pr.Name, err)

@@ -46,11 +46,11 @@ type Report struct {
 	ASDSweep   *Sweep
 	ASDSignals int
 	ASDWindows int
-	Gaussian   *[3]float64     // the port's scores of the windowed Gaussian
-	Python     *PythonCheck    // NAB's run.py on the same files
-	Files      map[string]int  // alerts per NAB file in the scored part
-	Windows    map[string]int  // windows per NAB category
-	Series     map[string]int  // series per NAB category
+	Gaussian   *[3]float64    // the port's scores of the windowed Gaussian
+	Python     *PythonCheck   // NAB's run.py on the same files
+	Files      map[string]int // alerts per NAB file in the scored part
+	Windows    map[string]int // windows per NAB category
+	Series     map[string]int // series per NAB category
 }
 
 // PythonCheck compares the port with NAB's own scorer.

@@ -12,7 +12,7 @@ type Params struct {
 }
 
 // DefaultParams returns the defaults.
-func DefaultParams() Params { return Params{Warmup: 100} }
+func DefaultParams() Params { return Params{Warmup: 150} }
 
 const nLevels = 3
 
@@ -21,10 +21,10 @@ var alphas = [nLevels]float64{1.0 / 2, 1.0 / 16, 1.0 / 128}
 
 const (
 	scaleAlpha = 1.0 / 64   // memory of the typical prediction error
-	shortAlpha = 1.0 / 8    // the short average of surprise
-	longAlpha  = 1.0 / 1024 // the long-run distribution of that average
+	tailAlpha  = 1.0 / 2048 // memory of the surprise distribution
+	u0         = 2.0        // surprises above this (in typical errors) are exceedances
 	uCap       = 1e6
-	logPmin    = -23.025850929940457 // ln 1e-10
+	pDecades   = 10.0 // p = 10^-pDecades and below score 1
 )
 
 // State is one signal's scoring state.
@@ -34,11 +34,9 @@ type State struct {
 	Res   float64 // smallest non-zero change seen: the series' resolution
 	Level [nLevels]float64
 	Scale [nLevels]float64
-	Short float64
-	Mean  float64
-	Var   float64
-	UMean float64
-	UVar  float64
+	Rate  float64 // share of surprises above u0
+	Ex1   float64 // mean excess over u0
+	Ex2   float64 // mean squared excess
 }
 
 // Result is a value's score and the band the score's baseline expected it in.
@@ -59,6 +57,8 @@ func (p Params) Observe(st *State, t, x float64) Result {
 			st.Level[k] = x
 		}
 		st.N = 1
+		// Prior: Gaussian errors.
+		st.Rate, st.Ex1, st.Ex2 = 0.0455, 0.42, 2*0.42*0.42
 		return Result{Low: x, High: x}
 	}
 	if d := math.Abs(x - st.Last); d > 0 && d < math.MaxFloat64 && (st.Res == 0 || d < st.Res) {
@@ -73,49 +73,59 @@ func (p Params) Observe(st *State, t, x float64) Result {
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for k, a := range alphas {
 		e := diff(x, st.Level[k])
-		s := math.Max(st.Scale[k], floor)
+		s := math.Max(1.2533*st.Scale[k], floor)
 		if v := math.Min(e/s, uCap); v > u {
 			u = v
 		}
-		if k == nLevels-1 {
+		if k == 0 {
 			lo, hi = st.Level[k]-4*s, st.Level[k]+4*s
 		}
 		st.Level[k] = (1-a)*st.Level[k] + a*x
 		st.Scale[k] = finite((1-scaleAlpha)*st.Scale[k] + scaleAlpha*e)
 	}
-	// Point surprise against this signal's own history of surprise.
-	zu := (u - st.UMean) / math.Sqrt(st.UVar+1e-12)
-	st.Short = (1-shortAlpha)*st.Short + shortAlpha*u
-	zs := (st.Short - st.Mean) / math.Sqrt(st.Var+1e-12)
+	lp := st.logTail(u)
+	// Learn the surprise distribution.
+	ex := 0.0
+	if u > u0 {
+		ex = 1
+		y := u - u0
+		w := tailAlpha / math.Max(st.Rate, tailAlpha)
+		w = math.Min(w, 0.1)
+		st.Ex1 += w * (y - st.Ex1)
+		st.Ex2 += w * (y*y - st.Ex2)
+	}
+	st.Rate += tailAlpha * (ex - st.Rate)
 	n := st.N
-	st.N++
-	st.UVar = (1 - longAlpha) * (st.UVar + longAlpha*(u-st.UMean)*(u-st.UMean))
-	st.UMean = (1-longAlpha)*st.UMean + longAlpha*u
-	st.Var = (1 - longAlpha) * (st.Var + longAlpha*(st.Short-st.Mean)*(st.Short-st.Mean))
-	st.Mean = (1-longAlpha)*st.Mean + longAlpha*st.Short
+	if st.N < math.MaxUint32 {
+		st.N++
+	}
 	if int(n) < p.Warmup {
 		return Result{Low: lo, High: hi, Raw: u}
 	}
-	z := math.Max(zu, zs)
-	return Result{Score: logScore(z), Low: lo, High: hi, Raw: u}
+	return Result{Score: math.Min(-lp/(pDecades*math.Ln10), 1), Low: lo, High: hi, Raw: u}
 }
 
-// logScore maps a z to the log of its Gaussian tail probability, scaled so
-// that p = 1e-10 (and less) is 1 and p ≥ 0.5 is 0.
-func logScore(z float64) float64 {
-	if !(z > 0) {
+// logTail is ln P(U ≥ u) for this signal's surprise U: below u0 it is
+// taken as 0 (nothing unusual); above, the exceedances follow a
+// generalised Pareto distribution whose scale and shape come from the
+// first two moments of past excesses (peaks over threshold).
+func (st *State) logTail(u float64) float64 {
+	if u <= u0 {
 		return 0
 	}
-	lp := logQ(z)
-	return math.Min(lp/logPmin, 1)
-}
-
-// logQ is ln P(Z > z) for a standard normal Z, z ≥ 0, accurate in the far tail.
-func logQ(z float64) float64 {
-	if z < 30 {
-		return math.Log(0.5 * math.Erfc(z/math.Sqrt2))
+	m, v := st.Ex1, math.Max(st.Ex2-st.Ex1*st.Ex1, 1e-12)
+	m = math.Max(m, 0.25)
+	xi := 0.5 * (1 - m*m/v)
+	xi = math.Min(math.Max(xi, 0), 0.45)
+	beta := m * (1 - xi)
+	y := u - u0
+	var lt float64
+	if xi < 1e-6 {
+		lt = -y / beta
+	} else {
+		lt = -math.Log1p(xi*y/beta) / xi
 	}
-	return -z*z/2 - math.Log(z*math.Sqrt(2*math.Pi))
+	return math.Log(math.Max(st.Rate, 1e-6)) + lt
 }
 
 // diff is |x − y| without overflow to +Inf.

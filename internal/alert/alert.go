@@ -16,7 +16,7 @@ import (
 // values: long enough that one quiet value inside an episode does not
 // close it, short enough that a real second episode opens its own alert.
 const (
-	DefaultThreshold = 0.5
+	DefaultThreshold = 0.34
 	DefaultRecovery  = 5
 )
 
@@ -122,7 +122,9 @@ func (p Params) Step(st *State, in Input) Change {
 		st.normal = 0
 		return None
 	}
-	st.normal++
+	if st.normal < math.MaxUint16 {
+		st.normal++
+	}
 	if int(st.normal) < p.Recovery {
 		return None
 	}

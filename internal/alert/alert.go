@@ -16,7 +16,7 @@ import (
 // values: long enough that one quiet value inside an episode does not
 // close it, short enough that a real second episode opens its own alert.
 const (
-	DefaultThreshold = 0.34
+	DefaultThreshold = 0.33
 	DefaultRecovery  = 5
 )
 

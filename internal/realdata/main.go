@@ -85,15 +85,17 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// command is the command line that regenerates the report, with the flags
-// that differ from their defaults.
+// command is the command line that regenerates the report (with the
+// corpora at their default places), with the flags that differ from their
+// defaults.
 func command(fs *flag.FlagSet) string {
 	parts := []string{"go run ./internal/cmd/pulse-nab"}
 	fs.VisitAll(func(f *flag.Flag) {
-		if f.Name == "results" || f.Name == "python" {
+		switch f.Name {
+		case "results", "python", "nab", "asd": // where things are, not what is measured
 			return
 		}
-		if f.Value.String() != f.DefValue || f.Name == "nab" || f.Name == "asd" || f.Name == "out" {
+		if f.Value.String() != f.DefValue || f.Name == "out" {
 			parts = append(parts, "-"+f.Name+" "+f.Value.String())
 		}
 	})

@@ -160,9 +160,9 @@ func (p Params) Observe(st *State, t, x float64) Result {
 	for k, e := range errs {
 		s := math.Max(st.Err[k], floor)
 		z := math.Min(e/s, uCap)
-		w := math.Exp(-(st.Loss[k] - minLoss) * temper / errAlpha)
-		wsum += w
-		mix += w * math.Exp(-z)
+		d := (st.Loss[k] - minLoss) * temper / errAlpha
+		wsum += math.Exp(-d)
+		mix += math.Exp(-d - z) // w·e^(−z) in one exponential
 		st.Loss[k] += errAlpha * (math.Log(s) + z - st.Loss[k])
 		st.Err[k] = finite((1-errAlpha)*st.Err[k] + errAlpha*e)
 	}
@@ -205,17 +205,16 @@ func (st *State) logTail(u float64) float64 {
 	return math.Log(math.Max(st.Rate, tailAlpha/16)) - (u-u0)/math.Max(st.Excess, minExcess)
 }
 
-// bucket is the daily profile's bucket of Unix time t.
+// bucket is the daily profile's bucket of Unix time t (UTC).
 func bucket(t float64) uint {
-	d := math.Mod(t, 86400)
+	if !(t > -1e15 && t < 1e15) { // NaN, ±Inf, or beyond any clock
+		return 0
+	}
+	d := int64(math.Floor(t)) % 86400
 	if d < 0 {
 		d += 86400
 	}
-	b := uint(d / (86400 / nBuckets))
-	if b >= nBuckets { // NaN t, rounding
-		b = 0
-	}
-	return b
+	return uint(d / (86400 / nBuckets))
 }
 
 // diff is |x − y| without overflow to +Inf.

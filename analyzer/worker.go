@@ -51,8 +51,8 @@ type workerDeps struct {
 	consumer    string
 	rdb         redis.UniversalClient
 	keys        shard.Keys
-	window      int // WINDOW_SIZE
-	count       int // READ_COUNT
+	params      analysis.Params // WINDOW_SIZE, ALERT_THRESHOLD, ALERT_RECOVERY
+	count       int             // READ_COUNT
 	leaseTTL    time.Duration
 	timeout     time.Duration // REDIS_TIMEOUT
 	newDetector func() detector.Detector
@@ -66,8 +66,8 @@ func newShardWorker(d workerDeps, s int, lease string) *shardWorker {
 	det := d.newDetector()
 	return &shardWorker{
 		shard: s, lease: lease, consumer: d.consumer, rdb: d.rdb, keys: d.keys,
-		window: d.window, count: d.count, leaseTTL: d.leaseTTL, timeout: d.timeout,
-		detector: det, applier: analysis.NewApplier(det, d.window), m: d.m, health: d.health,
+		window: d.params.Window, count: d.count, leaseTTL: d.leaseTTL, timeout: d.timeout,
+		detector: det, applier: analysis.NewApplier(det, d.params), m: d.m, health: d.health,
 		log: d.log.With(zap.Int("shard", s)), results: results.NewWriter(d.rdb, d.keys, s),
 	}
 }

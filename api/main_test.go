@@ -187,7 +187,7 @@ func seed(t *testing.T, prefix string, ac analysisConfig, events []stream.Event)
 			t.Fatalf("xgroup create: %v", err)
 		}
 		w := results.NewWriter(rdb, keys, s)
-		applier := analysis.NewApplier(newDetector(), ac.Window)
+		applier := analysis.NewApplier(newDetector(), analysis.DefaultParams(ac.Window))
 		recent := &state.Recent{Size: ac.Window}
 		for {
 			res, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: shard.Group, Consumer: consumer,
@@ -246,7 +246,7 @@ func analyze(t *testing.T, ac analysisConfig, events []seededEvent) reference {
 		t.Fatalf("reference dead-lettered %d entries", len(d.Dead))
 	}
 	states := map[string]*state.Device{}
-	res := analysis.NewApplier(det, ac.Window).Apply(d, states, nil)
+	res := analysis.NewApplier(det, analysis.DefaultParams(ac.Window)).Apply(d, states, nil)
 	return reference{States: states, Anomalies: res.Anomalies}
 }
 
@@ -276,7 +276,7 @@ func meanStdDev(vals []float64, n int) (mean, sd float64) {
 func anomalyJSON(a state.Anomaly) map[string]any {
 	return map[string]any{
 		"device_id": a.DeviceID, "timestamp": a.Timestamp, "signal": a.Signal, "value": a.Value,
-		"z_score": a.ZScore, "mean": a.Mean, "std_dev": a.StdDev, "stream_id": a.StreamID,
+		"z_score": a.ZScore, "score": a.Score, "mean": a.Mean, "std_dev": a.StdDev, "stream_id": a.StreamID,
 	}
 }
 

@@ -48,7 +48,7 @@ func benchApplier(b *testing.B) *Applier {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return NewApplier(det, 50)
+	return NewApplier(det, DefaultParams(50))
 }
 
 // BenchmarkApplyBatch is the analyzer's CPU work for one batch of 500

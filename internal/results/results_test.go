@@ -83,7 +83,7 @@ func applyShard(t *testing.T, rdb redis.UniversalClient, keys shard.Keys, s int,
 		t.Fatal(err)
 	}
 	b.Recent, b.Decoded = recent, d
-	b.Result = analysis.NewApplier(det, testWindow).Apply(d, states, recent)
+	b.Result = analysis.NewApplier(det, analysis.DefaultParams(testWindow)).Apply(d, states, recent)
 	return w.Write(ctx, b)
 }
 

@@ -74,7 +74,7 @@ func reference(t *testing.T, detectorName string, events []event) (map[string]*s
 		entries[i] = analysis.Entry{ID: strconv.Itoa(i+1) + "-0", Values: m}
 	}
 	states := map[string]*state.Device{}
-	res := analysis.NewApplier(det, 50).Apply(analysis.Decode(entries), states, nil)
+	res := analysis.NewApplier(det, analysis.DefaultParams(50)).Apply(analysis.Decode(entries), states, nil)
 	anomalies := map[string][]state.Anomaly{}
 	for _, a := range res.Anomalies {
 		anomalies[a.DeviceID] = append(anomalies[a.DeviceID], a)

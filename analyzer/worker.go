@@ -289,6 +289,12 @@ func (w *shardWorker) apply(entries []analysis.Entry) error {
 	for sig, n := range res.BySignal {
 		w.m.anomalies.WithLabelValues(sig).Add(float64(n))
 	}
+	w.m.alertsOpened.Add(float64(res.AlertsOpened))
+	for _, c := range res.Alerts {
+		w.log.Info("device alert", zap.Stringer("change", c.Change), zap.String("device_id", c.Alert.DeviceID), zap.String("signal", c.Alert.Signal),
+			zap.String("alert_id", c.Alert.ID()), zap.Float64("score", c.Alert.Score), zap.Float64("value", c.Alert.Value),
+			zap.Uint32("events", c.Alert.Events))
+	}
 	for _, dl := range d.Dead {
 		w.m.deadLettered.WithLabelValues(dl.Reason).Inc()
 		w.log.Warn("dead-lettered entry", zap.Int("shard", w.shard), zap.String("stream_id", dl.ID), zap.String("reason", dl.Reason))

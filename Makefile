@@ -4,7 +4,10 @@ GO ?= go
 # go.work names the toolchain (a patch release without known
 # vulnerabilities); auto lets go fetch it through the module proxy.
 export GOTOOLCHAIN := auto
-BUILD_FLAGS := -trimpath -ldflags="-s -w"
+# gin without MessagePack: Pulse speaks JSON only, and the binaries shrink
+# by a third (20.4 → 14.0 MB). Tests, vet and tools build the same code.
+export GOFLAGS := -tags=nomsgpack
+BUILD_FLAGS := -trimpath -tags nomsgpack -ldflags="-s -w"
 SERVICES := ingest analyzer api
 # `./...` at a go.work root without a go.mod matches nothing: list modules.
 MODULES = $(shell $(GO) list -m -f '{{.Dir}}')
@@ -40,9 +43,13 @@ test-deploy: build
 	@out=$$(gofmt -l deployments/check); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	cd deployments/check && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...
 
+# Every module stands on its own: its go.mod and go.sum are tidy, and it
+# builds without the workspace.
 lint:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	@for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) mod tidy -diff >/dev/null) || { echo "go mod tidy would change $${m#$(CURDIR)/}: run (cd $${m#$(CURDIR)/} && GOWORK=off go mod tidy)"; exit 1; }; done
+	@for s in $(SERVICES); do (cd $$s && GOWORK=off $(GO) build -o /dev/null .) || { echo "$$s does not build with GOWORK=off"; exit 1; }; done
 
 clean:
 	rm -rf bin .run
@@ -56,13 +63,13 @@ NAB_DIR ?= ../shared/nab
 ASD_DIR ?= ../shared/asd
 nab:
 	@test -f $(NAB_DIR)/labels/combined_windows.json || { echo "no NAB checkout at $(NAB_DIR): git clone https://github.com/numenta/NAB there, or set NAB_DIR" >&2; exit 1; }
-	$(GO) run ./internal/cmd/pulse-nab -nab $(NAB_DIR) -asd $(ASD_DIR) -out docs/ACCURACY.md $(NAB_FLAGS)
+	$(GO) run ./tools/cmd/pulse-nab -nab $(NAB_DIR) -asd $(ASD_DIR) -out docs/ACCURACY.md $(NAB_FLAGS)
 
 # Whole-pipeline benchmark on this machine: its own Redis and services on
 # loopback → docs/bench/<UTC time>.json and docs/BENCHMARKS.md (about 2 min;
 # BENCH_FLAGS=-long for the 60 s sustained runs, -pprof for profiles).
 bench:
-	$(GO) run ./internal/cmd/pulse-bench $(BENCH_FLAGS)
+	$(GO) run ./tools/cmd/pulse-bench $(BENCH_FLAGS)
 
 # Locust against `make run` (start it first), headless and bounded in time.
 LOCUST_USERS ?= 50
@@ -77,12 +84,13 @@ locust:
 
 # Accuracy of every detector on labelled synthetic data → docs/ACCURACY.md.
 eval:
-	$(GO) run ./internal/cmd/pulse-eval -out docs/ACCURACY.md -plot docs/accuracy.svg
+	$(GO) run ./tools/cmd/pulse-eval -out docs/ACCURACY.md -plot docs/accuracy.svg
 
-# Each fuzz target for FUZZTIME. Whatever a fuzzer finds is saved under the
+# Each fuzz target for FUZZTIME, a count of inputs rather than a duration,
+# so a loaded machine runs the same work instead of timing out. Whatever a fuzzer finds is saved under the
 # package's testdata/fuzz/<Target>/ and fails go test until fixed: commit it
 # with the fix as the regression test.
-FUZZTIME ?= 5s
+FUZZTIME ?= 20000x
 fuzz:
 	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' $(MODULES) | xargs -n1 dirname | sort -u); do \
 		for t in $$(grep -h '^func Fuzz' $$dir/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
@@ -94,12 +102,12 @@ fuzz:
 # Faults under load against the real binaries: analyzers, ingest and Redis
 # (AOF always and everysec) killed and restarted; prints the table.
 chaos: build
-	$(GO) run ./internal/cmd/pulse-chaos -bin bin -workdir .run/chaos $(CHAOS_FLAGS)
+	$(GO) run ./tools/cmd/pulse-chaos -bin bin -workdir .run/chaos $(CHAOS_FLAGS)
 
 chaos-race:
 	@mkdir -p .run/race-bin
 	@for s in $(SERVICES); do CGO_ENABLED=1 $(GO) build -race -o .run/race-bin/$$s ./$$s || exit 1; done
-	$(GO) run ./internal/cmd/pulse-chaos -bin .run/race-bin -workdir .run/chaos-race -load 45s $(CHAOS_FLAGS)
+	$(GO) run ./tools/cmd/pulse-chaos -bin .run/race-bin -workdir .run/chaos-race -load 45s $(CHAOS_FLAGS)
 
 # The race detector on every package that uses sync, atomics or errgroup;
 # e2e runs the services as separate binaries (chaos-race covers those).

@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +30,7 @@ type coordinator struct {
 	timeout   time.Duration
 	newWorker func(shard int, lease string) *shardWorker
 	m         *analyzerMetrics
+	health    *shardHealth
 	log       *zap.Logger
 
 	owned map[int]*ownedShard
@@ -38,6 +42,7 @@ type ownedShard struct {
 	stop  context.CancelFunc
 	done  chan struct{}
 	err   error // set before done closes
+	lost  bool  // the lease loss is counted
 }
 
 // tick is how often the coordinator heartbeats, rebalances and renews:
@@ -149,8 +154,9 @@ func (c *coordinator) renew(ctx context.Context) {
 			continue
 		}
 		if ok == 0 && o.stop != nil {
-			c.log.Warn("lease lost", zap.Int("shard", s))
+			c.log.Warn("lease lost (taken by another analyzer, or Redis lost it)", zap.Int("shard", s))
 			c.m.leaseLost.Inc()
+			o.lost = true
 			o.stop()
 			o.stop = nil
 		}
@@ -166,11 +172,15 @@ func (c *coordinator) reap() {
 			continue
 		}
 		if errors.Is(o.err, errLeaseLost) {
-			c.log.Warn("shard taken by another analyzer", zap.Int("shard", s))
+			if !o.lost {
+				c.log.Warn("lease lost (taken by another analyzer, or Redis lost it)", zap.Int("shard", s))
+				c.m.leaseLost.Inc()
+			}
 		} else {
 			c.release(s, o.lease)
 		}
 		delete(c.owned, s)
+		c.health.forget(s)
 		c.m.forgetShard(s)
 	}
 }
@@ -201,20 +211,56 @@ func (c *coordinator) shutdown() {
 	c.m.shardsOwned.Set(0)
 }
 
-// observeLag records the lag and pending count of every owned shard.
+// observeLag records the lag and pending count of every owned shard. A
+// consumer group Redis lost is created again here too (at 0, as the
+// workers would), so the figures are the truth about the recreated group,
+// never a reassuring 0 for a stream nothing reads. What cannot be
+// measured is recorded as NaN: the group is missing and cannot be
+// created, Redis fails, or Redis cannot tell the lag (-1).
 func (c *coordinator) observeLag(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	for s := range c.owned {
-		groups, err := c.rdb.XInfoGroups(ctx, c.keys.Stream(s)).Result()
+		lag, pending := math.NaN(), math.NaN()
+		g, err := c.groupInfo(ctx, s)
 		if err != nil {
-			continue
+			c.log.Warn("measure shard lag", zap.Int("shard", s), zap.Error(err))
+		} else {
+			pending = float64(g.Pending)
+			if g.Lag >= 0 {
+				lag = float64(g.Lag)
+			}
+		}
+		c.m.lag.WithLabelValues(itoa(s)).Set(lag)
+		c.m.pending.WithLabelValues(itoa(s)).Set(pending)
+	}
+}
+
+// groupInfo returns the analyzers' group of shard s, creating it (and the
+// stream) when it is missing.
+func (c *coordinator) groupInfo(ctx context.Context, s int) (redis.XInfoGroup, error) {
+	key := c.keys.Stream(s)
+	for try := 0; ; try++ {
+		groups, err := c.rdb.XInfoGroups(ctx, key).Result()
+		if err != nil && !isNoSuchKey(err) {
+			return redis.XInfoGroup{}, fmt.Errorf("xinfo groups %s: %w", key, err)
 		}
 		for _, g := range groups {
 			if g.Name == shard.Group {
-				c.m.lag.WithLabelValues(itoa(s)).Set(float64(g.Lag))
-				c.m.pending.WithLabelValues(itoa(s)).Set(float64(g.Pending))
+				return g, nil
 			}
 		}
+		if try > 0 {
+			return redis.XInfoGroup{}, fmt.Errorf("xinfo groups %s: no group %s after creating it", key, shard.Group)
+		}
+		c.log.Warn("consumer group missing (Redis lost data?); creating it again", zap.Int("shard", s))
+		if err := createGroup(ctx, c.rdb, key); err != nil {
+			return redis.XInfoGroup{}, err
+		}
 	}
+}
+
+// isNoSuchKey reports the error of XINFO on a stream that does not exist.
+func isNoSuchKey(err error) bool {
+	return strings.Contains(err.Error(), "no such key")
 }

@@ -79,16 +79,15 @@ func newFixture(t *testing.T) *fixture {
 // worker returns a shard worker as run's newWorker builds it.
 func (f *fixture) worker(t *testing.T, s int, lease, consumer string, count int) *shardWorker {
 	t.Helper()
-	det, err := detector.New("classic", testParams())
+	newDetector, err := detector.Factory("classic", testParams())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &shardWorker{
-		shard: s, lease: lease, consumer: consumer, rdb: f.rdb, keys: f.keys,
-		window: testWindow, count: count, leaseTTL: 5 * time.Second, timeout: 2 * time.Second,
-		detector: det, applier: analysis.NewApplier(det, testWindow), m: f.m,
-		log: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)),
-	}
+	return newShardWorker(workerDeps{
+		consumer: consumer, rdb: f.rdb, keys: f.keys, window: testWindow, count: count,
+		leaseTTL: 5 * time.Second, timeout: 2 * time.Second, newDetector: newDetector,
+		m: f.m, health: newShardHealth(f.m.healthy), log: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)),
+	}, s, lease)
 }
 
 // grant acquires shard s's lease for owner as the coordinator does.
@@ -104,6 +103,27 @@ func (f *fixture) grant(t *testing.T, s int, owner string) string {
 func (f *fixture) createGroup(t *testing.T, s int) {
 	t.Helper()
 	if err := createGroup(context.Background(), f.rdb, f.keys.Stream(s)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wipe deletes every key of the test's prefix in one command, as FLUSHALL
+// (or Redis restarted without persistence) would for the whole server.
+func (f *fixture) wipe(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	var keys []string
+	iter := f.rc.Scan(ctx, 0, f.keys.Prefix+":*", 1000).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) == 0 {
+		t.Fatal("wipe: no keys to delete")
+	}
+	if err := f.rc.Del(ctx, keys...).Err(); err != nil {
 		t.Fatal(err)
 	}
 }

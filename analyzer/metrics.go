@@ -13,6 +13,7 @@ type analyzerMetrics struct {
 	anomalies     *prometheus.CounterVec
 	lag           *prometheus.GaugeVec
 	pending       *prometheus.GaugeVec
+	healthy       *prometheus.GaugeVec
 	shardsOwned   prometheus.Gauge
 	leaseLost     prometheus.Counter
 	batchSize     prometheus.Observer
@@ -51,11 +52,15 @@ func newAnalyzerMetrics(reg prometheus.Registerer) *analyzerMetrics {
 		}, []string{"signal"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "pulse_shard_lag",
-			Help: "Entries of a shard's stream not yet delivered to the analyzers (owned shards only).",
+			Help: "Entries of a shard's stream not yet delivered to the analyzers (owned shards only); NaN while it cannot be measured (no consumer group, Redis errors).",
 		}, []string{"shard"}),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "pulse_shard_pending",
-			Help: "Entries of a shard delivered but not yet acknowledged (owned shards only).",
+			Help: "Entries of a shard delivered but not yet acknowledged (owned shards only); NaN while it cannot be measured.",
+		}, []string{"shard"}),
+		healthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pulse_shard_healthy",
+			Help: "1 while this analyzer processes the shard, 0 while it cannot (stream unreadable, consumer group not recreated, writes failing); owned shards only.",
 		}, []string{"shard"}),
 		shardsOwned: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pulse_shards_owned",
@@ -76,7 +81,7 @@ func newAnalyzerMetrics(reg prometheus.Registerer) *analyzerMetrics {
 		m.deadLettered.WithLabelValues(r)
 	}
 	reg.MustRegister(m.processed, m.duplicates, m.deadLettered, m.anomalies, m.lag, m.pending,
-		m.shardsOwned, m.leaseLost, batch, apply, e2e)
+		m.healthy, m.shardsOwned, m.leaseLost, batch, apply, e2e)
 	return m
 }
 
@@ -85,4 +90,5 @@ func newAnalyzerMetrics(reg prometheus.Registerer) *analyzerMetrics {
 func (m *analyzerMetrics) forgetShard(s int) {
 	m.lag.DeleteLabelValues(itoa(s))
 	m.pending.DeleteLabelValues(itoa(s))
+	m.healthy.DeleteLabelValues(itoa(s))
 }

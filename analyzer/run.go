@@ -10,7 +10,6 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/pulse-iot/pulse/internal/analysis"
 	"github.com/pulse-iot/pulse/internal/config"
 	"github.com/pulse-iot/pulse/internal/detector"
 	"github.com/pulse-iot/pulse/internal/httpserver"
@@ -31,7 +30,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	defer log.Sync()
 	log = log.Named("analyzer").With(zap.String("consumer", cfg.ConsumerName))
 	log.Info("starting", zap.Stringer("config", cfg))
-	if _, err := detector.New(cfg.Detector, cfg.DetectorParams()); err != nil {
+	newDetector, err := detector.Factory(cfg.Detector, cfg.DetectorParams())
+	if err != nil {
 		return fmt.Errorf("DETECTOR: %w", err)
 	}
 
@@ -40,19 +40,17 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	rdb := redisx.NewFromConfig(cfg, cfg.Shards+8, reg)
 	defer rdb.Close()
 	m := newAnalyzerMetrics(reg)
+	health := newShardHealth(m.healthy)
 	keys := shard.Keys{Prefix: cfg.KeyPrefix}
 
 	coord := &coordinator{
 		name: cfg.ConsumerName, rdb: rdb, keys: keys, shards: cfg.Shards,
-		leaseTTL: cfg.LeaseTTL, timeout: cfg.RedisTimeout, m: m, log: log,
+		leaseTTL: cfg.LeaseTTL, timeout: cfg.RedisTimeout, m: m, health: health, log: log,
 		newWorker: func(s int, lease string) *shardWorker {
-			det, _ := detector.New(cfg.Detector, cfg.DetectorParams()) // checked above
-			return &shardWorker{
-				shard: s, lease: lease, consumer: cfg.ConsumerName, rdb: rdb, keys: keys,
-				window: cfg.WindowSize, count: cfg.ReadCount, leaseTTL: cfg.LeaseTTL, timeout: cfg.RedisTimeout,
-				detector: det, applier: analysis.NewApplier(det, cfg.WindowSize), m: m,
-				log: log.With(zap.Int("shard", s)),
-			}
+			return newShardWorker(workerDeps{
+				consumer: cfg.ConsumerName, rdb: rdb, keys: keys, window: cfg.WindowSize, count: cfg.ReadCount,
+				leaseTTL: cfg.LeaseTTL, timeout: cfg.RedisTimeout, newDetector: newDetector, m: m, health: health, log: log,
+			}, s, lease)
 		},
 	}
 
@@ -60,7 +58,14 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		Service:  config.Analyzer,
 		Log:      log,
 		Registry: reg,
-		Ready:    func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		// Ready only while Redis answers and every owned shard is processed:
+		// a shard stuck on a lost consumer group must not look fine.
+		Ready: func(ctx context.Context) error {
+			if err := rdb.Ping(ctx).Err(); err != nil {
+				return err
+			}
+			return health.Err()
+		},
 	})
 	httpserver.AddPprof(router) // the analyzer's only listener is an admin one
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)

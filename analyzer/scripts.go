@@ -12,9 +12,19 @@ import "github.com/redis/go-redis/v9"
 
 // acquireScript grants the lease when it is free.
 // KEYS: lease, fence. ARGV: owner, ttl ms. Returns "owner:token" or nil.
+//
+// A token is never granted twice, even when Redis loses the fence counter
+// (FLUSHALL, a restart without persistence, a replica promoted empty): it
+// is the counter plus one, but at least Redis's clock in microseconds, so
+// a counter that starts again from nothing starts above every token it
+// granted before (unless Redis's clock went back meanwhile). A former
+// owner holding an old token can then never match a new lease.
 var acquireScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-local v = ARGV[1] .. ':' .. redis.call('INCR', KEYS[2])
+local t = redis.call('TIME')
+local now = t[1] .. string.format('%06d', tonumber(t[2]))
+if redis.call('INCR', KEYS[2]) < tonumber(now) then redis.call('SET', KEYS[2], now) end
+local v = ARGV[1] .. ':' .. redis.call('GET', KEYS[2])
 redis.call('SET', KEYS[1], v, 'PX', ARGV[2])
 return v
 `)
@@ -47,11 +57,24 @@ end
 return redis.call('ZRANGE', KEYS[1], 0, -1)
 `)
 
-// claimScript moves every pending entry of the shard to the caller, so
-// that entries read by an earlier owner are processed before new ones.
+// claimScript makes the shard readable and moves every pending entry of
+// the shard to the caller, so that entries read by an earlier owner are
+// processed before new ones. The consumer group is created again (at 0,
+// so every entry in the stream is delivered) when Redis lost it, with
+// or without the stream: ingest keeps appending to a stream it recreates
+// by its XADDs, and nothing would read it. A group created at 0 next to
+// results that survived redelivers entries already applied; they are
+// skipped by their ids.
 // KEYS: lease, stream. ARGV: value, group, consumer.
+// Returns {entries claimed, 1 if the group was created else 0}.
 var claimScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED lease lost') end
+local created = 1
+local g = redis.pcall('XGROUP', 'CREATE', KEYS[2], ARGV[2], '0', 'MKSTREAM')
+if type(g) == 'table' and g.err then
+  if not string.find(g.err, 'BUSYGROUP', 1, true) then return g end
+  created = 0
+end
 local cursor = '0-0'
 local n = 0
 repeat
@@ -59,80 +82,5 @@ repeat
   cursor = r[1]
   n = n + #r[2]
 until cursor == '0-0'
-return n
-`)
-
-// writeScript applies one batch atomically: device states, new devices,
-// anomaly lists, shard counters and recent values, dead letters, the
-// acknowledgement of every entry, and the trim of what is processed. It
-// refuses while the lease is not the caller's (FENCED) or while another
-// consumer holds pending entries (FOREIGN): those are older than the batch
-// and must be applied first.
-//
-// KEYS: lease, stats, stream, devices, shard anomalies, dead letters,
-// device states, then the anomaly list of each device with anomalies.
-// ARGV: lease value, group, consumer, detector, processed, anomalous
-// events, recent, keep (anomalies kept per list), window, lease ttl ms,
-// nstates, nnew, nanomalous, nshard, nack, ndead; then nstates pairs
-// (device id, state); nnew pairs (0, device id); for each device with
-// anomalies its count and records; the shard's nshard records in stream
-// order; nack ids; ndead triples (id, reason, payload).
-var writeScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED lease lost') end
-local pend = redis.call('XPENDING', KEYS[3], ARGV[2])
-if pend[4] then
-  for _, c in ipairs(pend[4]) do
-    if c[1] ~= ARGV[3] then return redis.error_reply('FOREIGN pending entries held by ' .. c[1]) end
-  end
-end
-local keep = tonumber(ARGV[8])
-local nstates, nnew, nanom = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
-local nshard, nack, ndead = tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16])
--- Calls with many arguments go in chunks: unpack is bounded by Lua's stack.
-local function chunks(from, n, per, fn)
-  local step = math.floor(4000 / per) * per
-  local last = from + n * per - 1
-  local i = from
-  while i <= last do
-    local j = math.min(i + step - 1, last)
-    fn(i, j)
-    i = j + 1
-  end
-end
-local a = 17
-chunks(a, nstates, 2, function(i, j) redis.call('HSET', KEYS[7], unpack(ARGV, i, j)) end)
-a = a + 2 * nstates
-chunks(a, nnew, 2, function(i, j) redis.call('ZADD', KEYS[4], unpack(ARGV, i, j)) end)
-a = a + 2 * nnew
-for d = 1, nanom do
-  local n = tonumber(ARGV[a])
-  chunks(a + 1, n, 1, function(i, j) redis.call('LPUSH', KEYS[7 + d], unpack(ARGV, i, j)) end)
-  redis.call('LTRIM', KEYS[7 + d], 0, keep - 1)
-  a = a + 1 + n
-end
-if nshard > 0 then
-  chunks(a, nshard, 1, function(i, j) redis.call('LPUSH', KEYS[5], unpack(ARGV, i, j)) end)
-  redis.call('LTRIM', KEYS[5], 0, keep - 1)
-end
-a = a + nshard
-redis.call('HINCRBY', KEYS[2], 'processed', ARGV[5])
-redis.call('HINCRBY', KEYS[2], 'anomalies', ARGV[6])
-redis.call('HSET', KEYS[2], 'recent', ARGV[7], 'detector', ARGV[4], 'window', ARGV[9])
-local maxid = '0-0'
-if nack > 0 then
-  chunks(a, nack, 1, function(i, j) redis.call('XACK', KEYS[3], ARGV[2], unpack(ARGV, i, j)) end)
-  maxid = ARGV[a + nack - 1]
-end
-a = a + nack
-for d = 1, ndead do
-  redis.call('XADD', KEYS[6], 'MAXLEN', '~', 100000, '*', 'id', ARGV[a], 'reason', ARGV[a + 1], 'entry', ARGV[a + 2])
-  a = a + 3
-end
--- Everything below the oldest entry still pending is processed.
-pend = redis.call('XPENDING', KEYS[3], ARGV[2])
-local minid = maxid
-if pend[1] > 0 then minid = pend[2] end
-if minid ~= '0-0' then redis.call('XTRIM', KEYS[3], 'MINID', '~', minid) end
-redis.call('PEXPIRE', KEYS[1], ARGV[10])
-return 'OK'
+return {n, created}
 `)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -14,15 +13,17 @@ import (
 
 	"github.com/pulse-iot/pulse/internal/analysis"
 	"github.com/pulse-iot/pulse/internal/detector"
+	"github.com/pulse-iot/pulse/internal/results"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/state"
 )
 
-// anomalyHistory is how many anomalies each device and shard list keeps.
-const anomalyHistory = 1000
-
-// errLeaseLost means another analyzer owns the shard now.
-var errLeaseLost = errors.New("shard lease lost")
+// The refusals of the shard's scripts: another analyzer owns the shard
+// now, or a former owner's pending entries must be applied first.
+var (
+	errLeaseLost      = results.ErrFenced
+	errForeignPending = results.ErrForeignPending
+)
 
 // shardWorker processes one shard while this analyzer holds its lease.
 type shardWorker struct {
@@ -38,17 +39,46 @@ type shardWorker struct {
 	detector detector.Detector
 	applier  *analysis.Applier
 	m        *analyzerMetrics
+	health   *shardHealth
 	log      *zap.Logger
 
+	results *results.Writer
 	recent  *state.Recent
-	args    []any // reused between batches
-	scratch []byte
-	states  []byte
+}
+
+// workerDeps is what the shard workers of one analyzer share.
+type workerDeps struct {
+	consumer    string
+	rdb         redis.UniversalClient
+	keys        shard.Keys
+	window      int // WINDOW_SIZE
+	count       int // READ_COUNT
+	leaseTTL    time.Duration
+	timeout     time.Duration // REDIS_TIMEOUT
+	newDetector func() detector.Detector
+	m           *analyzerMetrics
+	health      *shardHealth
+	log         *zap.Logger
+}
+
+// newShardWorker returns the worker of shard s while lease is held.
+func newShardWorker(d workerDeps, s int, lease string) *shardWorker {
+	det := d.newDetector()
+	return &shardWorker{
+		shard: s, lease: lease, consumer: d.consumer, rdb: d.rdb, keys: d.keys,
+		window: d.window, count: d.count, leaseTTL: d.leaseTTL, timeout: d.timeout,
+		detector: det, applier: analysis.NewApplier(det, d.window), m: d.m, health: d.health,
+		log: d.log.With(zap.Int("shard", s)), results: results.NewWriter(d.rdb, d.keys, s),
+	}
 }
 
 // run processes the shard until ctx ends (it then finishes the batch in
 // hand) or the lease is lost. Redis errors are retried with backoff: the
-// entries stay pending and are read again, so nothing is skipped.
+// entries stay pending and are read again, so nothing is skipped. Every
+// failure goes through load, which also recreates what Redis may have
+// lost (the consumer group, the stream), so the shard recovers by itself
+// from a Redis that lost its data; while it cannot be processed, it is
+// reported unhealthy (/ready, pulse_shard_healthy).
 //
 // Reads are plain XREADGROUPs, not fenced: a former owner that paused past
 // its lease may still read entries into its own pending list. It cannot
@@ -65,6 +95,10 @@ func (w *shardWorker) run(ctx context.Context) error {
 				if errors.Is(err, errLeaseLost) {
 					return err
 				}
+				if ctx.Err() != nil {
+					break
+				}
+				w.health.fail(w.shard, err)
 				w.log.Warn("load shard", zap.Error(err))
 				backoff.wait(ctx)
 				continue
@@ -76,14 +110,11 @@ func (w *shardWorker) run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				break
 			}
-			if strings.Contains(err.Error(), "NOGROUP") {
-				if cerr := createGroup(ctx, w.rdb, w.keys.Stream(w.shard)); cerr != nil {
-					err = cerr
-				}
-			}
+			w.health.fail(w.shard, err)
+			// Redis may have lost our latest writes (a restart, a failover)
+			// or everything (NOGROUP: load creates the group again): start
+			// again from what is pending.
 			w.log.Warn("read shard", zap.Error(err))
-			// Redis may have lost our latest writes (a restart, a failover):
-			// start again from what is pending.
 			recovering = true
 			backoff.wait(ctx)
 			continue
@@ -93,6 +124,7 @@ func (w *shardWorker) run(ctx context.Context) error {
 				pending = false
 				continue
 			}
+			w.health.ok(w.shard) // caught up
 			// Idle: make sure no former owner sits on entries of ours.
 			if foreign, err := w.foreignPending(ctx); err == nil && foreign {
 				recovering = true
@@ -108,6 +140,7 @@ func (w *shardWorker) run(ctx context.Context) error {
 				recovering = true
 				continue
 			}
+			w.health.fail(w.shard, err)
 			w.log.Warn("apply batch", zap.Error(err), zap.Int("entries", len(entries)))
 			// The write may or may not have happened: read the pending
 			// entries again (applied ones are skipped by their ids) and
@@ -117,6 +150,7 @@ func (w *shardWorker) run(ctx context.Context) error {
 			continue
 		}
 		backoff.reset()
+		w.health.ok(w.shard)
 		if !pending && len(entries) < w.count {
 			sleep(ctx, readLinger)
 		}
@@ -133,28 +167,32 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// load reads the shard's recent values and claims the pending entries of
-// earlier owners.
+// load reads the shard's recent values, creates the consumer group again
+// if Redis lost it, and claims the pending entries of earlier owners.
 func (w *shardWorker) load(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
-	raw, err := w.rdb.HGet(ctx, w.keys.Stats(w.shard), "recent").Bytes()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("hget %s: %w", w.keys.Stats(w.shard), err)
-	}
-	recent, err := state.DecodeRecent(raw, w.window)
-	if err != nil {
+	recent, err := w.results.Recent(ctx, w.window)
+	switch {
+	case errors.Is(err, state.ErrCorrupt):
 		w.log.Error("recent values corrupt; starting empty", zap.Error(err))
-		recent = &state.Recent{Size: w.window}
+	case err != nil:
+		return err
 	}
 	w.recent = recent
-	n, err := claimScript.Run(ctx, w.rdb, []string{w.keys.Lease(w.shard), w.keys.Stream(w.shard)},
-		w.lease, shard.Group, w.consumer).Int()
+	res, err := claimScript.Run(ctx, w.rdb, []string{w.keys.Lease(w.shard), w.keys.Stream(w.shard)},
+		w.lease, shard.Group, w.consumer).Int64Slice()
 	if err != nil {
-		return scriptErr("claim", w.keys.Stream(w.shard), err)
+		return results.ScriptError("claim", w.keys.Stream(w.shard), err)
 	}
-	if n > 0 {
-		w.log.Info("claimed pending entries", zap.Int("entries", n))
+	if len(res) != 2 {
+		return fmt.Errorf("claim %s: unexpected reply %v", w.keys.Stream(w.shard), res)
+	}
+	if res[1] == 1 {
+		w.log.Warn("consumer group was missing (Redis lost data?); created it again", zap.String("stream", w.keys.Stream(w.shard)))
+	}
+	if res[0] > 0 {
+		w.log.Info("claimed pending entries", zap.Int64("entries", res[0]))
 	}
 	return nil
 }
@@ -185,14 +223,22 @@ func (w *shardWorker) read(ctx context.Context, pending bool) ([]analysis.Entry,
 	if err != nil {
 		return nil, fmt.Errorf("xreadgroup %s: %w", w.keys.Stream(w.shard), err)
 	}
-	var entries []analysis.Entry
+	return entriesOf(res), nil
+}
+
+// entriesOf is every entry of a reply, stream after stream.
+func entriesOf(res []redis.XStream) []analysis.Entry {
+	n := 0
 	for _, st := range res {
-		entries = make([]analysis.Entry, len(st.Messages))
-		for i, m := range st.Messages {
-			entries[i] = analysis.Entry{ID: m.ID, Values: m.Values}
+		n += len(st.Messages)
+	}
+	entries := make([]analysis.Entry, 0, n)
+	for _, st := range res {
+		for _, m := range st.Messages {
+			entries = append(entries, analysis.Entry{ID: m.ID, Values: m.Values})
 		}
 	}
-	return entries, nil
+	return entries
 }
 
 // foreignPending reports whether another consumer holds pending entries
@@ -220,31 +266,21 @@ func (w *shardWorker) apply(entries []analysis.Entry) error {
 	defer cancel()
 	start := time.Now()
 	d := analysis.Decode(entries)
-	states := make(map[string]*state.Device, len(d.DeviceIDs))
-	if len(d.DeviceIDs) > 0 {
-		vals, err := w.rdb.HMGet(ctx, w.keys.DeviceStates(w.shard), d.DeviceIDs...).Result()
-		if err != nil {
-			return fmt.Errorf("hmget %s: %w", w.keys.DeviceStates(w.shard), err)
-		}
-		for i, v := range vals {
-			s, ok := v.(string)
-			if !ok {
-				continue // a device never seen
-			}
-			st, err := state.DecodeDevice([]byte(s), w.window)
-			if err != nil {
-				// Refusing the batch would stop the shard for good.
-				w.log.Error("device state corrupt; starting it anew", zap.String("device_id", d.DeviceIDs[i]), zap.Error(err))
-				continue
-			}
-			states[d.DeviceIDs[i]] = st
-		}
+	states, corrupt, err := w.results.States(ctx, d.DeviceIDs, w.window)
+	if err != nil {
+		return err
+	}
+	for _, id := range corrupt {
+		// Refusing the batch would stop the shard for good.
+		w.log.Error("device state corrupt; starting it anew", zap.String("device_id", id))
 	}
 	res := w.applier.Apply(d, states, w.recent)
-
-	keys, args := w.writeArgs(d, res)
-	if err := writeScript.Run(ctx, w.rdb, keys, args...).Err(); err != nil {
-		return scriptErr("write", w.keys.Stream(w.shard), err)
+	err = w.results.Write(ctx, results.Batch{
+		Lease: w.lease, Consumer: w.consumer, Detector: w.detector.Name(), Window: w.window,
+		LeaseTTL: w.leaseTTL, Recent: w.recent, Decoded: d, Result: res,
+	})
+	if err != nil {
+		return err
 	}
 
 	now := time.Now()
@@ -265,84 +301,6 @@ func (w *shardWorker) apply(entries []analysis.Entry) error {
 	return nil
 }
 
-func (w *shardWorker) writeArgs(d analysis.Decoded, res analysis.Result) ([]string, []any) {
-	s := w.shard
-	keys := []string{w.keys.Lease(s), w.keys.Stats(s), w.keys.Stream(s), w.keys.Devices(s),
-		w.keys.Anomalies(s), w.keys.DeadLetter(s), w.keys.DeviceStates(s)}
-	var newDevices, anomalous int
-	for _, u := range res.Updates {
-		if u.New {
-			newDevices++
-		}
-		if len(u.Anomalies) > 0 {
-			anomalous++
-			keys = append(keys, w.keys.DeviceAnomalies(s, u.DeviceID))
-		}
-	}
-	w.scratch = w.recent.AppendBinary(w.scratch[:0])
-	args := w.args[:0]
-	args = append(args, w.lease, shard.Group, w.consumer, w.detector.Name(), res.Processed, res.AnomalousEvents,
-		w.scratch, anomalyHistory, w.window, w.leaseTTL.Milliseconds(),
-		len(res.Updates), newDevices, anomalous, len(res.Anomalies), len(d.Acks), len(d.Dead))
-	// All states in one buffer, reused between batches; the buffer is
-	// sized first so the slices handed to args stay valid.
-	size := 0
-	for _, u := range res.Updates {
-		size += u.State.BinarySize()
-	}
-	if cap(w.states) < size {
-		w.states = make([]byte, 0, size)
-	}
-	buf := w.states[:0]
-	for _, u := range res.Updates {
-		start := len(buf)
-		buf = u.State.AppendBinary(buf)
-		args = append(args, u.DeviceID, buf[start:len(buf):len(buf)])
-	}
-	for _, u := range res.Updates {
-		if u.New {
-			args = append(args, 0, u.DeviceID)
-		}
-	}
-	for _, u := range res.Updates {
-		if len(u.Anomalies) == 0 {
-			continue
-		}
-		args = append(args, len(u.Anomalies))
-		for _, a := range u.Anomalies {
-			args = append(args, a.AppendBinary(nil))
-		}
-	}
-	for _, a := range res.Anomalies {
-		args = append(args, a.AppendBinary(nil))
-	}
-	for _, id := range d.Acks {
-		args = append(args, id)
-	}
-	for _, dl := range d.Dead {
-		payload, _ := json.Marshal(dl.Values)
-		args = append(args, dl.ID, dl.Reason, payload)
-	}
-	w.args = args[:0]
-	return keys, args
-}
-
-// errForeignPending means another consumer holds pending entries of the
-// shard: they must be claimed and applied first, in stream order.
-var errForeignPending = errors.New("another consumer holds pending entries")
-
-// scriptErr turns a script's refusals into errLeaseLost and
-// errForeignPending.
-func scriptErr(op, key string, err error) error {
-	switch {
-	case strings.HasPrefix(err.Error(), "FENCED"):
-		return fmt.Errorf("%s %s: %w", op, key, errLeaseLost)
-	case strings.HasPrefix(err.Error(), "FOREIGN"):
-		return fmt.Errorf("%s %s: %w: %s", op, key, errForeignPending, err)
-	}
-	return fmt.Errorf("%s %s: %w", op, key, err)
-}
-
 func createGroup(ctx context.Context, rdb redis.UniversalClient, stream string) error {
 	err := rdb.XGroupCreateMkStream(ctx, stream, shard.Group, "0").Err()
 	if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
@@ -351,20 +309,28 @@ func createGroup(ctx context.Context, rdb redis.UniversalClient, stream string) 
 	return nil
 }
 
-// backoff waits longer after each consecutive failure, up to two seconds.
+// backoff waits longer after each consecutive failure: 50 ms, doubling
+// up to maxBackoff.
 type backoff struct{ d time.Duration }
+
+const maxBackoff = 2 * time.Second
 
 func newBackoff() *backoff { return &backoff{} }
 
 func (b *backoff) reset() { b.d = 0 }
 
-func (b *backoff) wait(ctx context.Context) {
+// next is the wait after one more failure.
+func (b *backoff) next() time.Duration {
 	if b.d == 0 {
 		b.d = 50 * time.Millisecond
-	} else if b.d < 2*time.Second {
-		b.d *= 2
+	} else {
+		b.d = min(2*b.d, maxBackoff)
 	}
-	t := time.NewTimer(b.d)
+	return b.d
+}
+
+func (b *backoff) wait(ctx context.Context) {
+	t := time.NewTimer(b.next())
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

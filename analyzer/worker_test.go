@@ -453,3 +453,35 @@ func TestEntriesReadByAFormerOwnerAreClaimedAndAppliedInOrder(t *testing.T) {
 		t.Errorf("%d entries still pending", n)
 	}
 }
+
+func TestBackoffDoublesUpToItsCap(t *testing.T) {
+	b := newBackoff()
+	var got []time.Duration
+	for range 9 {
+		got = append(got, b.next())
+	}
+	ms := time.Millisecond
+	want := []time.Duration{50 * ms, 100 * ms, 200 * ms, 400 * ms, 800 * ms, 1600 * ms, 2000 * ms, 2000 * ms, 2000 * ms}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("waits %v, want %v", got, want)
+	}
+	b.reset()
+	if d := b.next(); d != 50*ms {
+		t.Errorf("after reset the first wait is %v, want 50ms", d)
+	}
+}
+
+// A reply naming several streams keeps every stream's entries, in order.
+func TestEntriesOfEveryStreamOfAReply(t *testing.T) {
+	res := []redis.XStream{
+		{Stream: "a", Messages: []redis.XMessage{{ID: "1-0", Values: map[string]any{"k": "1"}}, {ID: "2-0"}}},
+		{Stream: "b", Messages: []redis.XMessage{{ID: "3-0"}}},
+	}
+	var ids []string
+	for _, e := range entriesOf(res) {
+		ids = append(ids, e.ID)
+	}
+	if want := []string{"1-0", "2-0", "3-0"}; !reflect.DeepEqual(ids, want) {
+		t.Errorf("entries %v, want %v", ids, want)
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/pulse-iot/pulse/internal/logcapture"
 	"github.com/pulse-iot/pulse/internal/redistest"
 	"github.com/pulse-iot/pulse/internal/shard"
@@ -476,8 +478,76 @@ func TestRunRejectsInvalidConfig(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
 			err := run(ctx, envOf(env), &logcapture.Buffer{})
-			if err == nil || !strings.Contains(err.Error(), tc.name) {
-				t.Errorf("run returned %v, want an error naming %s", err, tc.name)
+			// The variable's own check, not MIN_SAMPLES ≤ WINDOW_SIZE.
+			if want := fmt.Sprintf("%s=%q", tc.name, tc.value); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("run returned %v, want an error naming %s", err, want)
+			}
+		})
+	}
+}
+
+// The fleet's lag and pending are sums over the shards; a shard whose
+// backlog cannot be told — its stream has no consumer group (Redis lost it
+// and no analyzer created it again: nothing reads it), or the key is not a
+// stream — makes them null and is listed, never counted as 0. A shard
+// without a stream has nothing waiting: 0.
+func TestFleetLagIsUnknownWithoutAConsumerGroup(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rc := redisSrv.Client()
+	t.Cleanup(func() { rc.Close() })
+	// What each shard's stream holds: entries appended, how many the group
+	// delivered (-1: no group), or a key of another type.
+	type shardSetup struct {
+		entries, delivered int
+		notStream          bool
+	}
+	tests := []struct {
+		name        string
+		shards      []shardSetup
+		lag         any // float64, or nil for null
+		pending     any
+		unknownLags []any
+	}{
+		{"every group there", []shardSetup{{5, 2, false}, {3, 3, false}, {0, -1, false}, {1, 0, false}}, 4.0, 5.0, []any{}},
+		{"a group lost, its stream recreated by ingest", []shardSetup{{5, 2, false}, {3, -1, false}, {0, -1, false}, {1, 0, false}}, nil, nil, []any{1.0}},
+		{"two groups lost", []shardSetup{{5, -1, false}, {3, 3, false}, {0, -1, false}, {2, -1, false}}, nil, nil, []any{0.0, 3.0}},
+		{"a key that is not a stream", []shardSetup{{5, 2, false}, {0, 0, true}, {0, -1, false}, {0, -1, false}}, nil, nil, []any{1.0}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			prefix := redisSrv.Prefix(t)
+			keys := shard.Keys{Prefix: prefix}
+			for s, sh := range tc.shards {
+				key := keys.Stream(s)
+				if sh.notStream {
+					rc.Set(ctx, key, "x", 0)
+					continue
+				}
+				for i := 0; i < sh.entries; i++ {
+					rc.XAdd(ctx, &redis.XAddArgs{Stream: key, Values: stream.Event{DeviceID: "d", RPS: 1, CPU: 1}.Values()})
+				}
+				if sh.delivered < 0 {
+					continue
+				}
+				rc.XGroupCreateMkStream(ctx, key, shard.Group, "0")
+				if sh.delivered > 0 {
+					rc.XReadGroup(ctx, &redis.XReadGroupArgs{Group: shard.Group, Consumer: "c", Streams: []string{key, ">"}, Count: int64(sh.delivered)})
+				}
+			}
+			h := newTestAPI(t, apiEnv(redisSrv, prefix, defaultAnalysis))
+			r := get(h, "/analyze")
+			if r.status != http.StatusOK {
+				t.Fatalf("GET /analyze: %d %s", r.status, r.body)
+			}
+			var got map[string]any
+			if err := json.Unmarshal(r.body, &got); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]any{"lag": tc.lag, "pending": tc.pending, "lag_unknown_shards": tc.unknownLags}
+			if !subset(got, want) {
+				t.Errorf("GET /analyze: %s, want %v", r.body, want)
 			}
 		})
 	}

@@ -13,15 +13,16 @@ import (
 	"github.com/pulse-iot/pulse/internal/detector"
 	"github.com/pulse-iot/pulse/internal/httpserver"
 	"github.com/pulse-iot/pulse/internal/metric"
+	"github.com/pulse-iot/pulse/internal/results"
 	"github.com/pulse-iot/pulse/internal/state"
 )
 
 // resultStore is what the handlers read.
 type resultStore interface {
-	Fleet(ctx context.Context) (Fleet, error)
+	Fleet(ctx context.Context) (results.Fleet, error)
 	Device(ctx context.Context, id string) (*state.Device, error)
 	Anomalies(ctx context.Context, deviceID string, limit int) ([]state.Anomaly, error)
-	Devices(ctx context.Context, cursor string, limit int) ([]DeviceSummary, string, error)
+	Devices(ctx context.Context, cursor string, limit int) ([]results.DeviceSummary, string, error)
 }
 
 // Paging limits of /anomalies and /devices.
@@ -37,6 +38,10 @@ var (
 	errUnavailable = errors.New("storage unavailable, retry later")
 )
 
+// fleetResponse is GET /analyze. Lag and pending are null while a shard's
+// cannot be told (no consumer group on its stream, so nothing reads it;
+// or Redis cannot compute the lag); lag_unknown_shards lists those
+// shards. A 0 there would hide events that are never analyzed.
 type fleetResponse struct {
 	RollingAverage float64  `json:"rolling_average"`
 	Mean           float64  `json:"mean"`
@@ -47,8 +52,9 @@ type fleetResponse struct {
 	WindowSize     int      `json:"window_size"`
 	Samples        int      `json:"samples"`
 	Devices        int64    `json:"devices"`
-	Lag            int64    `json:"lag"`
-	Pending        int64    `json:"pending"`
+	Lag            *int64   `json:"lag"`
+	Pending        *int64   `json:"pending"`
+	UnknownLag     []int    `json:"lag_unknown_shards"`
 	Detectors      []string `json:"detectors"`
 }
 
@@ -101,7 +107,8 @@ func handleAnalyze(store resultStore, window int, log *zap.Logger) gin.HandlerFu
 			AnomalyCount: f.Anomalies, TotalProcessed: f.Processed,
 			AnomalyRate: rate(uint64(f.Anomalies), uint64(f.Processed)),
 			WindowSize:  window, Samples: len(f.Values),
-			Devices: f.Devices, Lag: f.Lag, Pending: f.Pending, Detectors: nonNil(f.Detectors),
+			Devices: f.Devices, Lag: known(f.Lag, f.LagUnknown), Pending: known(f.Pending, f.PendingUnknown),
+			UnknownLag: nonNil(f.LagUnknown), Detectors: nonNil(f.Detectors),
 		})
 	}
 }
@@ -191,7 +198,7 @@ func writeError(c *gin.Context, log *zap.Logger, err error) {
 	switch {
 	case errors.Is(err, errBadDeviceID), errors.Is(err, errBadLimit), errors.Is(err, errBadCursor):
 		httpserver.Error(c, http.StatusBadRequest, err.Error(), nil)
-	case errors.Is(err, errNotFound):
+	case errors.Is(err, results.ErrNotFound):
 		httpserver.Error(c, http.StatusNotFound, "unknown device", nil)
 	default:
 		log.Warn("read results", zap.Error(err))
@@ -208,9 +215,17 @@ func rate(anomalies, total uint64) float64 {
 	return math.Round(float64(anomalies)/float64(total)*100*1e6) / 1e6
 }
 
-func nonNil(s []string) []string {
+func nonNil[T any](s []T) []T {
 	if s == nil {
-		return []string{}
+		return []T{}
 	}
 	return s
+}
+
+// known returns &n when no shard is unknown, else nil (JSON null).
+func known(n int64, unknown []int) *int64 {
+	if len(unknown) > 0 {
+		return nil
+	}
+	return &n
 }

@@ -1,20 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,6 +26,7 @@ import (
 	"github.com/pulse-iot/pulse/internal/httpserver"
 	"github.com/pulse-iot/pulse/internal/redistest"
 	"github.com/pulse-iot/pulse/internal/redisx"
+	"github.com/pulse-iot/pulse/internal/results"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/state"
 	"github.com/pulse-iot/pulse/internal/stream"
@@ -38,9 +35,6 @@ import (
 // redisSrv is the package's redis-server; tests share it through unique
 // key prefixes. Tests that kill Redis start their own.
 var redisSrv *redistest.Server
-
-// tmpDir holds the analyzer binary the seeding tests build.
-var tmpDir string
 
 func TestMain(m *testing.M) {
 	os.Exit(testMain(m))
@@ -54,13 +48,6 @@ func testMain(m *testing.M) int {
 	}
 	defer s.Stop()
 	redisSrv = s
-	dir, err := os.MkdirTemp("", "pulse-api-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	tmpDir = dir
 	return m.Run()
 }
 
@@ -68,7 +55,7 @@ func envOf(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
 }
 
-// analysisConfig is what the analyzer that seeds a test and the api
+// analysisConfig is what the seeding analysis and the api
 // reading its results must agree on.
 type analysisConfig struct {
 	Shards     int
@@ -102,7 +89,7 @@ func newTestAPI(t *testing.T, env map[string]string) http.Handler {
 	reg := prometheus.NewRegistry()
 	rdb := redisx.New(redisx.Options{Addr: cfg.RedisAddr, Timeout: cfg.RedisTimeout}, reg)
 	t.Cleanup(func() { rdb.Close() })
-	store := &redisStore{rdb: rdb, keys: shard.Keys{Prefix: cfg.KeyPrefix}, shards: cfg.Shards, window: cfg.WindowSize}
+	store := results.NewReader(rdb, shard.Keys{Prefix: cfg.KeyPrefix}, cfg.Shards, cfg.WindowSize)
 	reg.MustRegister(newFleetCollector(store, cfg.RedisTimeout))
 	router := httpserver.NewRouter(httpserver.Options{
 		Service:  config.API,
@@ -145,41 +132,16 @@ func normalize(t *testing.T, v any) any {
 	return out
 }
 
-// ---- seeding through the real analyzer ----
+// ---- seeding through the results contract ----
 //
-// The api's tests seed Redis by XADDing events and running the real
-// analyzer binary over them, rather than by writing device states, lists
-// and counters from the test: the results are then written by the very
-// code the api must read (write script, key layout, encodings), so a
-// change on either side that breaks the other fails here instead of
-// passing against a hand-made copy of the analyzer's writes. The expected
-// values come from internal/analysis run on the same events in the test,
-// and from plain mean/standard-deviation arithmetic.
-
-var (
-	buildOnce   sync.Once
-	analyzerBin string
-	buildErr    error
-)
-
-// analyzerBinary builds the analyzer command once per test binary.
-func analyzerBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		bin := filepath.Join(tmpDir, "analyzer")
-		cmd := exec.Command("go", "build", "-o", bin, "github.com/pulse-iot/pulse/analyzer")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build analyzer: %v\n%s", err, out)
-			return
-		}
-		analyzerBin = bin
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return analyzerBin
-}
+// The api's tests seed Redis as an analyzer would: events are XADDed to
+// the shards' streams, read by a consumer of the analyzers' group,
+// analyzed by internal/analysis and written by results.Writer — the very
+// code the analyzer runs (write script, key layout, encodings) — so a
+// change on either side of the contract that breaks the other fails here
+// instead of passing against a hand-made copy of the analyzer's writes.
+// The expected values come from internal/analysis run on the same events
+// in the test (analyze), and from plain mean/standard-deviation arithmetic.
 
 // seededEvent is an event as XADDed, with its stream id.
 type seededEvent struct {
@@ -189,12 +151,11 @@ type seededEvent struct {
 
 // seed writes events to the streams of prefix as ingest would (each in
 // its device's shard), with stream ids that increase across all shards in
-// slice order, so that "the fleet's newest" is well defined. It then runs
-// the real analyzer binary until it has applied every event, and stops it.
+// slice order, so that "the fleet's newest" is well defined, then applies
+// every shard's entries in batches of 100 through results.Writer.
 // Timestamp and Receipt of the events are set here, consistent with the ids.
 func seed(t *testing.T, prefix string, ac analysisConfig, events []stream.Event) []seededEvent {
 	t.Helper()
-	bin := analyzerBinary(t)
 	rdb := redisSrv.Client()
 	defer rdb.Close()
 	ctx := context.Background()
@@ -213,64 +174,45 @@ func seed(t *testing.T, prefix string, ac analysisConfig, events []stream.Event)
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatalf("xadd: %v", err)
 	}
-
-	var log bytes.Buffer
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(),
-		"REDIS_ADDR="+redisSrv.Addr, "KEY_PREFIX="+prefix, "SHARDS="+strconv.Itoa(ac.Shards),
-		"WINDOW_SIZE="+strconv.Itoa(ac.Window), "MIN_SAMPLES="+strconv.Itoa(ac.MinSamples),
-		"Z_THRESHOLD="+strconv.FormatFloat(ac.Threshold, 'g', -1, 64), "DETECTOR=classic",
-		"HTTP_ADDR=127.0.0.1:0", "CONSUMER_NAME=seeder", "LEASE_TTL=5s", "READ_COUNT=100",
-		"REDIS_TIMEOUT=5s", "LOG_LEVEL=warn", "LOG_FORMAT=json", "REDIS_PASSWORD=")
-	cmd.Stdout, cmd.Stderr = &log, &log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start analyzer: %v", err)
+	newDetector, err := detector.Factory("classic", detector.Params{WindowSize: ac.Window, MinSamples: ac.MinSamples, Threshold: ac.Threshold})
+	if err != nil {
+		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stopped := false
-	defer func() {
-		if !stopped {
-			cmd.Process.Kill()
-			<-exited
-			t.Logf("analyzer output:\n%s", log.String())
+	const lease, consumer = "seeder:1", "seeder"
+	for s := 0; s < ac.Shards; s++ {
+		if err := rdb.Set(ctx, keys.Lease(s), lease, 0).Err(); err != nil {
+			t.Fatal(err)
 		}
-	}()
-
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		var processed, pending int64
-		for s := 0; s < ac.Shards; s++ {
-			n, _ := rdb.HGet(ctx, keys.Stats(s), "processed").Int64()
-			processed += n
-			p, _ := rdb.XPending(ctx, keys.Stream(s), shard.Group).Result()
-			if p != nil {
-				pending += p.Count
+		if err := rdb.XGroupCreateMkStream(ctx, keys.Stream(s), shard.Group, "0").Err(); err != nil {
+			t.Fatalf("xgroup create: %v", err)
+		}
+		w := results.NewWriter(rdb, keys, s)
+		applier := analysis.NewApplier(newDetector(), ac.Window)
+		recent := &state.Recent{Size: ac.Window}
+		for {
+			res, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: shard.Group, Consumer: consumer,
+				Streams: []string{keys.Stream(s), ">"}, Count: 100, Block: -1}).Result()
+			if errors.Is(err, redis.Nil) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("xreadgroup: %v", err)
+			}
+			var entries []analysis.Entry
+			for _, m := range res[0].Messages {
+				entries = append(entries, analysis.Entry{ID: m.ID, Values: m.Values})
+			}
+			d := analysis.Decode(entries)
+			states, corrupt, err := w.States(ctx, d.DeviceIDs, ac.Window)
+			if err != nil || len(corrupt) > 0 {
+				t.Fatalf("read states: %v (corrupt %v)", err, corrupt)
+			}
+			err = w.Write(ctx, results.Batch{Lease: lease, Consumer: consumer, Detector: "classic", Window: ac.Window,
+				LeaseTTL: time.Minute, Recent: recent, Decoded: d, Result: applier.Apply(d, states, recent)})
+			if err != nil {
+				t.Fatalf("write results: %v", err)
 			}
 		}
-		if processed == int64(len(events)) && pending == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("analyzer applied %d of %d events (%d pending) in 60s", processed, len(events), pending)
-		}
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("analyzer exited early: %v", err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-exited:
-		stopped = true
-		if err != nil {
-			t.Fatalf("analyzer exited with %v:\n%s", err, log.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("analyzer did not stop within 20s of SIGTERM")
 	}
 	return out
 }

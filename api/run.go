@@ -15,6 +15,7 @@ import (
 	"github.com/pulse-iot/pulse/internal/httpserver"
 	"github.com/pulse-iot/pulse/internal/logging"
 	"github.com/pulse-iot/pulse/internal/redisx"
+	"github.com/pulse-iot/pulse/internal/results"
 	"github.com/pulse-iot/pulse/internal/shard"
 )
 
@@ -43,7 +44,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	rdb := redisx.NewFromConfig(cfg, 0, reg)
 	defer rdb.Close()
 
-	store := &redisStore{rdb: rdb, keys: shard.Keys{Prefix: cfg.KeyPrefix}, shards: cfg.Shards, window: cfg.WindowSize}
+	store := results.NewReader(rdb, shard.Keys{Prefix: cfg.KeyPrefix}, cfg.Shards, cfg.WindowSize)
 	reg.MustRegister(newFleetCollector(store, cfg.RedisTimeout))
 
 	router := httpserver.NewRouter(httpserver.Options{

@@ -19,6 +19,7 @@ import (
 	"github.com/pulse-iot/pulse/internal/config"
 	"github.com/pulse-iot/pulse/internal/httpserver"
 	"github.com/pulse-iot/pulse/internal/logcapture"
+	"github.com/pulse-iot/pulse/internal/results"
 	"github.com/pulse-iot/pulse/internal/state"
 )
 
@@ -282,16 +283,19 @@ func (b *blockingStore) wait() {
 	<-b.release
 }
 
-func (b *blockingStore) Fleet(context.Context) (Fleet, error) { b.wait(); return Fleet{}, nil }
+func (b *blockingStore) Fleet(context.Context) (results.Fleet, error) {
+	b.wait()
+	return results.Fleet{}, nil
+}
 func (b *blockingStore) Device(context.Context, string) (*state.Device, error) {
 	b.wait()
-	return nil, errNotFound
+	return nil, results.ErrNotFound
 }
 func (b *blockingStore) Anomalies(context.Context, string, int) ([]state.Anomaly, error) {
 	b.wait()
 	return nil, nil
 }
-func (b *blockingStore) Devices(context.Context, string, int) ([]DeviceSummary, string, error) {
+func (b *blockingStore) Devices(context.Context, string, int) ([]results.DeviceSummary, string, error) {
 	b.wait()
 	return nil, "", nil
 }

@@ -11,7 +11,7 @@ User classes (weights in brackets):
   ``GET /anomalies`` (fleet and per device), learning device ids from ``GET /devices``.
 
 Every response is checked: a POST passes only with 202 and ``"status":"ok"`` (and, for a batch,
-``"accepted":100``); a GET only with 200 and the fields the README documents.
+``"accepted":100``); a GET only with 200 and the fields docs/API.md documents.
 
 Where to send. Ingest and the api are separate services, so there are two base URLs:
 

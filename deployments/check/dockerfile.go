@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
-	"golang.org/x/mod/modfile"
 )
 
 // Dockerfile is a parsed Dockerfile.
@@ -173,24 +171,6 @@ func MakefileBuildFlags(makefile string) ([]string, error) {
 		return nil, fmt.Errorf("%s defines no BUILD_FLAGS", makefile)
 	}
 	return ShellWords(strings.TrimSpace(string(m[1])))
-}
-
-// WorkspaceModules returns the directories go.work uses.
-func WorkspaceModules(root string) ([]string, error) {
-	p := filepath.Join(root, "go.work")
-	raw, err := os.ReadFile(p)
-	if err != nil {
-		return nil, err
-	}
-	wf, err := modfile.ParseWork(p, raw, nil)
-	if err != nil {
-		return nil, err
-	}
-	var dirs []string
-	for _, u := range wf.Use {
-		dirs = append(dirs, filepath.ToSlash(filepath.Clean(u.Path)))
-	}
-	return dirs, nil
 }
 
 // ContainsSeq reports whether want appears contiguously in have.

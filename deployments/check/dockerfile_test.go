@@ -1,6 +1,7 @@
 package check
 
 import (
+	"os"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -34,10 +35,6 @@ func buildFlags(t *testing.T, root string) []string {
 func TestDockerfiles(t *testing.T) {
 	root := repoRoot(t)
 	flags := buildFlags(t, root)
-	mods, err := WorkspaceModules(root)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, svc := range PulseServices {
 		t.Run(svc, func(t *testing.T) {
 			df, err := ParseDockerfile(filepath.Join(root, "Dockerfile."+svc))
@@ -58,11 +55,13 @@ func TestDockerfiles(t *testing.T) {
 				t.Errorf("final stage FROM %s: want scratch or gcr.io/distroless/static:nonroot pinned by digest", final.BaseName)
 			}
 
-			// Build stage: go.work and every module's go.mod/go.sum are
-			// copied before `go mod download`, sources after it.
+			// Build stage: the service's module on its own (GOWORK=off),
+			// its go.mod/go.sum and the internal module's copied before
+			// `go mod download`, sources after it, nothing else.
 			copied := map[string]int{} // source -> command index
 			downloadAt, buildAt, svcSrcAt := -1, -1, -1
 			stageEnv := map[string]string{}
+			workdir, downloadDir, buildDir := "/", "", ""
 			var build0 GoCommand
 			for i, cmd := range build.Commands {
 				switch c := cmd.(type) {
@@ -72,6 +71,11 @@ func TestDockerfiles(t *testing.T) {
 						if path.Clean(src) == svc {
 							svcSrcAt = i
 						}
+					}
+				case *instructions.WorkdirCommand:
+					workdir = path.Join(workdir, c.Path)
+					if path.IsAbs(c.Path) {
+						workdir = path.Clean(c.Path)
 					}
 				case *instructions.EnvCommand:
 					for _, kv := range c.Env {
@@ -85,9 +89,9 @@ func TestDockerfiles(t *testing.T) {
 					for _, g := range gos {
 						switch {
 						case g.Verb == "mod" && len(g.Args) > 0 && g.Args[0] == "download":
-							downloadAt = i
+							downloadAt, downloadDir = i, workdir
 						case g.Verb == "build":
-							buildAt, build0 = i, g
+							buildAt, build0, buildDir = i, g, workdir
 						}
 					}
 				}
@@ -95,25 +99,20 @@ func TestDockerfiles(t *testing.T) {
 			if downloadAt < 0 || buildAt < 0 {
 				t.Fatalf("want RUN go mod download and RUN go build in the first stage")
 			}
-			need := []string{"go.work"}
-			for _, m := range mods {
-				need = append(need, m+"/go.mod")
+			if stageEnv["GOWORK"] != "off" {
+				t.Errorf("GOWORK=%q: the service module must build on its own (GOWORK=off), without the development tools' module", stageEnv["GOWORK"])
 			}
-			for _, n := range need {
+			for _, n := range []string{svc + "/go.mod", svc + "/go.sum", "internal/go.mod", "internal/go.sum"} {
 				at, ok := copied[n]
 				if !ok {
-					t.Errorf("%s is not copied (every module in go.work must be)", n)
+					t.Errorf("%s is not copied", n)
 				} else if at > downloadAt {
 					t.Errorf("%s is copied after go mod download: the dependency layer would not cache", n)
 				}
 			}
-			for _, m := range mods {
-				at, ok := copied[m+"/go.sum"]
-				if !ok {
-					at, ok = copied[m+"/go.sum*"]
-				}
-				if !ok || at > downloadAt {
-					t.Errorf("%s/go.sum is not copied before go mod download", m)
+			for src := range copied {
+				if top, _, _ := strings.Cut(src, "/"); top != svc && top != "internal" {
+					t.Errorf("COPY %s: only the service and the internal module belong in the image", src)
 				}
 			}
 			if svcSrcAt < 0 || svcSrcAt < downloadAt {
@@ -121,6 +120,9 @@ func TestDockerfiles(t *testing.T) {
 			}
 			if _, ok := copied["internal"]; !ok {
 				t.Errorf("the internal module's sources are not copied")
+			}
+			if path.Base(downloadDir) != svc || path.Base(buildDir) != svc {
+				t.Errorf("go mod download runs in %s and go build in %s, want the %s module's directory", downloadDir, buildDir, svc)
 			}
 
 			// go build: the Makefile's flags, CGO off, ./svc.
@@ -134,8 +136,8 @@ func TestDockerfiles(t *testing.T) {
 			if !ContainsSeq(build0.Args, flags) {
 				t.Errorf("go build %v does not use the Makefile's BUILD_FLAGS %q", build0.Args, flags)
 			}
-			if len(build0.Args) == 0 || build0.Args[len(build0.Args)-1] != "./"+svc {
-				t.Errorf("go build must build ./%s, got %v", svc, build0.Args)
+			if len(build0.Args) == 0 || build0.Args[len(build0.Args)-1] != "." {
+				t.Errorf("go build must build the module's main package (.), got %v", build0.Args)
 			}
 			out := ""
 			for i, a := range build0.Args {
@@ -195,5 +197,23 @@ func TestShellWords(t *testing.T) {
 	want := []string{"CGO_ENABLED=0", "go", "build", "-trimpath", "-ldflags=-s -w", "-o", "/out/x y", "./x", "&&", "echo", "a b"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// The image's build context holds the product only: the development tools,
+// the workspace and the test helpers stay out of it.
+func TestDockerignoreKeepsToolsOut(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(repoRoot(t), ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ignored := map[string]bool{}
+	for _, l := range strings.Split(string(raw), "\n") {
+		ignored[path.Clean(strings.TrimSpace(l))] = true
+	}
+	for _, p := range []string{"tools", "go.work", "internal/redistest", "internal/logcapture", "internal/alertmanagertest", "**/*_test.go"} {
+		if !ignored[p] {
+			t.Errorf(".dockerignore does not exclude %s", p)
+		}
 	}
 }

@@ -9,14 +9,14 @@ import (
 	"testing"
 )
 
-// The README deploy section works as written: it
+// The deploy guide (docs/DEPLOY.md) works as written: it
 // port-forwards Services that exist on ports they expose, applies
 // kustomizations that exist, creates every Secret the manifests need,
 // enables metrics-server and ingress before applying, and waits for every
 // workload.
 func TestDeployDoc(t *testing.T) {
 	root := repoRoot(t)
-	raw, err := os.ReadFile(filepath.Join(root, "README.md"))
+	raw, err := os.ReadFile(filepath.Join(root, "docs", "DEPLOY.md"))
 	if err != nil {
 		t.Fatal(err)
 	}

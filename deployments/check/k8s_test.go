@@ -216,12 +216,12 @@ func TestSecretTemplatesNotRendered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, err := os.ReadFile(filepath.Join(root, "README.md"))
+	doc, err := os.ReadFile(filepath.Join(root, "docs", "DEPLOY.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for name := range secretTemplates(t) {
-		for what, text := range map[string][]byte{"secrets/README.md": readme, "README.md": doc} {
+		for what, text := range map[string][]byte{"secrets/README.md": readme, "docs/DEPLOY.md": doc} {
 			if !strings.Contains(string(text), "create secret generic "+name) {
 				t.Errorf("%s does not show how to create Secret %s", what, name)
 			}

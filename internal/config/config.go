@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"regexp"
 	"strconv"
@@ -98,7 +99,7 @@ var (
 func Vars() []Var {
 	return []Var{
 		{"REDIS_ADDR", "127.0.0.1:6379", all, "Redis address (host:port).", func(c *Config, v string) error {
-			if _, _, err := splitHostPort(v); err != nil {
+			if err := checkHostPort(v); err != nil {
 				return err
 			}
 			c.RedisAddr = v
@@ -125,7 +126,7 @@ func Vars() []Var {
 			if v == "" {
 				v = map[string]string{Ingest: ":8080", API: ":8081", Analyzer: ":8082"}[c.Service]
 			}
-			if _, _, err := splitHostPort(v); err != nil {
+			if err := checkHostPort(v); err != nil {
 				return err
 			}
 			c.HTTPAddr = v
@@ -187,7 +188,7 @@ func Vars() []Var {
 		}},
 		{"REDIS_CLUSTER_ADDRS", "", all, "Comma-separated host:port seeds of a Redis Cluster; when set, every service uses a cluster client and REDIS_ADDR is ignored.", func(c *Config, v string) error {
 			for _, a := range splitList(v) {
-				if _, _, err := splitHostPort(a); err != nil {
+				if err := checkHostPort(a); err != nil {
 					return fmt.Errorf("%q: %w", a, err)
 				}
 				c.RedisClusterAddrs = append(c.RedisClusterAddrs, a)
@@ -234,7 +235,7 @@ func Vars() []Var {
 		}},
 		{"ADMIN_ADDR", "", []string{Ingest, API}, "Listen address of the admin endpoints (/debug/pprof and /health); empty: off. Must differ from HTTP_ADDR: profiles are never served on the public port. The analyzer serves them on its HTTP_ADDR.", func(c *Config, v string) error {
 			if v != "" {
-				if _, _, err := splitHostPort(v); err != nil {
+				if err := checkHostPort(v); err != nil {
 					return err
 				}
 			}
@@ -341,14 +342,16 @@ func oneOf(dst *string, v string, allowed ...string) error {
 	return nil
 }
 
-func splitHostPort(v string) (string, string, error) {
-	i := strings.LastIndexByte(v, ':')
-	if i < 0 {
-		return "", "", errors.New("must be host:port")
+// checkHostPort accepts what net.Dial accepts: host:port with an IPv6
+// host in brackets ([::1]:6379, not ::1:6379), the host possibly empty
+// (a listen address such as :8080), the port a number from 0 to 65535.
+func checkHostPort(v string) error {
+	_, p, err := net.SplitHostPort(v)
+	if err != nil {
+		return errors.New("must be host:port (an IPv6 host in brackets)")
 	}
-	port, err := strconv.Atoi(v[i+1:])
-	if err != nil || port < 0 || port > 65535 {
-		return "", "", errors.New("must be host:port with a port from 0 to 65535")
+	if port, err := strconv.Atoi(p); err != nil || port < 0 || port > 65535 {
+		return errors.New("must be host:port with a port from 0 to 65535")
 	}
-	return v[:i], v[i+1:], nil
+	return nil
 }

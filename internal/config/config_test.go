@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,12 +64,18 @@ func TestInvalidValuesNameTheirVariable(t *testing.T) {
 		{Ingest, "RATE_BURST", "-2"},
 		{Ingest, "MAX_LAG", "lots"},
 		{API, "ADMIN_ADDR", "nowhere"},
+		{Ingest, "REDIS_ADDR", "::1:6379"}, // IPv6 needs brackets
+		{Ingest, "REDIS_ADDR", "host:port"},
+		{Analyzer, "REDIS_CLUSTER_ADDRS", "[::1]:7000,::1:7001"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.service+" "+tt.name+"="+tt.value, func(t *testing.T) {
 			_, err := Load(tt.service, env(map[string]string{tt.name: tt.value}))
-			if err == nil || !strings.Contains(err.Error(), tt.name) {
-				t.Errorf("Load = %v, want an error naming %s", err, tt.name)
+			// The variable's own check must reject it, not a cross-check
+			// of two variables that happens to name it (WINDOW_SIZE=1 also
+			// fails MIN_SAMPLES ≤ WINDOW_SIZE with the default MIN_SAMPLES).
+			if want := fmt.Sprintf("%s=%q", tt.name, tt.value); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("Load = %v, want an error naming %s", err, want)
 			}
 		})
 	}
@@ -121,16 +128,27 @@ func TestLists(t *testing.T) {
 	}
 }
 
-// The README's configuration table must list every variable the services
+// The configuration table (docs/CONFIG.md) must list every variable the services
 // read, so the docs cannot drift from the code.
 func TestReadmeDocumentsEveryVariable(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "CONFIG.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, v := range Vars() {
 		if !strings.Contains(string(b), "| `"+v.Name+"` |") {
-			t.Errorf("README.md has no configuration row for %s", v.Name)
+			t.Errorf("docs/CONFIG.md has no configuration row for %s", v.Name)
 		}
+	}
+}
+
+func TestAddressForms(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:6379", "[::1]:6379", "redis:6379", "localhost:0"} {
+		if _, err := Load(Ingest, env(map[string]string{"REDIS_ADDR": addr})); err != nil {
+			t.Errorf("REDIS_ADDR=%s: %v", addr, err)
+		}
+	}
+	if _, err := Load(API, env(map[string]string{"HTTP_ADDR": ":8081"})); err != nil {
+		t.Errorf("HTTP_ADDR=:8081: %v", err)
 	}
 }

@@ -124,3 +124,23 @@ func TestClassicDoesNotAllocate(t *testing.T) {
 		t.Errorf("Observe allocates %v times", a)
 	}
 }
+
+func TestFactory(t *testing.T) {
+	if _, err := Factory("magic", Params{WindowSize: 50, MinSamples: 10, Threshold: 2}); err == nil {
+		t.Error("Factory accepted an unknown detector")
+	}
+	for _, name := range Names {
+		newDet, err := Factory(name, Params{WindowSize: 50, MinSamples: 10, Threshold: 2})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		a, b := newDet(), newDet()
+		if a.Name() != name {
+			t.Errorf("Factory(%q) makes %q detectors", name, a.Name())
+		}
+		// Detectors keep scratch space: every worker must get its own.
+		if pa, ok := a.(*Robust); ok && pa == b.(*Robust) {
+			t.Errorf("Factory(%q) returned the same detector twice", name)
+		}
+	}
+}

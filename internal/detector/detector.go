@@ -45,6 +45,19 @@ func New(name string, p Params) (Detector, error) {
 	return nil, fmt.Errorf("unknown detector %q (known: %v)", name, Names)
 }
 
+// Factory checks name once and returns a constructor of detectors of
+// that kind: each shard worker needs its own, since detectors keep
+// scratch space.
+func Factory(name string, p Params) (func() Detector, error) {
+	if _, err := New(name, p); err != nil {
+		return nil, err
+	}
+	return func() Detector {
+		d, _ := New(name, p) // name checked above
+		return d
+	}, nil
+}
+
 // Classic is the original service's rule applied per device: the value is
 // first appended to the window, then compared with the window's mean and
 // population standard deviation.

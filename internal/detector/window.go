@@ -1,6 +1,6 @@
 package detector
 
-// Window holds the last Cap() values of one signal, oldest first, in a
+// Window holds the last size values of one signal, oldest first, in a
 // fixed ring so that pushing never allocates.
 type Window struct {
 	vals  []float64
@@ -15,9 +15,6 @@ func NewWindow(size int) *Window {
 	}
 	return &Window{vals: make([]float64, size)}
 }
-
-// Cap is the most values the window keeps.
-func (w *Window) Cap() int { return len(w.vals) }
 
 // Len is how many values the window holds now.
 func (w *Window) Len() int { return w.n }

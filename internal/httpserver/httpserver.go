@@ -174,7 +174,7 @@ func (r *rateMeter) rate(now time.Time) float64 {
 	return float64(n) / rateWindow
 }
 
-// Server limits (see the README's "Security and limits"). A request's
+// Server limits (see docs/SECURITY.md). A request's
 // headers must arrive within ReadHeaderTimeout and the whole request
 // within ReadTimeout: 60 s carry a 1 MiB body (MAX_BODY_BYTES' default)
 // at 17.5 KB/s (140 kbit/s) uncompressed, or a gzip'ed one several times

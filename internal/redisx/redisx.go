@@ -6,7 +6,6 @@ package redisx
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"strings"
 	"time"
@@ -279,20 +278,4 @@ func (h commandHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 // opName keeps label values few: the command's name, lower case.
 func opName(cmd redis.Cmder) string {
 	return strings.ToLower(cmd.Name())
-}
-
-// IsUnavailable reports whether err means Redis could not be reached,
-// answered too late, or (on a cluster) could not serve the command for
-// now, as opposed to Redis refusing the command.
-func IsUnavailable(err error) bool {
-	if err == nil {
-		return false
-	}
-	var nerr net.Error
-	var rerr redis.Error
-	return errors.As(err, &nerr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, context.Canceled) || errors.Is(err, redis.ErrClosed) ||
-		errors.Is(err, redis.ErrPoolTimeout) || strings.Contains(err.Error(), "connection refused") ||
-		errors.As(err, &rerr) && replyStartsWith(rerr, notServing)
 }

@@ -41,7 +41,8 @@ func (k Keys) Stream(s int) string { return k.tagged("metrics", s) }
 // Lease holds "owner:token" of the analyzer that owns shard s.
 func (k Keys) Lease(s int) string { return k.tagged("lease", s) }
 
-// Fence counts the leases ever granted on shard s; it makes the tokens.
+// Fence holds the last lease token granted on shard s (a counter, kept at
+// least at Redis's clock in microseconds so tokens never repeat).
 func (k Keys) Fence(s int) string { return k.tagged("fence", s) }
 
 // Stats is shard s's hash of counters and its recent-values window.

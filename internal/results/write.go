@@ -1,0 +1,274 @@
+package results
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pulse-iot/pulse/internal/analysis"
+	"github.com/pulse-iot/pulse/internal/shard"
+	"github.com/pulse-iot/pulse/internal/state"
+)
+
+// AnomalyHistory is how many anomalies each device's and each shard's
+// list keeps.
+const AnomalyHistory = 1000
+
+// Refusals of the scripts that guard a shard.
+var (
+	// ErrFenced means the caller's lease is not the shard's any more:
+	// another analyzer owns the shard now.
+	ErrFenced = errors.New("shard lease lost")
+	// ErrForeignPending means another consumer holds pending entries of
+	// the shard: they must be claimed and applied first, in stream order.
+	ErrForeignPending = errors.New("another consumer holds pending entries")
+)
+
+// ScriptError turns the refusals of a shard's scripts (replies starting
+// FENCED or FOREIGN) into ErrFenced and ErrForeignPending, and wraps
+// every error with the operation and key.
+func ScriptError(op, key string, err error) error {
+	switch {
+	case strings.HasPrefix(err.Error(), "FENCED"):
+		return fmt.Errorf("%s %s: %w", op, key, ErrFenced)
+	case strings.HasPrefix(err.Error(), "FOREIGN"):
+		return fmt.Errorf("%s %s: %w: %s", op, key, ErrForeignPending, err)
+	}
+	return fmt.Errorf("%s %s: %w", op, key, err)
+}
+
+// Batch is one applied batch of a shard and who writes it.
+type Batch struct {
+	Lease    string        // "owner:token"; the write is refused (ErrFenced) unless it is the shard's lease
+	Consumer string        // the consumer that read the entries; every pending entry must be its own
+	Detector string        // recorded for /analyze's "detectors"
+	Window   int           // WINDOW_SIZE, recorded beside the recent values
+	LeaseTTL time.Duration // the lease is extended by this
+	Recent   *state.Recent // the shard's recent values after the batch
+	Decoded  analysis.Decoded
+	Result   analysis.Result
+}
+
+// Writer reads and writes one shard's results for its owner. It reuses
+// its buffers between batches, so it must not be used by two goroutines.
+type Writer struct {
+	rdb   redis.UniversalClient
+	keys  shard.Keys
+	shard int
+
+	args   []any
+	recent []byte
+	states []byte
+}
+
+// NewWriter returns the writer of shard s's results.
+func NewWriter(rdb redis.UniversalClient, keys shard.Keys, s int) *Writer {
+	return &Writer{rdb: rdb, keys: keys, shard: s}
+}
+
+// Recent reads the shard's recent values. Values that cannot be decoded
+// give an empty window and an error wrapping state.ErrCorrupt, so the
+// caller can carry on.
+func (w *Writer) Recent(ctx context.Context, window int) (*state.Recent, error) {
+	key := w.keys.Stats(w.shard)
+	raw, err := w.rdb.HGet(ctx, key, "recent").Bytes()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("hget %s: %w", key, err)
+	}
+	r, err := state.DecodeRecent(raw, window)
+	if err != nil {
+		return &state.Recent{Size: window}, fmt.Errorf("recent values of %s: %w", key, err)
+	}
+	return r, nil
+}
+
+// States reads the states of devices ids; devices never seen are absent
+// from the map. corrupt lists the devices whose state cannot be decoded:
+// they start anew rather than stop the shard for good.
+func (w *Writer) States(ctx context.Context, ids []string, window int) (states map[string]*state.Device, corrupt []string, err error) {
+	states = make(map[string]*state.Device, len(ids))
+	if len(ids) == 0 {
+		return states, nil, nil
+	}
+	key := w.keys.DeviceStates(w.shard)
+	vals, err := w.rdb.HMGet(ctx, key, ids...).Result()
+	if err != nil {
+		return nil, nil, fmt.Errorf("hmget %s: %w", key, err)
+	}
+	for i, v := range vals {
+		s, ok := v.(string)
+		if !ok {
+			continue // a device never seen
+		}
+		st, err := state.DecodeDevice([]byte(s), window)
+		if err != nil {
+			corrupt = append(corrupt, ids[i])
+			continue
+		}
+		states[ids[i]] = st
+	}
+	return states, corrupt, nil
+}
+
+// Write applies b in one atomic script: device states, new devices,
+// anomaly lists, shard counters and recent values, dead letters, the
+// acknowledgement of every entry and the trim of what is processed. It
+// returns ErrFenced or ErrForeignPending (wrapped) when the script
+// refuses.
+func (w *Writer) Write(ctx context.Context, b Batch) error {
+	keys, args := w.writeArgs(b)
+	if err := writeScript.Run(ctx, w.rdb, keys, args...).Err(); err != nil {
+		return ScriptError("write", w.keys.Stream(w.shard), err)
+	}
+	return nil
+}
+
+// writeArgs is the script's KEYS and ARGV: the header (header's order),
+// then the variable parts, as writeScript reads them.
+func (w *Writer) writeArgs(b Batch) ([]string, []any) {
+	s, res, d := w.shard, b.Result, b.Decoded
+	keys := []string{w.keys.Lease(s), w.keys.Stats(s), w.keys.Stream(s), w.keys.Devices(s),
+		w.keys.Anomalies(s), w.keys.DeadLetter(s), w.keys.DeviceStates(s)}
+	var newDevices, anomalous int
+	for _, u := range res.Updates {
+		if u.New {
+			newDevices++
+		}
+		if len(u.Anomalies) > 0 {
+			anomalous++
+			keys = append(keys, w.keys.DeviceAnomalies(s, u.DeviceID))
+		}
+	}
+	w.recent = b.Recent.AppendBinary(w.recent[:0])
+	args := append(w.args[:0],
+		b.Lease, shard.Group, b.Consumer, b.Detector, res.Processed, res.AnomalousEvents,
+		w.recent, AnomalyHistory, b.Window, b.LeaseTTL.Milliseconds(),
+		len(res.Updates), newDevices, anomalous, len(res.Anomalies), len(d.Acks), len(d.Dead))
+	// All states in one buffer, reused between batches; the buffer is
+	// sized first so the slices handed to args stay valid.
+	size := 0
+	for _, u := range res.Updates {
+		size += u.State.BinarySize()
+	}
+	if cap(w.states) < size {
+		w.states = make([]byte, 0, size)
+	}
+	buf := w.states[:0]
+	for _, u := range res.Updates {
+		start := len(buf)
+		buf = u.State.AppendBinary(buf)
+		args = append(args, u.DeviceID, buf[start:len(buf):len(buf)])
+	}
+	for _, u := range res.Updates {
+		if u.New {
+			args = append(args, 0, u.DeviceID)
+		}
+	}
+	for _, u := range res.Updates {
+		if len(u.Anomalies) == 0 {
+			continue
+		}
+		args = append(args, len(u.Anomalies))
+		for _, a := range u.Anomalies {
+			args = append(args, a.AppendBinary(nil))
+		}
+	}
+	for _, a := range res.Anomalies {
+		args = append(args, a.AppendBinary(nil))
+	}
+	for _, id := range d.Acks {
+		args = append(args, id)
+	}
+	for _, dl := range d.Dead {
+		payload, _ := json.Marshal(dl.Values)
+		args = append(args, dl.ID, dl.Reason, payload)
+	}
+	w.args = args[:0]
+	return keys, args
+}
+
+// header names the write script's fixed arguments in ARGV order, as
+// writeArgs appends them and the script unpacks them (a test holds the
+// three together).
+var header = []string{"lease", "group", "consumer", "detector", "processed", "anomalous",
+	"recent", "keep", "window", "ttl", "nstates", "nnew", "nanom", "nshard", "nack", "ndead"}
+
+// writeScript applies one batch atomically. It refuses while the lease is
+// not the caller's (FENCED) or while another consumer holds pending
+// entries (FOREIGN): those are older than the batch and must be applied
+// first.
+//
+// KEYS: lease, stats, stream, devices, shard anomalies, dead letters,
+// device states, then the anomaly list of each device with anomalies.
+// ARGV: the header (above); then nstates pairs (device id, state); nnew
+// pairs (0, device id); for each of the nanom devices with anomalies its
+// count and records; the shard's nshard records in stream order; nack
+// ids; ndead triples (id, reason, payload).
+var writeScript = redis.NewScript(writeSource)
+
+const writeSource = `
+local leaseKey, statsKey, streamKey, devicesKey, anomaliesKey, deadKey, statesKey = unpack(KEYS, 1, 7)
+local lease, group, consumer, detector, processed, anomalous, recent, keep, window, ttl, nstates, nnew, nanom, nshard, nack, ndead = unpack(ARGV, 1, 16)
+if redis.call('GET', leaseKey) ~= lease then return redis.error_reply('FENCED lease lost') end
+local pend = redis.call('XPENDING', streamKey, group)
+if pend[4] then
+  for _, c in ipairs(pend[4]) do
+    if c[1] ~= consumer then return redis.error_reply('FOREIGN pending entries held by ' .. c[1]) end
+  end
+end
+keep = tonumber(keep)
+nstates, nnew, nanom = tonumber(nstates), tonumber(nnew), tonumber(nanom)
+nshard, nack, ndead = tonumber(nshard), tonumber(nack), tonumber(ndead)
+-- Calls with many arguments go in chunks: unpack is bounded by Lua's stack.
+local function chunks(from, n, per, fn)
+  local step = math.floor(4000 / per) * per
+  local last = from + n * per - 1
+  local i = from
+  while i <= last do
+    local j = math.min(i + step - 1, last)
+    fn(i, j)
+    i = j + 1
+  end
+end
+local a = 17 -- the first argument after the header
+chunks(a, nstates, 2, function(i, j) redis.call('HSET', statesKey, unpack(ARGV, i, j)) end)
+a = a + 2 * nstates
+chunks(a, nnew, 2, function(i, j) redis.call('ZADD', devicesKey, unpack(ARGV, i, j)) end)
+a = a + 2 * nnew
+for d = 1, nanom do
+  local n = tonumber(ARGV[a])
+  chunks(a + 1, n, 1, function(i, j) redis.call('LPUSH', KEYS[7 + d], unpack(ARGV, i, j)) end)
+  redis.call('LTRIM', KEYS[7 + d], 0, keep - 1)
+  a = a + 1 + n
+end
+if nshard > 0 then
+  chunks(a, nshard, 1, function(i, j) redis.call('LPUSH', anomaliesKey, unpack(ARGV, i, j)) end)
+  redis.call('LTRIM', anomaliesKey, 0, keep - 1)
+end
+a = a + nshard
+redis.call('HINCRBY', statsKey, 'processed', processed)
+redis.call('HINCRBY', statsKey, 'anomalies', anomalous)
+redis.call('HSET', statsKey, 'recent', recent, 'detector', detector, 'window', window)
+local maxid = '0-0'
+if nack > 0 then
+  chunks(a, nack, 1, function(i, j) redis.call('XACK', streamKey, group, unpack(ARGV, i, j)) end)
+  maxid = ARGV[a + nack - 1]
+end
+a = a + nack
+for d = 1, ndead do
+  redis.call('XADD', deadKey, 'MAXLEN', '~', 100000, '*', 'id', ARGV[a], 'reason', ARGV[a + 1], 'entry', ARGV[a + 2])
+  a = a + 3
+end
+-- Everything below the oldest entry still pending is processed.
+pend = redis.call('XPENDING', streamKey, group)
+local minid = maxid
+if pend[1] > 0 then minid = pend[2] end
+if minid ~= '0-0' then redis.call('XTRIM', streamKey, 'MINID', '~', minid) end
+redis.call('PEXPIRE', leaseKey, ttl)
+return 'OK'
+`

@@ -211,7 +211,7 @@ func TestDockerignoreKeepsToolsOut(t *testing.T) {
 	for _, l := range strings.Split(string(raw), "\n") {
 		ignored[path.Clean(strings.TrimSpace(l))] = true
 	}
-	for _, p := range []string{"tools", "go.work", "internal/redistest", "internal/logcapture", "**/*_test.go"} {
+	for _, p := range []string{"tools", "go.work", "internal/redistest", "internal/logcapture", "internal/alertmanagertest", "**/*_test.go"} {
 		if !ignored[p] {
 			t.Errorf(".dockerignore does not exclude %s", p)
 		}

@@ -204,3 +204,16 @@ func BenchmarkStep(b *testing.B) {
 		p.Step(&st, in)
 	}
 }
+
+// A state whose recovery count is at its largest (a decoded one, say)
+// still closes on the next normal value instead of wrapping around.
+func TestRecoveryCountSaturates(t *testing.T) {
+	st := State{Alert: Alert{Open: true, Events: 1}, normal: math.MaxUint16}
+	dec, err := Decode(st.AppendBinary(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := DefaultParams().Step(&dec, Input{Time: 1}); c != Closed {
+		t.Errorf("normal value after %d normal ones: %v, want closed", math.MaxUint16, c)
+	}
+}

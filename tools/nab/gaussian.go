@@ -63,7 +63,7 @@ func pairwiseSum(a []float64) float64 {
 	n := len(a)
 	switch {
 	case n < 8:
-		s := -0.0
+		s := 0.0
 		for _, v := range a {
 			s += v
 		}

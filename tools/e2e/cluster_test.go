@@ -152,7 +152,7 @@ func TestPipelineOnRedisClusterMatchesReference(t *testing.T) {
 		} `json:"devices"`
 	}
 	getJSON(t, p.api.url("/devices?limit=100"), &page)
-	want, _, _ := reference(t, "robust", events)
+	want := reference(t, "robust", events).States
 	if len(page.Devices) != len(want) {
 		t.Errorf("/devices lists %d devices, want %d", len(page.Devices), len(want))
 	}

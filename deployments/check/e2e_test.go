@@ -135,7 +135,7 @@ func TestEndToEnd(t *testing.T) {
 		return nil
 	})
 	api := "http://" + addr["api"]
-	for _, p := range []string{"/devices", "/anomalies", "/analyze?device_id=d1", "/analyze"} {
+	for _, p := range []string{"/devices", "/anomalies", "/alerts", "/alerts?device_id=d1&state=open", "/analyze?device_id=d1", "/analyze"} {
 		if code, body, err := httpGet(api + p); err != nil || code != 200 {
 			t.Errorf("GET %s: %d %q %v", p, code, body, err)
 		}

@@ -2,8 +2,9 @@
 // reads: per-device analysis state, the fleet's recent values, anomaly
 // records and alert records. Device state is binary because it is read and
 // written for every event: about 110 bytes, 16 per window slot, and per
-// signal its score and alert state (about 230 bytes, up to 613 once the
-// daily profile is full): 2.1 KiB for a warm device with windows of 50.
+// signal its score state (150 bytes, up to 525 once the daily profile is
+// full) and, once it has alerted, its alert state (89 bytes): 2.1 KiB for
+// a warm device with windows of 50.
 package state
 
 import (
@@ -128,9 +129,12 @@ func (d *Device) OpenAlerts(deviceID string) []Alert {
 // LastSeen and Last's Timestamp, RPS, CPU, ZRPS, ZCPU, ScoreRPS and
 // ScoreCPU as float64; a flags byte (bit 0: Last.Anomaly); the rps and the
 // cpu window, each a uint16 count and the values oldest first; then per
-// signal (rps, cpu): AlertSeq, OpenedID (ms, seq) as uint64, the score
-// state (score.State.AppendBinary, self-delimiting) and the alert state
-// (alert.BinarySize bytes).
+// signal (rps, cpu): a flags byte (bit 0: the signal has had an alert),
+// for a signal that has had one its AlertSeq, OpenedID (ms, seq) as
+// uint64 and its alert state (alert.BinarySize bytes), then its score
+// state (score.State.AppendBinary, self-delimiting). Most signals never
+// alert: they spend one byte on it instead of 89, and every byte of a
+// state is copied several times per event on its way through Redis.
 //
 // Version 1, written before scores and alerts, is version 2 without
 // AlertSeq, ScoreRPS, ScoreCPU and the signals: it still decodes, with
@@ -144,9 +148,19 @@ const (
 func (d *Device) BinarySize() int {
 	n := 1 + 5*8 + 8*8 + 1 + 2 + 8*d.RPS.Len() + 2 + 8*d.CPU.Len()
 	for i := range d.Signals {
-		n += 3*8 + d.Signals[i].Score.BinarySize() + alert.BinarySize
+		n += 1 + d.Signals[i].Score.BinarySize()
+		if d.Signals[i].alerted() {
+			n += 3*8 + alert.BinarySize
+		}
 	}
 	return n
+}
+
+// alerted reports whether the signal's alert part is encoded: it has had
+// an alert (or, in a state not written by the analyzer, holds any alert
+// state, which is then kept as it is).
+func (s *Signal) alerted() bool {
+	return s.AlertSeq != 0 || s.OpenedID != (ID{}) || s.Alert != (alert.State{})
 }
 
 // AppendBinary appends the encoded state to dst.
@@ -172,11 +186,16 @@ func (d *Device) AppendBinary(dst []byte) []byte {
 	}
 	for i := range d.Signals {
 		s := &d.Signals[i]
-		for _, u := range [...]uint64{s.AlertSeq, s.OpenedID.Ms, s.OpenedID.Seq} {
-			dst = binary.LittleEndian.AppendUint64(dst, u)
+		if !s.alerted() {
+			dst = append(dst, 0)
+		} else {
+			dst = append(dst, 1)
+			for _, u := range [...]uint64{s.AlertSeq, s.OpenedID.Ms, s.OpenedID.Seq} {
+				dst = binary.LittleEndian.AppendUint64(dst, u)
+			}
+			dst = s.Alert.AppendBinary(dst)
 		}
 		dst = s.Score.AppendBinary(dst)
-		dst = s.Alert.AppendBinary(dst)
 	}
 	return dst
 }
@@ -216,7 +235,18 @@ func DecodeDevice(b []byte, window int) (*Device, error) {
 	if v == deviceVersion {
 		for i := range d.Signals {
 			s := &d.Signals[i]
-			s.AlertSeq, s.OpenedID.Ms, s.OpenedID.Seq = r.u64(), r.u64(), r.u64()
+			switch r.byte() {
+			case 0:
+			case 1:
+				s.AlertSeq, s.OpenedID.Ms, s.OpenedID.Seq = r.u64(), r.u64(), r.u64()
+				a, err := alert.Decode(r.take(alert.BinarySize))
+				if err != nil && !r.err {
+					return nil, fmt.Errorf("%w: %s alert: %v", ErrCorrupt, SignalNames[i], err)
+				}
+				s.Alert = a
+			default:
+				return nil, fmt.Errorf("%w: %s flags", ErrCorrupt, SignalNames[i])
+			}
 			if r.err {
 				break
 			}
@@ -226,9 +256,6 @@ func DecodeDevice(b []byte, window int) (*Device, error) {
 			}
 			s.Score = st
 			r.take(n)
-			if s.Alert, err = alert.Decode(r.take(alert.BinarySize)); err != nil && !r.err {
-				return nil, fmt.Errorf("%w: %s alert: %v", ErrCorrupt, SignalNames[i], err)
-			}
 		}
 	}
 	if r.err || len(r.b) != 0 {

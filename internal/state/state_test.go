@@ -85,7 +85,14 @@ func TestWarmDeviceStateSize(t *testing.T) {
 		t.Fatalf("test data: %d alerts, cpu's open %v; want an alert of each signal, cpu's open", d.AlertSeq, d.Signals[SignalCPU].Alert.Alert.Open)
 	}
 	size := len(d.AppendBinary(nil))
-	t.Logf("warm device, windows of 50, two signals: state %d bytes", size)
+	quiet := *d // the same, had it never alerted: one byte per signal for it
+	for sig := range quiet.Signals {
+		quiet.Signals[sig].AlertSeq, quiet.Signals[sig].OpenedID, quiet.Signals[sig].Alert = 0, ID{}, alert.State{}
+	}
+	if q := len(quiet.AppendBinary(nil)); q != size-NumSignals*(3*8+alert.BinarySize) {
+		t.Errorf("a warm device that never alerted takes %d bytes, want %d", q, size-NumSignals*(3*8+alert.BinarySize))
+	}
+	t.Logf("warm device, windows of 50, two signals: state %d bytes (%d without alerts)", size, len(quiet.AppendBinary(nil)))
 	if size > 4096 {
 		t.Errorf("a warm device's state is %d bytes, over the 4 KiB budget", size)
 	}
@@ -154,11 +161,14 @@ func TestDecodeDeviceRejectsCorrupt(t *testing.T) {
 	good := NewDevice(5).AppendBinary(nil)
 	wd := warmDevice(rand.New(rand.NewPCG(1, 1)), 300)
 	warm := wd.AppendBinary(nil)
+	cpuScore := len(warm) - wd.Signals[SignalCPU].Score.BinarySize() // the cpu score state's offset
 	badScore := append([]byte{}, warm...)
-	badScore[len(warm)-alert.BinarySize-wd.Signals[SignalCPU].Score.BinarySize()] = 9 // cpu score state's version
+	badScore[cpuScore] = 9 // its version
 	badAlert := append([]byte{}, warm...)
-	badAlert[len(warm)-alert.BinarySize+1] = 7 // cpu alert's flags
-	for _, b := range [][]byte{nil, {9}, good[:len(good)-1], append(append([]byte{}, good...), 0), warm[:len(warm)-1], badScore, badAlert} {
+	badAlert[cpuScore-alert.BinarySize+1] = 7 // the cpu alert state's flags
+	badFlags := append([]byte{}, warm...)
+	badFlags[cpuScore-alert.BinarySize-3*8-1] = 2 // the cpu signal's flags
+	for _, b := range [][]byte{nil, {9}, good[:len(good)-1], append(append([]byte{}, good...), 0), warm[:len(warm)-1], badScore, badAlert, badFlags} {
 		if _, err := DecodeDevice(b, 5); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("DecodeDevice(%x) = %v, want ErrCorrupt", b, err)
 		}

@@ -13,7 +13,7 @@ SERVICES := ingest analyzer api
 MODULES = $(shell $(GO) list -m -f '{{.Dir}}')
 PKGS = $(addsuffix /...,$(MODULES))
 
-.PHONY: all build run test test-go test-deploy deploy-tools lint eval bench locust clean fuzz chaos chaos-race race staticcheck vuln
+.PHONY: all build run test test-go test-deploy deploy-tools lint eval nab bench locust clean fuzz chaos chaos-race race staticcheck vuln
 
 all: build
 
@@ -61,6 +61,17 @@ lint:
 
 clean:
 	rm -rf bin .run
+
+# Pulse's alerts on real labelled data: every NAB series through the
+# detector, score and alert code in process, scored with a Go port of NAB's
+# scorer, ASD as a held-out check → the NAB section of docs/ACCURACY.md.
+# NAB_FLAGS=-python=python3 also scores the same files with NAB's run.py
+# (needs pandas) and reports both.
+NAB_DIR ?= ../shared/nab
+ASD_DIR ?= ../shared/asd
+nab:
+	@test -f $(NAB_DIR)/labels/combined_windows.json || { echo "no NAB checkout at $(NAB_DIR): git clone https://github.com/numenta/NAB there, or set NAB_DIR" >&2; exit 1; }
+	$(GO) run ./tools/cmd/pulse-nab -nab $(NAB_DIR) -asd $(ASD_DIR) -out docs/ACCURACY.md $(NAB_FLAGS)
 
 # Whole-pipeline benchmark on this machine: its own Redis and services on
 # loopback → docs/bench/<UTC time>.json and docs/BENCHMARKS.md (about 2 min;

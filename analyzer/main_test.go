@@ -71,7 +71,7 @@ func (f *fixture) worker(t *testing.T, s int, lease, consumer string, count int)
 		t.Fatal(err)
 	}
 	return newShardWorker(workerDeps{
-		consumer: consumer, rdb: f.rdb, keys: f.keys, window: testWindow, count: count,
+		consumer: consumer, rdb: f.rdb, keys: f.keys, params: analysis.DefaultParams(testWindow), count: count,
 		leaseTTL: 5 * time.Second, timeout: 2 * time.Second, newDetector: newDetector,
 		m: f.m, health: newShardHealth(f.m.healthy), log: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)),
 	}, s, lease)
@@ -183,7 +183,7 @@ func reference(t *testing.T, events []sent) map[string][]byte {
 		entries[i] = analysis.Entry{ID: e.ID, Values: valuesMap(e.Values())}
 	}
 	states := map[string]*state.Device{}
-	analysis.NewApplier(det, testWindow).Apply(analysis.Decode(entries), states, nil)
+	analysis.NewApplier(det, analysis.DefaultParams(testWindow)).Apply(analysis.Decode(entries), states, nil)
 	out := map[string][]byte{}
 	for id, st := range states {
 		out[id] = st.AppendBinary(nil)

@@ -11,6 +11,7 @@ type analyzerMetrics struct {
 	duplicates    prometheus.Counter
 	deadLettered  *prometheus.CounterVec
 	anomalies     *prometheus.CounterVec
+	alertsOpened  prometheus.Counter
 	lag           *prometheus.GaugeVec
 	pending       *prometheus.GaugeVec
 	healthy       *prometheus.GaugeVec
@@ -50,6 +51,10 @@ func newAnalyzerMetrics(reg prometheus.Registerer) *analyzerMetrics {
 			Name: "anomalies_detected_total",
 			Help: "Anomalous values detected, by signal.",
 		}, []string{"signal"}),
+		alertsOpened: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pulse_alerts_opened_total",
+			Help: "Device alerts this analyzer opened (written with their batch; an alert opens exactly once whatever the analyzers). Open alerts: the api's pulse_alerts_open.",
+		}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "pulse_shard_lag",
 			Help: "Entries of a shard's stream not yet delivered to the analyzers (owned shards only); NaN while it cannot be measured (no consumer group, Redis errors).",
@@ -80,7 +85,7 @@ func newAnalyzerMetrics(reg prometheus.Registerer) *analyzerMetrics {
 	for _, r := range []string{"malformed", "missing"} {
 		m.deadLettered.WithLabelValues(r)
 	}
-	reg.MustRegister(m.processed, m.duplicates, m.deadLettered, m.anomalies, m.lag, m.pending,
+	reg.MustRegister(m.processed, m.duplicates, m.deadLettered, m.anomalies, m.alertsOpened, m.lag, m.pending,
 		m.healthy, m.shardsOwned, m.leaseLost, batch, apply, e2e)
 	return m
 }

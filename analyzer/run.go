@@ -8,12 +8,14 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/pulse-iot/pulse/internal/analysis"
 	"github.com/pulse-iot/pulse/internal/auth"
 	"github.com/pulse-iot/pulse/internal/config"
 	"github.com/pulse-iot/pulse/internal/detector"
 	"github.com/pulse-iot/pulse/internal/httpserver"
 	"github.com/pulse-iot/pulse/internal/logging"
 	"github.com/pulse-iot/pulse/internal/redisx"
+	"github.com/pulse-iot/pulse/internal/score"
 	"github.com/pulse-iot/pulse/internal/shard"
 )
 
@@ -40,6 +42,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return fmt.Errorf("READ_TOKENS_FILE: %w", err)
 	}
 
+	params := analysis.Params{Window: cfg.WindowSize, Score: score.DefaultParams(), Alert: cfg.AlertParams()}
+
 	reg := httpserver.NewRegistry()
 	// Each owned shard keeps one connection blocked in XREADGROUP.
 	rdb := redisx.NewFromConfig(cfg, cfg.Shards+8, reg)
@@ -53,7 +57,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		leaseTTL: cfg.LeaseTTL, timeout: cfg.RedisTimeout, m: m, health: health, log: log,
 		newWorker: func(s int, lease string) *shardWorker {
 			return newShardWorker(workerDeps{
-				consumer: cfg.ConsumerName, rdb: rdb, keys: keys, window: cfg.WindowSize, count: cfg.ReadCount,
+				consumer: cfg.ConsumerName, rdb: rdb, keys: keys, params: params, count: cfg.ReadCount,
 				leaseTTL: cfg.LeaseTTL, timeout: cfg.RedisTimeout, newDetector: newDetector, m: m, health: health, log: log,
 			}, s, lease)
 		},

@@ -244,6 +244,8 @@ func TestRunRejectsInvalidConfig(t *testing.T) {
 		{"Z_THRESHOLD", "-1"},
 		{"WINDOW_SIZE", "1"},
 		{"REDIS_TIMEOUT", "abc"},
+		{"ALERT_THRESHOLD", "1.5"},
+		{"ALERT_RECOVERY", "0"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {

@@ -52,8 +52,8 @@ type workerDeps struct {
 	consumer    string
 	rdb         redis.UniversalClient
 	keys        shard.Keys
-	window      int // WINDOW_SIZE
-	count       int // READ_COUNT
+	params      analysis.Params // WINDOW_SIZE, ALERT_THRESHOLD, ALERT_RECOVERY
+	count       int             // READ_COUNT
 	leaseTTL    time.Duration
 	timeout     time.Duration // REDIS_TIMEOUT
 	newDetector func() detector.Detector
@@ -67,8 +67,8 @@ func newShardWorker(d workerDeps, s int, lease string) *shardWorker {
 	det := d.newDetector()
 	return &shardWorker{
 		shard: s, lease: lease, consumer: d.consumer, rdb: d.rdb, keys: d.keys,
-		window: d.window, count: d.count, leaseTTL: d.leaseTTL, timeout: d.timeout,
-		detector: det, applier: analysis.NewApplier(det, d.window), m: d.m, health: d.health,
+		window: d.params.Window, count: d.count, leaseTTL: d.leaseTTL, timeout: d.timeout,
+		detector: det, applier: analysis.NewApplier(det, d.params), m: d.m, health: d.health,
 		log: d.log.With(zap.Int("shard", s)), results: results.NewWriter(d.rdb, d.keys, s),
 	}
 }
@@ -280,6 +280,12 @@ func (w *shardWorker) apply(entries []analysis.Entry) error {
 	w.m.duplicates.Add(float64(res.Duplicates))
 	for sig, n := range res.BySignal {
 		w.m.anomalies.WithLabelValues(sig).Add(float64(n))
+	}
+	w.m.alertsOpened.Add(float64(res.AlertsOpened))
+	for _, c := range res.Alerts {
+		w.log.Info("device alert", zap.Stringer("change", c.Change), zap.String("device_id", c.Alert.DeviceID), zap.String("signal", c.Alert.Signal),
+			zap.String("alert_id", c.Alert.ID()), zap.Float64("score", c.Alert.Score), zap.Float64("value", c.Alert.Value),
+			zap.Uint32("events", c.Alert.Events))
 	}
 	for _, dl := range d.Dead {
 		w.m.deadLettered.WithLabelValues(dl.Reason).Inc()

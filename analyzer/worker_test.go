@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pulse-iot/pulse/internal/analysis"
+	"github.com/pulse-iot/pulse/internal/detector"
 	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/state"
@@ -484,5 +485,50 @@ func TestEntriesOfEveryStreamOfAReply(t *testing.T) {
 	}
 	if want := []string{"1-0", "2-0", "3-0"}; !reflect.DeepEqual(ids, want) {
 		t.Errorf("entries %v, want %v", ids, want)
+	}
+}
+
+// pulse_alerts_opened_total counts the alerts the worker's batches
+// opened: as many as applying the events in one process opens.
+func TestWorkerCountsAlertsOpened(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.createGroup(t, 0)
+	gen := genEvents([]string{"s1", "s2"}, 600)
+	for i := range gen {
+		gen[i].Timestamp = 1_700_000_000 + 30*float64(i)
+		if i >= 500 && i < 520 {
+			gen[i].RPS += 400 // a level shift after the scores' warm-up
+		}
+	}
+	events := f.add(t, 0, gen)
+	det, err := detector.New("classic", testParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := make([]analysis.Entry, len(events))
+	for i, e := range events {
+		entries[i] = analysis.Entry{ID: e.ID, Values: valuesMap(e.Values())}
+	}
+	ref := analysis.NewApplier(det, analysis.DefaultParams(testWindow)).Apply(analysis.Decode(entries), map[string]*state.Device{}, nil)
+	if ref.AlertsOpened == 0 {
+		t.Fatal("test data: no alert opens")
+	}
+
+	w := f.worker(t, 0, f.grant(t, 0, "a"), "a", 64)
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.run(wctx) }()
+	eventually(t, 30*time.Second, "all events applied", func() (bool, string) {
+		n := f.processed(t, 0)
+		return n >= int64(len(events)), fmt.Sprintf("%d processed", n)
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("run returned %v, want nil", err)
+	}
+	if n := testutil.ToFloat64(f.m.alertsOpened); n != float64(ref.AlertsOpened) {
+		t.Errorf("pulse_alerts_opened_total = %v, want %d", n, ref.AlertsOpened)
 	}
 }

@@ -55,6 +55,10 @@ func TestQueriesOnAnalyzedFleet(t *testing.T) {
 	if len(ref.Anomalies) != 5 {
 		t.Fatalf("test data: the reference finds %d anomalies, the data is built for 5", len(ref.Anomalies))
 	}
+	openAlerts := alertsJSON(ref.Alerts, "", "open", 100)
+	if len(ref.Alerts) < 2 || len(openAlerts) != 1 || openAlerts[0]["device_id"] != "dev-d" {
+		t.Fatalf("test data: %d alerts, open %v; built for alerts after the scores' warm-up, dev-d's open at the end", len(ref.Alerts), openAlerts)
+	}
 	shards := map[int]bool{}
 	for _, d := range []string{"dev-a", "dev-b", "dev-c", "dev-d"} {
 		shards[shard.For(d, ac.Shards)] = true
@@ -81,13 +85,18 @@ func TestQueriesOnAnalyzedFleet(t *testing.T) {
 		mean, sd := meanStdDev(rps, ac.Window)
 		cmean, csd := meanStdDev(cpu, ac.Window)
 		last, st := evs[len(evs)-1], ref.States[id]
+		open := []map[string]any{}
+		for _, a := range alertsJSON(ref.Alerts, id, "open", 2) {
+			open = append(open, map[string]any{"id": a["id"], "signal": a["signal"], "opened_at": a["opened_at"], "score": a["score"]})
+		}
 		return map[string]any{
 			"device_id": id, "rolling_average": mean, "mean": mean, "std_dev": sd,
 			"anomaly_count": anomalies, "total_processed": len(evs), "anomaly_rate": rate,
 			"window_size": ac.Window, "samples": ac.Window, "last_seen": float64(last.Receipt) / 1e9,
 			"last": map[string]any{"timestamp": last.Timestamp, "rps": last.RPS, "cpu": last.CPU,
-				"z_score": st.Last.ZRPS, "is_anomaly": st.Last.Anomaly},
-			"cpu": map[string]any{"rolling_average": cmean, "mean": cmean, "std_dev": csd, "z_score": st.Last.ZCPU},
+				"z_score": st.Last.ZRPS, "score": st.Last.ScoreRPS, "is_anomaly": st.Last.Anomaly},
+			"cpu":         map[string]any{"rolling_average": cmean, "mean": cmean, "std_dev": csd, "z_score": st.Last.ZCPU, "score": st.Last.ScoreCPU},
+			"open_alerts": open,
 		}
 	}
 	devA := filterDevice(ref.Anomalies, "dev-a")
@@ -105,7 +114,7 @@ func TestQueriesOnAnalyzedFleet(t *testing.T) {
 		{"fleet", "/analyze", map[string]any{
 			"rolling_average": fleetMean, "mean": fleetMean, "std_dev": fleetSD,
 			"anomaly_count": 5, "total_processed": 1000, "anomaly_rate": 0.5, "window_size": ac.Window,
-			"samples": ac.Window, "devices": 4, "lag": 0, "pending": 0, "detectors": []string{"classic"},
+			"samples": ac.Window, "devices": 4, "lag": 0, "pending": 0, "detectors": []string{"classic"}, "open_alerts": 1,
 		}},
 		{"device with two anomalies", "/analyze?device_id=dev-a", deviceView("dev-a", 2, 0.8)},
 		{"device with one anomaly", "/analyze?device_id=dev-b", deviceView("dev-b", 1, 0.4)},
@@ -117,6 +126,13 @@ func TestQueriesOnAnalyzedFleet(t *testing.T) {
 		{"device anomalies, limited", "/anomalies?device_id=dev-a&limit=1", map[string]any{"anomalies": newestFirst(devA, 1)}},
 		{"device anomalies, limit 1000", "/anomalies?device_id=dev-d&limit=1000",
 			map[string]any{"anomalies": newestFirst(filterDevice(ref.Anomalies, "dev-d"), 1000)}},
+		{"fleet alerts, newest first across shards", "/alerts", map[string]any{"alerts": alertsJSON(ref.Alerts, "", "all", 100)}},
+		{"fleet alerts, limited", "/alerts?limit=1", map[string]any{"alerts": alertsJSON(ref.Alerts, "", "all", 1)}},
+		{"fleet open alerts", "/alerts?state=open", map[string]any{"alerts": openAlerts}},
+		{"fleet closed alerts", "/alerts?state=closed&limit=1000", map[string]any{"alerts": alertsJSON(ref.Alerts, "", "closed", 1000)}},
+		{"device alerts", "/alerts?device_id=dev-a&state=all", map[string]any{"alerts": alertsJSON(ref.Alerts, "dev-a", "all", 100)}},
+		{"device open alerts", "/alerts?device_id=dev-d&state=open", map[string]any{"alerts": alertsJSON(ref.Alerts, "dev-d", "open", 100)}},
+		{"device closed alerts", "/alerts?device_id=dev-d&state=closed", map[string]any{"alerts": alertsJSON(ref.Alerts, "dev-d", "closed", 100)}},
 		{"devices", "/devices", map[string]any{"devices": devices}},
 		{"devices after a cursor", "/devices?cursor=dev-b&limit=1", map[string]any{"devices": devices[2:3], "next_cursor": "dev-c"}},
 	}
@@ -143,7 +159,7 @@ func TestQueriesOnAnalyzedFleet(t *testing.T) {
 		for _, w := range []struct {
 			name  string
 			value float64
-		}{{"rolling_average_rps", fleetMean}, {"pulse_fleet_events_processed", 1000}, {"pulse_fleet_anomalies", 5}} {
+		}{{"rolling_average_rps", fleetMean}, {"pulse_fleet_events_processed", 1000}, {"pulse_fleet_anomalies", 5}, {"pulse_alerts_open", 1}} {
 			if v, ok := promtext.Value(t, string(r.body), w.name, nil); !ok || v != w.value {
 				t.Errorf("%s = %v (present %v), want %v", w.name, v, ok, w.value)
 			}
@@ -300,8 +316,11 @@ func TestQueriesOnEmptyFleet(t *testing.T) {
 		want map[string]any
 	}{
 		{"/analyze", map[string]any{"rolling_average": 0, "mean": 0, "std_dev": 0, "anomaly_count": 0, "total_processed": 0,
-			"anomaly_rate": 0, "window_size": 50, "samples": 0, "devices": 0, "detectors": []string{}}},
+			"anomaly_rate": 0, "window_size": 50, "samples": 0, "devices": 0, "detectors": []string{}, "open_alerts": 0}},
 		{"/anomalies", map[string]any{"anomalies": []any{}}},
+		{"/alerts", map[string]any{"alerts": []any{}}},
+		{"/alerts?state=open", map[string]any{"alerts": []any{}}},
+		{"/alerts?state=closed", map[string]any{"alerts": []any{}}},
 		{"/devices", map[string]any{"devices": []any{}}},
 		{"/health", map[string]any{"status": "healthy"}},
 		{"/ready", map[string]any{"status": "ready"}},
@@ -353,6 +372,17 @@ func TestQueryErrors(t *testing.T) {
 		{"/anomalies?limit=abc", 400},
 		{"/anomalies?limit=", 400},
 		{"/anomalies?device_id=ghost&limit=5000", 400},
+		{"/alerts?device_id=ghost", 404},
+		{"/alerts?device_id=ghost&state=open", 404},
+		{"/alerts?device_id=" + url.QueryEscape("bad id"), 400},
+		{"/alerts?device_id=", 400},
+		{"/alerts?limit=0", 400},
+		{"/alerts?limit=1001", 400},
+		{"/alerts?limit=x", 400},
+		{"/alerts?state=pending", 400},
+		{"/alerts?state=", 400},
+		{"/alerts?state=OPEN", 400},
+		{"/alerts?device_id=ghost&state=nope", 400},
 		{"/devices?limit=0", 400},
 		{"/devices?limit=1001", 400},
 		{"/devices?limit=ten", 400},
@@ -390,7 +420,8 @@ func TestQueriesWhileRedisIsDown(t *testing.T) {
 	env["REDIS_TIMEOUT"] = "1s"
 	const bound = 1*time.Second + 1*time.Second // REDIS_TIMEOUT + slack
 	h := newTestAPI(t, env)
-	paths := []string{"/analyze", "/analyze?device_id=dev-1", "/anomalies", "/anomalies?device_id=dev-1", "/devices"}
+	paths := []string{"/analyze", "/analyze?device_id=dev-1", "/anomalies", "/anomalies?device_id=dev-1", "/alerts",
+		"/alerts?device_id=dev-1", "/alerts?state=open", "/devices"}
 
 	srv.Kill()
 	for _, p := range paths {

@@ -15,7 +15,7 @@ type fleetCollector struct {
 	store   resultStore
 	timeout time.Duration
 
-	rollingAverage, processed, anomalies *prometheus.Desc
+	rollingAverage, processed, anomalies, alertsOpen *prometheus.Desc
 }
 
 func newFleetCollector(store resultStore, timeout time.Duration) *fleetCollector {
@@ -24,6 +24,7 @@ func newFleetCollector(store resultStore, timeout time.Duration) *fleetCollector
 		rollingAverage: prometheus.NewDesc("rolling_average_rps", "Mean rps of the fleet's newest WINDOW_SIZE analyzed events.", nil, nil),
 		processed:      prometheus.NewDesc("pulse_fleet_events_processed", "Events analyzed, all devices.", nil, nil),
 		anomalies:      prometheus.NewDesc("pulse_fleet_anomalies", "Anomalous events, all devices.", nil, nil),
+		alertsOpen:     prometheus.NewDesc("pulse_alerts_open", "Device alerts open now, all devices and signals.", nil, nil),
 	}
 }
 
@@ -31,6 +32,7 @@ func (c *fleetCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.rollingAverage
 	ch <- c.processed
 	ch <- c.anomalies
+	ch <- c.alertsOpen
 }
 
 func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
@@ -47,4 +49,5 @@ func (c *fleetCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.rollingAverage, prometheus.GaugeValue, mean)
 	ch <- prometheus.MustNewConstMetric(c.processed, prometheus.GaugeValue, float64(f.Processed))
 	ch <- prometheus.MustNewConstMetric(c.anomalies, prometheus.GaugeValue, float64(f.Anomalies))
+	ch <- prometheus.MustNewConstMetric(c.alertsOpen, prometheus.GaugeValue, float64(f.AlertsOpen))
 }

@@ -22,10 +22,11 @@ type resultStore interface {
 	Fleet(ctx context.Context) (results.Fleet, error)
 	Device(ctx context.Context, id string) (*state.Device, error)
 	Anomalies(ctx context.Context, deviceID string, limit int) ([]state.Anomaly, error)
+	Alerts(ctx context.Context, deviceID, which string, limit int) ([]state.Alert, error)
 	Devices(ctx context.Context, cursor string, limit int) ([]results.DeviceSummary, string, error)
 }
 
-// Paging limits of /anomalies and /devices.
+// Paging limits of /anomalies, /alerts and /devices.
 const (
 	defaultLimit = 100
 	maxLimit     = 1000
@@ -35,6 +36,7 @@ var (
 	errBadDeviceID = errors.New("invalid device_id: want 1-128 characters of [A-Za-z0-9._:-]")
 	errBadLimit    = errors.New("invalid limit: want a whole number from 1 to 1000")
 	errBadCursor   = errors.New("invalid cursor")
+	errBadState    = errors.New("invalid state: want open, closed or all")
 	errUnavailable = errors.New("storage unavailable, retry later")
 )
 
@@ -56,6 +58,7 @@ type fleetResponse struct {
 	Pending        *int64   `json:"pending"`
 	UnknownLag     []int    `json:"lag_unknown_shards"`
 	Detectors      []string `json:"detectors"`
+	OpenAlerts     int64    `json:"open_alerts"`
 }
 
 type lastEvent struct {
@@ -63,6 +66,7 @@ type lastEvent struct {
 	RPS       float64 `json:"rps"`
 	CPU       float64 `json:"cpu"`
 	ZScore    float64 `json:"z_score"`
+	Score     float64 `json:"score"`
 	IsAnomaly bool    `json:"is_anomaly"`
 }
 
@@ -71,6 +75,45 @@ type signalStats struct {
 	Mean           float64 `json:"mean"`
 	StdDev         float64 `json:"std_dev"`
 	ZScore         float64 `json:"z_score"`
+	Score          float64 `json:"score"`
+}
+
+// openAlert is a device's open alert in /analyze?device_id=X.
+type openAlert struct {
+	ID       string  `json:"id"`
+	Signal   string  `json:"signal"`
+	OpenedAt float64 `json:"opened_at"`
+	Score    float64 `json:"score"`
+}
+
+// alertRecord is one alert of /alerts.
+type alertRecord struct {
+	ID       string   `json:"id"`
+	DeviceID string   `json:"device_id"`
+	Signal   string   `json:"signal"`
+	State    string   `json:"state"` // results.AlertsOpen or results.AlertsClosed
+	OpenedAt float64  `json:"opened_at"`
+	ClosedAt *float64 `json:"closed_at"` // null while open
+	Score    float64  `json:"score"`
+	ZScore   float64  `json:"z_score"`
+	Value    float64  `json:"value"`
+	Expected band     `json:"expected"`
+	Events   uint32   `json:"events"`
+}
+
+type band struct {
+	Low  float64 `json:"low"`
+	High float64 `json:"high"`
+}
+
+func newAlertRecord(a state.Alert) alertRecord {
+	r := alertRecord{ID: a.ID(), DeviceID: a.DeviceID, Signal: a.Signal, State: results.AlertsOpen, OpenedAt: a.OpenedAt,
+		Score: a.Score, ZScore: a.Z, Value: a.Value, Expected: band{a.Low, a.High}, Events: a.Events}
+	if !a.Open {
+		closed := a.ClosedAt
+		r.State, r.ClosedAt = results.AlertsClosed, &closed
+	}
+	return r
 }
 
 type deviceResponse struct {
@@ -86,6 +129,7 @@ type deviceResponse struct {
 	LastSeen       float64     `json:"last_seen"`
 	Last           lastEvent   `json:"last"`
 	CPU            signalStats `json:"cpu"`
+	OpenAlerts     []openAlert `json:"open_alerts"` // newest first
 }
 
 func handleAnalyze(store resultStore, window int, log *zap.Logger) gin.HandlerFunc {
@@ -108,7 +152,7 @@ func handleAnalyze(store resultStore, window int, log *zap.Logger) gin.HandlerFu
 			AnomalyRate: rate(uint64(f.Anomalies), uint64(f.Processed)),
 			WindowSize:  window, Samples: len(f.Values),
 			Devices: f.Devices, Lag: known(f.Lag, f.LagUnknown), Pending: known(f.Pending, f.PendingUnknown),
-			UnknownLag: nonNil(f.LagUnknown), Detectors: nonNil(f.Detectors),
+			UnknownLag: nonNil(f.LagUnknown), Detectors: nonNil(f.Detectors), OpenAlerts: f.AlertsOpen,
 		})
 	}
 }
@@ -125,12 +169,18 @@ func analyzeDevice(c *gin.Context, store resultStore, window int, log *zap.Logge
 	}
 	mean, sd := d.RPS.MeanStdDev()
 	cpuMean, cpuSD := d.CPU.MeanStdDev()
+	open := []openAlert{}
+	for _, a := range d.OpenAlerts(id) {
+		open = append(open, openAlert{ID: a.ID(), Signal: a.Signal, OpenedAt: a.OpenedAt, Score: a.Score})
+	}
 	httpserver.WriteJSON(c, log, http.StatusOK, deviceResponse{
 		DeviceID: id, RollingAverage: mean, Mean: mean, StdDev: sd,
 		AnomalyCount: d.Anomalies, TotalProcessed: d.Total, AnomalyRate: rate(d.Anomalies, d.Total),
 		WindowSize: window, Samples: d.RPS.Len(), LastSeen: d.LastSeen,
-		Last: lastEvent{Timestamp: d.Last.Timestamp, RPS: d.Last.RPS, CPU: d.Last.CPU, ZScore: d.Last.ZRPS, IsAnomaly: d.Last.Anomaly},
-		CPU:  signalStats{RollingAverage: cpuMean, Mean: cpuMean, StdDev: cpuSD, ZScore: d.Last.ZCPU},
+		Last: lastEvent{Timestamp: d.Last.Timestamp, RPS: d.Last.RPS, CPU: d.Last.CPU, ZScore: d.Last.ZRPS, Score: d.Last.ScoreRPS,
+			IsAnomaly: d.Last.Anomaly},
+		CPU:        signalStats{RollingAverage: cpuMean, Mean: cpuMean, StdDev: cpuSD, ZScore: d.Last.ZCPU, Score: d.Last.ScoreCPU},
+		OpenAlerts: open,
 	})
 }
 
@@ -152,6 +202,40 @@ func handleAnomalies(store resultStore, log *zap.Logger) gin.HandlerFunc {
 			return
 		}
 		httpserver.WriteJSON(c, log, http.StatusOK, gin.H{"anomalies": list})
+	}
+}
+
+// handleAlerts serves GET /alerts?device_id=X&state=open|closed|all&limit=N.
+func handleAlerts(store resultStore, log *zap.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		limit, err := parseLimit(c)
+		if err != nil {
+			writeError(c, log, err)
+			return
+		}
+		which := results.AlertsAll
+		if v, ok := c.GetQuery("state"); ok {
+			which = v
+		}
+		if which != results.AlertsAll && which != results.AlertsOpen && which != results.AlertsClosed {
+			writeError(c, log, errBadState)
+			return
+		}
+		id, byDevice := c.GetQuery("device_id")
+		if byDevice && !metric.ValidDeviceID(id) {
+			writeError(c, log, errBadDeviceID)
+			return
+		}
+		list, err := store.Alerts(c.Request.Context(), id, which, limit)
+		if err != nil {
+			writeError(c, log, err)
+			return
+		}
+		out := make([]alertRecord, len(list))
+		for i, a := range list {
+			out[i] = newAlertRecord(a)
+		}
+		c.JSON(http.StatusOK, gin.H{"alerts": out})
 	}
 }
 
@@ -196,7 +280,7 @@ func parseLimit(c *gin.Context) (int, error) {
 // only the unexpected ones are logged.
 func writeError(c *gin.Context, log *zap.Logger, err error) {
 	switch {
-	case errors.Is(err, errBadDeviceID), errors.Is(err, errBadLimit), errors.Is(err, errBadCursor):
+	case errors.Is(err, errBadDeviceID), errors.Is(err, errBadLimit), errors.Is(err, errBadCursor), errors.Is(err, errBadState):
 		httpserver.Error(c, http.StatusBadRequest, err.Error(), nil)
 	case errors.Is(err, results.ErrNotFound):
 		httpserver.Error(c, http.StatusNotFound, "unknown device", nil)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -157,7 +159,7 @@ func seed(t *testing.T, prefix string, ac analysisConfig, events []stream.Event)
 			t.Fatalf("xgroup create: %v", err)
 		}
 		w := results.NewWriter(rdb, keys, s)
-		applier := analysis.NewApplier(newDetector(), ac.Window)
+		applier := analysis.NewApplier(newDetector(), analysis.DefaultParams(ac.Window))
 		recent := &state.Recent{Size: ac.Window}
 		for {
 			res, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: shard.Group, Consumer: consumer,
@@ -191,6 +193,10 @@ func seed(t *testing.T, prefix string, ac analysisConfig, events []stream.Event)
 type reference struct {
 	States    map[string]*state.Device
 	Anomalies []state.Anomaly // in stream order
+	// Alerts is every alert as it stands after the events, newest first
+	// (by the stream id of its opening event, then number): an open one
+	// as its device's state has it.
+	Alerts []state.Alert
 }
 
 // analyze applies events in stream order with the pure analysis code the
@@ -216,8 +222,55 @@ func analyze(t *testing.T, ac analysisConfig, events []seededEvent) reference {
 		t.Fatalf("reference dead-lettered %d entries", len(d.Dead))
 	}
 	states := map[string]*state.Device{}
-	res := analysis.NewApplier(det, ac.Window).Apply(d, states, nil)
-	return reference{States: states, Anomalies: res.Anomalies}
+	res := analysis.NewApplier(det, analysis.DefaultParams(ac.Window)).Apply(d, states, nil)
+	last := map[string]state.Alert{}
+	for _, c := range res.Alerts {
+		last[c.Alert.ID()] = c.Alert
+	}
+	for id, st := range states {
+		for _, a := range st.OpenAlerts(id) {
+			last[a.ID()] = a
+		}
+	}
+	var alerts []state.Alert
+	for _, a := range last {
+		alerts = append(alerts, a)
+	}
+	slices.SortFunc(alerts, func(a, b state.Alert) int {
+		if a.OpenedID != b.OpenedID {
+			if b.OpenedID.Less(a.OpenedID) {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(b.Seq, a.Seq)
+	})
+	return reference{States: states, Anomalies: res.Anomalies, Alerts: alerts}
+}
+
+// alertJSON is one record of /alerts as the contract names it.
+func alertJSON(a state.Alert) map[string]any {
+	st, closedAt := "open", any(nil)
+	if !a.Open {
+		st, closedAt = "closed", a.ClosedAt
+	}
+	return map[string]any{
+		"id": a.DeviceID + ":" + strconv.FormatUint(a.Seq, 10), "device_id": a.DeviceID, "signal": a.Signal, "state": st,
+		"opened_at": a.OpenedAt, "closed_at": closedAt, "score": a.Score, "z_score": a.Z, "value": a.Value,
+		"expected": map[string]any{"low": a.Low, "high": a.High}, "events": a.Events,
+	}
+}
+
+// alertsJSON is the records of list in state which ("open", "closed",
+// "all") of device (all devices: ""), at most limit, in list's order.
+func alertsJSON(list []state.Alert, device, which string, limit int) []map[string]any {
+	out := []map[string]any{}
+	for _, a := range list {
+		if (device == "" || a.DeviceID == device) && (which == "all" || (which == "open") == a.Open) && len(out) < limit {
+			out = append(out, alertJSON(a))
+		}
+	}
+	return out
 }
 
 // meanStdDev is the mean and population standard deviation of the last
@@ -246,7 +299,7 @@ func meanStdDev(vals []float64, n int) (mean, sd float64) {
 func anomalyJSON(a state.Anomaly) map[string]any {
 	return map[string]any{
 		"device_id": a.DeviceID, "timestamp": a.Timestamp, "signal": a.Signal, "value": a.Value,
-		"z_score": a.ZScore, "mean": a.Mean, "std_dev": a.StdDev, "stream_id": a.StreamID,
+		"z_score": a.ZScore, "score": a.Score, "mean": a.Mean, "std_dev": a.StdDev, "stream_id": a.StreamID,
 	}
 }
 

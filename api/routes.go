@@ -26,6 +26,7 @@ func addRoutes(r *gin.Engine, cfg config.Config, store resultStore, tokens *auth
 		redisDeadline(cfg.RedisTimeout))
 	g.GET("/analyze", handleAnalyze(store, cfg.WindowSize, log))
 	g.GET("/anomalies", handleAnomalies(store, log))
+	g.GET("/alerts", handleAlerts(store, log))
 	g.GET("/devices", handleDevices(store, log))
 }
 

@@ -58,7 +58,7 @@ func TestQueriesNeedAReadToken(t *testing.T) {
 		wantChall string
 	}
 	var tests []tc
-	for _, p := range []string{"/analyze", "/analyze?device_id=nobody", "/anomalies", "/devices", "/prometheus"} {
+	for _, p := range []string{"/analyze", "/analyze?device_id=nobody", "/anomalies", "/alerts", "/alerts?device_id=nobody&state=open", "/devices", "/prometheus"} {
 		tests = append(tests,
 			tc{p + " without a token", p, nil, 401, challenge},
 			tc{p + " with a wrong token", p, header("Authorization", "Bearer read-token-c"), 401, challenge},
@@ -256,6 +256,10 @@ func (b *blockingStore) Anomalies(context.Context, string, int) ([]state.Anomaly
 	b.wait()
 	return nil, nil
 }
+func (b *blockingStore) Alerts(context.Context, string, string, int) ([]state.Alert, error) {
+	b.wait()
+	return nil, nil
+}
 func (b *blockingStore) Devices(context.Context, string, int) ([]results.DeviceSummary, string, error) {
 	b.wait()
 	return nil, "", nil
@@ -277,7 +281,7 @@ func TestAPIInFlightCap(t *testing.T) {
 	addRoutes(r, cfg, store, tokens, zap.NewNop())
 
 	held := make(chan response, 2)
-	for _, p := range []string{"/devices", "/anomalies"} {
+	for _, p := range []string{"/devices", "/alerts"} {
 		go func() { held <- request(r, p, "", nil) }()
 		<-store.entered
 	}

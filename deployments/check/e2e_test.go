@@ -221,7 +221,7 @@ func (e *e2e) pipeline(t *testing.T) {
 		}
 		return nil
 	})
-	for _, p := range []string{"/devices", "/anomalies", "/analyze?device_id=d1", "/analyze"} {
+	for _, p := range []string{"/devices", "/anomalies", "/alerts", "/alerts?device_id=d1&state=open", "/analyze?device_id=d1", "/analyze"} {
 		if code, body, err := httpGet(e.url(config.API) + p); err != nil || code != 200 {
 			t.Errorf("GET %s: %d %q %v", p, code, body, err)
 		}

@@ -55,10 +55,12 @@ var Contract = []ContractMetric{
 	{"pulse_shards_owned", Gauge, []string{"analyzer"}},
 	{"pulse_end_to_end_latency_seconds", Histogram, []string{"analyzer"}},
 	{"pulse_lease_lost_total", Counter, []string{"analyzer"}},
+	{"pulse_alerts_opened_total", Counter, []string{"analyzer"}},
 
 	{"rolling_average_rps", Gauge, []string{"api"}},
 	{"pulse_fleet_events_processed", Gauge, []string{"api"}},
 	{"pulse_fleet_anomalies", Gauge, []string{"api"}},
+	{"pulse_alerts_open", Gauge, []string{"api"}},
 }
 
 // SeriesNames returns the sample names a family exposes in the text format.

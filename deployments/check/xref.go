@@ -1204,6 +1204,7 @@ var IngressRoutes = map[string]string{
 	"/metrics":   config.Ingest,
 	"/analyze":   config.API,
 	"/anomalies": config.API,
+	"/alerts":    config.API,
 	"/devices":   config.API,
 	"/health":    config.API,
 }

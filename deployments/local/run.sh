@@ -58,7 +58,7 @@ done
 
 cat <<MSG
 ingest:   http://$INGEST_ADDR   POST /metrics · /health /ready /prometheus
-api:      http://$API_ADDR   GET /analyze /anomalies /devices · /health /ready /prometheus
+api:      http://$API_ADDR   GET /analyze /anomalies /alerts /devices · /health /ready /prometheus
 analyzer: $(for a in $ANALYZER_ADDRS; do printf 'http://%s/prometheus ' "$a"; done)
 logs:     .run/logs/
 Press Ctrl-C to stop.

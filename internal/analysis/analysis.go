@@ -1,11 +1,20 @@
 // Package analysis applies a batch of stream entries to device states: it
-// decodes entries, skips those already applied, runs the detector and
-// collects what must be written. It does no I/O, so the analyzer, the
-// tests' single-process reference and benchmarks all share it.
+// decodes entries, skips those already applied, runs the per-value
+// detector, scores each value (package score), steps each signal's alert
+// (package alert) and collects what must be written. It does no I/O, so
+// the analyzer, the tests' single-process reference and benchmarks all
+// share it.
+//
+// Everything a value changes lives in the device's state, and a batch's
+// states are written atomically with the acknowledgement of its entries,
+// so applying a device's events gives the same states, anomalies and
+// alert changes whatever the batches, analyzers, kills and takeovers.
 package analysis
 
 import (
+	"github.com/pulse-iot/pulse/internal/alert"
 	"github.com/pulse-iot/pulse/internal/detector"
+	"github.com/pulse-iot/pulse/internal/score"
 	"github.com/pulse-iot/pulse/internal/state"
 	"github.com/pulse-iot/pulse/internal/stream"
 )
@@ -73,21 +82,35 @@ func Decode(entries []Entry) Decoded {
 	return d
 }
 
-// Update is one device's new state and the anomalies it produced.
+// Update is one device's new state and what it produced.
 type Update struct {
 	DeviceID  string
 	State     *state.Device
 	New       bool            // first event ever of this device
 	Anomalies []state.Anomaly // in stream order
+	Alerts    []AlertChange   // in stream order
+}
+
+// AlertChange is an alert opened or closed by a value.
+type AlertChange struct {
+	Change alert.Change // alert.Opened or alert.Closed
+	Alert  state.Alert  // the episode after the change
+	// Newest is the device's newest alert number after the change
+	// (state.Device.AlertSeq then): how old the alert is among the
+	// device's, for the history's bound.
+	Newest uint64
 }
 
 // Result is what a batch changes.
 type Result struct {
 	Updates         []*Update       // devices whose state changed, in first-seen order
 	Anomalies       []state.Anomaly // all devices, in stream order
+	Alerts          []AlertChange   // all devices, in stream order
 	Processed       int             // events applied
 	Duplicates      int             // events skipped as already applied
 	AnomalousEvents int
+	AlertsOpened    int
+	AlertsClosed    int
 	BySignal        map[string]int // anomalous values per signal
 	Receipts        []int64        // receipt time of each applied event, Unix ns
 }
@@ -98,16 +121,29 @@ const (
 	SignalCPU = "cpu"
 )
 
+// Params are the applier's settings besides the detector.
+type Params struct {
+	Window int          // values per window (WINDOW_SIZE)
+	Score  score.Params // the anomaly score
+	Alert  alert.Params // ALERT_THRESHOLD, ALERT_RECOVERY
+}
+
+// DefaultParams are the services' defaults for windows of window values.
+func DefaultParams(window int) Params {
+	return Params{Window: window, Score: score.DefaultParams(), Alert: alert.DefaultParams()}
+}
+
 // Applier applies decoded batches. It is not safe for concurrent use: its
 // detector keeps scratch space.
 type Applier struct {
-	det    detector.Detector
-	window int
+	det detector.Detector
+	p   Params
 }
 
-// NewApplier returns an applier scoring with det over windows of size.
-func NewApplier(det detector.Detector, window int) *Applier {
-	return &Applier{det: det, window: window}
+// NewApplier returns an applier judging values with det and scoring and
+// alerting with p.
+func NewApplier(det detector.Detector, p Params) *Applier {
+	return &Applier{det: det, p: p}
 }
 
 // Apply applies the events of d in order to states (device id → state;
@@ -116,11 +152,12 @@ func NewApplier(det detector.Detector, window int) *Applier {
 func (a *Applier) Apply(d Decoded, states map[string]*state.Device, recent *state.Recent) Result {
 	res := Result{BySignal: map[string]int{}}
 	touched := make(map[string]*Update, len(d.DeviceIDs))
-	for _, ev := range d.Events {
+	for i := range d.Events {
+		ev := &d.Events[i]
 		st := states[ev.DeviceID]
 		isNew := st == nil
 		if isNew {
-			st = state.NewDevice(a.window)
+			st = state.NewDevice(a.p.Window)
 			states[ev.DeviceID] = st
 		}
 		if !st.LastID.Less(ev.ID) {
@@ -143,17 +180,21 @@ func (a *Applier) Apply(d Decoded, states map[string]*state.Device, recent *stat
 			res.AnomalousEvents++
 		}
 		st.LastSeen = float64(ev.Receipt) / 1e9
-		st.Last = state.Last{Timestamp: ev.Timestamp, RPS: ev.RPS, CPU: ev.CPU, ZRPS: rps.Z, ZCPU: cpu.Z, Anomaly: anomalous}
+		scoreRPS := a.scoreAndAlert(&res, u, ev, state.SignalRPS, ev.RPS, rps.Z)
+		scoreCPU := a.scoreAndAlert(&res, u, ev, state.SignalCPU, ev.CPU, cpu.Z)
+		st.Last = state.Last{Timestamp: ev.Timestamp, RPS: ev.RPS, CPU: ev.CPU, ZRPS: rps.Z, ZCPU: cpu.Z,
+			ScoreRPS: scoreRPS, ScoreCPU: scoreCPU, Anomaly: anomalous}
 		for _, s := range [...]struct {
 			name  string
 			value float64
 			r     detector.Result
-		}{{SignalRPS, ev.RPS, rps}, {SignalCPU, ev.CPU, cpu}} {
+			score float64
+		}{{SignalRPS, ev.RPS, rps, scoreRPS}, {SignalCPU, ev.CPU, cpu, scoreCPU}} {
 			if !s.r.Anomaly {
 				continue
 			}
 			an := state.Anomaly{DeviceID: ev.DeviceID, Timestamp: ev.Timestamp, Signal: s.name, Value: s.value,
-				ZScore: s.r.Z, Mean: s.r.Mean, StdDev: s.r.StdDev, StreamID: ev.ID.String()}
+				ZScore: s.r.Z, Score: s.score, Mean: s.r.Mean, StdDev: s.r.StdDev, StreamID: ev.ID.String()}
 			u.Anomalies = append(u.Anomalies, an)
 			res.Anomalies = append(res.Anomalies, an)
 			res.BySignal[s.name]++
@@ -165,4 +206,30 @@ func (a *Applier) Apply(d Decoded, states map[string]*state.Device, recent *stat
 		res.Receipts = append(res.Receipts, ev.Receipt)
 	}
 	return res
+}
+
+// scoreAndAlert scores value x of signal sig of ev's device, with the
+// metric's own timestamp, steps the signal's alert and records what it
+// opened or closed. It returns the score. It allocates only for a change.
+func (a *Applier) scoreAndAlert(res *Result, u *Update, ev *Event, sig int, x, z float64) float64 {
+	st := u.State
+	s := &st.Signals[sig]
+	sc := a.p.Score.Observe(&s.Score, ev.Timestamp, x)
+	sc.Score = max(sc.Score, 0) // a score of −0 (−log of 1) reads as 0, not "-0", in JSON
+	ch := a.p.Alert.Step(&s.Alert, alert.Input{Time: ev.Timestamp, Value: x, Score: sc.Score, Z: z, Low: sc.Low, High: sc.High})
+	switch ch {
+	case alert.Opened:
+		st.AlertSeq++
+		s.AlertSeq, s.OpenedID = st.AlertSeq, ev.ID
+		res.AlertsOpened++
+	case alert.Closed:
+		res.AlertsClosed++
+	default:
+		return sc.Score
+	}
+	rec, _ := st.Alert(ev.DeviceID, sig)
+	c := AlertChange{Change: ch, Alert: rec, Newest: st.AlertSeq}
+	u.Alerts = append(u.Alerts, c)
+	res.Alerts = append(res.Alerts, c)
+	return sc.Score
 }

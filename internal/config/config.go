@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pulse-iot/pulse/internal/alert"
 	"github.com/pulse-iot/pulse/internal/detector"
 )
 
@@ -47,9 +49,11 @@ type Config struct {
 	MaxBatch     int
 	MaxBodyBytes int64
 
-	ConsumerName string
-	LeaseTTL     time.Duration
-	ReadCount    int
+	ConsumerName   string
+	LeaseTTL       time.Duration
+	ReadCount      int
+	AlertThreshold float64 // analyzer: a signal's alert opens at this score
+	AlertRecovery  int     // analyzer: consecutive normal values that close it
 
 	RedisClusterAddrs []string
 
@@ -68,6 +72,11 @@ type Config struct {
 // DetectorParams returns the detector settings.
 func (c Config) DetectorParams() detector.Params {
 	return detector.Params{WindowSize: c.WindowSize, MinSamples: c.MinSamples, Threshold: c.ZThreshold}
+}
+
+// AlertParams returns the alert settings.
+func (c Config) AlertParams() alert.Params {
+	return alert.Params{Threshold: c.AlertThreshold, Recovery: c.AlertRecovery}
 }
 
 // String describes the configuration for the start-up log, secrets masked.
@@ -186,6 +195,17 @@ func Vars() []Var {
 		}},
 		{"READ_COUNT", "500", []string{Analyzer}, "Most stream entries an analyzer reads and applies in one batch.", func(c *Config, v string) error {
 			return intIn(&c.ReadCount, v, 1, 100000)
+		}},
+		{"ALERT_THRESHOLD", strconv.FormatFloat(alert.DefaultThreshold, 'g', -1, 64), []string{Analyzer}, "A device's signal opens an alert when a value's anomaly score (0 to 1) reaches this; the default maximises NAB's standard profile (docs/ACCURACY.md).", func(c *Config, v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || !(f > 0 && f <= 1) {
+				return errors.New("must be a score above 0, at most 1")
+			}
+			c.AlertThreshold = f
+			return nil
+		}},
+		{"ALERT_RECOVERY", strconv.Itoa(alert.DefaultRecovery), []string{Analyzer}, "An open alert closes after this many consecutive values back to normal (score below half ALERT_THRESHOLD).", func(c *Config, v string) error {
+			return intIn(&c.AlertRecovery, v, 1, math.MaxUint16)
 		}},
 		{"REDIS_CLUSTER_ADDRS", "", all, "Comma-separated host:port seeds of a Redis Cluster; when set, every service uses a cluster client and REDIS_ADDR is ignored.", func(c *Config, v string) error {
 			for _, a := range splitList(v) {

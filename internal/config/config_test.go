@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pulse-iot/pulse/internal/alert"
 )
 
 func TestDefaults(t *testing.T) {
@@ -27,7 +29,8 @@ func TestDefaults(t *testing.T) {
 		}
 	}
 	a, _ := Load(Analyzer, MapEnv(map[string]string{"CONSUMER_NAME": ""}))
-	if a.ConsumerName == "" || a.LeaseTTL != 5*time.Second || a.ReadCount != 500 {
+	if a.ConsumerName == "" || a.LeaseTTL != 5*time.Second || a.ReadCount != 500 ||
+		a.AlertParams() != alert.DefaultParams() {
 		t.Errorf("analyzer defaults = %+v", a)
 	}
 }
@@ -54,6 +57,13 @@ func TestInvalidValuesNameTheirVariable(t *testing.T) {
 		{Ingest, "KEY_PREFIX", "a b"},
 		{Analyzer, "LEASE_TTL", "100ms"},
 		{Analyzer, "READ_COUNT", "0"},
+		{Analyzer, "ALERT_THRESHOLD", "0"},
+		{Analyzer, "ALERT_THRESHOLD", "1.5"},
+		{Analyzer, "ALERT_THRESHOLD", "NaN"},
+		{Analyzer, "ALERT_THRESHOLD", "high"},
+		{Analyzer, "ALERT_RECOVERY", "0"},
+		{Analyzer, "ALERT_RECOVERY", "65536"},
+		{Analyzer, "ALERT_RECOVERY", "2.5"},
 		{API, "REDIS_CLUSTER_ADDRS", "a:1,b"},
 		{Ingest, "MAX_INFLIGHT", "-1"},
 		{API, "RATE_LIMIT", "fast"},
@@ -118,6 +128,25 @@ func TestHardeningDefaults(t *testing.T) {
 	}
 }
 
+// The alert settings the analyzer accepts are those the alert layer
+// accepts, at both ends of their ranges.
+func TestAlertSettings(t *testing.T) {
+	tests := []struct {
+		threshold, recovery string
+		want                alert.Params
+	}{
+		{"0.9", "3", alert.Params{Threshold: 0.9, Recovery: 3}},
+		{"1", "1", alert.Params{Threshold: 1, Recovery: 1}},
+		{"1e-6", "65535", alert.Params{Threshold: 1e-6, Recovery: 65535}},
+	}
+	for _, tt := range tests {
+		c, err := Load(Analyzer, MapEnv(map[string]string{"ALERT_THRESHOLD": tt.threshold, "ALERT_RECOVERY": tt.recovery}))
+		if err != nil || c.AlertParams() != tt.want || c.AlertParams().Validate() != nil {
+			t.Errorf("ALERT_THRESHOLD=%s ALERT_RECOVERY=%s: %+v, %v; want %+v", tt.threshold, tt.recovery, c.AlertParams(), err, tt.want)
+		}
+	}
+}
+
 func TestMinSamplesMayNotExceedWindow(t *testing.T) {
 	_, err := Load(API, MapEnv(map[string]string{"WINDOW_SIZE": "20", "MIN_SAMPLES": "21"}))
 	if err == nil || !strings.Contains(err.Error(), "MIN_SAMPLES") {
@@ -158,6 +187,11 @@ func TestReadmeDocumentsEveryVariable(t *testing.T) {
 	for _, v := range Vars() {
 		if !strings.Contains(string(b), "| `"+v.Name+"` |") {
 			t.Errorf("docs/CONFIG.md has no configuration row for %s", v.Name)
+			continue
+		}
+		// Defaults derived from code (ALERT_THRESHOLD's) must not drift either.
+		if row := "| `" + v.Name + "` | `" + v.Default + "` |"; v.Default != "" && !strings.Contains(string(b), row) {
+			t.Errorf("docs/CONFIG.md: the row of %s does not start %s", v.Name, row)
 		}
 	}
 }

@@ -37,6 +37,10 @@ type Fleet struct {
 	Processed int64
 	Anomalies int64
 	Devices   int64
+	// AlertsOpen is how many device alerts are open, AlertsOpened how
+	// many ever opened (the shards' counters).
+	AlertsOpen   int64
+	AlertsOpened int64
 	// Lag and Pending are summed over the shards whose figures Redis can
 	// tell; LagUnknown lists the others, whose backlog nobody knows: a
 	// stream without the analyzers' consumer group (Redis lost it and no
@@ -58,7 +62,7 @@ func (s *Reader) Fleet(ctx context.Context) (Fleet, error) {
 	devices := make([]*redis.IntCmd, s.shards)
 	groups := make([]*redis.XInfoGroupsCmd, s.shards)
 	for i := 0; i < s.shards; i++ {
-		stats[i] = pipe.HMGet(ctx, s.keys.Stats(i), "processed", "anomalies", "recent", "detector")
+		stats[i] = pipe.HMGet(ctx, s.keys.Stats(i), "processed", "anomalies", "recent", "detector", "alerts_open", "alerts_opened")
 		devices[i] = pipe.ZCard(ctx, s.keys.Devices(i))
 		groups[i] = pipe.XInfoGroups(ctx, s.keys.Stream(i))
 	}
@@ -76,6 +80,8 @@ func (s *Reader) Fleet(ctx context.Context) (Fleet, error) {
 		v := stats[i].Val()
 		f.Processed += atoi(v[0])
 		f.Anomalies += atoi(v[1])
+		f.AlertsOpen += max(atoi(v[4]), 0)
+		f.AlertsOpened += atoi(v[5])
 		if raw, ok := v[2].(string); ok {
 			r, err := state.DecodeRecent([]byte(raw), s.window)
 			if err != nil {

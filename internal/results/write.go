@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pulse-iot/pulse/internal/alert"
 	"github.com/pulse-iot/pulse/internal/analysis"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/state"
@@ -18,6 +19,10 @@ import (
 // AnomalyHistory is how many anomalies each device's and each shard's
 // list keeps.
 const AnomalyHistory = 1000
+
+// AlertHistory is how many alerts each device keeps, and how many
+// references to its newest alerts each shard's list keeps.
+const AlertHistory = 1000
 
 // Refusals of the scripts that guard a shard.
 var (
@@ -65,6 +70,11 @@ type Writer struct {
 	recent []byte
 	states []byte
 }
+
+// nFixedKeys is how many keys the write script has before the per-device
+// ones: adding a shard key means adding it to writeArgs and the script's
+// unpack, and raising this (a test holds the three together).
+const nFixedKeys = 9
 
 // NewWriter returns the writer of shard s's results.
 func NewWriter(rdb redis.UniversalClient, keys shard.Keys, s int) *Writer {
@@ -133,8 +143,8 @@ func (w *Writer) Write(ctx context.Context, b Batch) error {
 func (w *Writer) writeArgs(b Batch) ([]string, []any) {
 	s, res, d := w.shard, b.Result, b.Decoded
 	keys := []string{w.keys.Lease(s), w.keys.Stats(s), w.keys.Stream(s), w.keys.Devices(s),
-		w.keys.Anomalies(s), w.keys.DeadLetter(s), w.keys.DeviceStates(s)}
-	var newDevices, anomalous int
+		w.keys.Anomalies(s), w.keys.DeadLetter(s), w.keys.DeviceStates(s), w.keys.Alerts(s), w.keys.OpenAlerts(s)}
+	var newDevices, anomalous, alerting int
 	for _, u := range res.Updates {
 		if u.New {
 			newDevices++
@@ -144,11 +154,18 @@ func (w *Writer) writeArgs(b Batch) ([]string, []any) {
 			keys = append(keys, w.keys.DeviceAnomalies(s, u.DeviceID))
 		}
 	}
+	for _, u := range res.Updates {
+		if len(u.Alerts) > 0 {
+			alerting++
+			keys = append(keys, w.keys.DeviceAlerts(s, u.DeviceID))
+		}
+	}
 	w.recent = b.Recent.AppendBinary(w.recent[:0])
 	args := append(w.args[:0],
 		b.Lease, shard.Group, b.Consumer, b.Detector, res.Processed, res.AnomalousEvents,
 		w.recent, AnomalyHistory, b.Window, b.LeaseTTL.Milliseconds(),
-		len(res.Updates), newDevices, anomalous, len(res.Anomalies), len(d.Acks), len(d.Dead))
+		len(res.Updates), newDevices, anomalous, len(res.Anomalies), len(d.Acks), len(d.Dead),
+		alerting, len(res.Alerts), AlertHistory)
 	// All states in one buffer, reused between batches; the buffer is
 	// sized first so the slices handed to args stay valid.
 	size := 0
@@ -188,15 +205,80 @@ func (w *Writer) writeArgs(b Batch) ([]string, []any) {
 		payload, _ := json.Marshal(dl.Values)
 		args = append(args, dl.ID, dl.Reason, payload)
 	}
+	args = appendAlertArgs(args, res, AlertHistory)
 	w.args = args[:0]
 	return keys, args
+}
+
+// appendAlertArgs appends the batch's alert changes in stream order, each
+// as (device, number, state, record, ref, drop): device is the index (from
+// 1) of the device's alert hash among the script's per-device alert keys,
+// drop the number of a record to delete with the change (0: none).
+//
+// Each device keeps its newest keep alerts: opening number n deletes
+// number n−keep, unless that alert is still open (an open alert's record
+// stays: it is what GET /alerts?state=open shows); such an alert's record
+// is deleted when it closes instead.
+func appendAlertArgs(args []any, res analysis.Result, keep uint64) []any {
+	if len(res.Alerts) == 0 {
+		return args
+	}
+	index := map[string]int{}
+	open := map[string]map[uint64]bool{} // per device, the alerts open at this point of the batch
+	for _, u := range res.Updates {
+		if len(u.Alerts) == 0 {
+			continue
+		}
+		index[u.DeviceID] = len(index) + 1
+		// Open before the batch: open at its end and not opened by it, or
+		// closed by it and not opened by it.
+		opened := map[uint64]bool{}
+		for _, c := range u.Alerts {
+			if c.Change == alert.Opened {
+				opened[c.Alert.Seq] = true
+			}
+		}
+		before := map[uint64]bool{}
+		for _, a := range u.State.OpenAlerts(u.DeviceID) {
+			if !opened[a.Seq] {
+				before[a.Seq] = true
+			}
+		}
+		for _, c := range u.Alerts {
+			if c.Change == alert.Closed && !opened[c.Alert.Seq] {
+				before[c.Alert.Seq] = true
+			}
+		}
+		open[u.DeviceID] = before
+	}
+	for _, c := range res.Alerts {
+		a := c.Alert
+		o := open[a.DeviceID]
+		var drop uint64
+		st := "closed"
+		if c.Change == alert.Opened {
+			st = "open"
+			o[a.Seq] = true
+			if a.Seq > keep && !o[a.Seq-keep] {
+				drop = a.Seq - keep
+			}
+		} else {
+			delete(o, a.Seq)
+			if a.Seq+keep <= c.Newest {
+				drop = a.Seq
+			}
+		}
+		args = append(args, index[a.DeviceID], a.Seq, st, a.AppendBinary(nil), alertRef(a), drop)
+	}
+	return args
 }
 
 // header names the write script's fixed arguments in ARGV order, as
 // writeArgs appends them and the script unpacks them (a test holds the
 // three together).
 var header = []string{"lease", "group", "consumer", "detector", "processed", "anomalous",
-	"recent", "keep", "window", "ttl", "nstates", "nnew", "nanom", "nshard", "nack", "ndead"}
+	"recent", "keep", "window", "ttl", "nstates", "nnew", "nanom", "nshard", "nack", "ndead",
+	"nalertdev", "nalerts", "alertkeep"}
 
 // writeScript applies one batch atomically. It refuses while the lease is
 // not the caller's (FENCED) or while another consumer holds pending
@@ -204,16 +286,21 @@ var header = []string{"lease", "group", "consumer", "detector", "processed", "an
 // first.
 //
 // KEYS: lease, stats, stream, devices, shard anomalies, dead letters,
-// device states, then the anomaly list of each device with anomalies.
+// device states, shard alerts, open alerts (nFixedKeys); then the anomaly
+// list of each of the nanom devices with anomalies; then the alert hash of
+// each of the nalertdev devices with alert changes.
 // ARGV: the header (above); then nstates pairs (device id, state); nnew
 // pairs (0, device id); for each of the nanom devices with anomalies its
 // count and records; the shard's nshard records in stream order; nack
-// ids; ndead triples (id, reason, payload).
+// ids; ndead triples (id, reason, payload); nalerts alert changes in
+// stream order, each (device, number, state, record, ref, drop) as
+// appendAlertArgs describes.
 var writeScript = redis.NewScript(writeSource)
 
 const writeSource = `
-local leaseKey, statsKey, streamKey, devicesKey, anomaliesKey, deadKey, statesKey = unpack(KEYS, 1, 7)
-local lease, group, consumer, detector, processed, anomalous, recent, keep, window, ttl, nstates, nnew, nanom, nshard, nack, ndead = unpack(ARGV, 1, 16)
+local leaseKey, statsKey, streamKey, devicesKey, anomaliesKey, deadKey, statesKey, alertsKey, openAlertsKey = unpack(KEYS, 1, 9)
+local nfixed = 9 -- keys before the per-device ones
+local lease, group, consumer, detector, processed, anomalous, recent, keep, window, ttl, nstates, nnew, nanom, nshard, nack, ndead, nalertdev, nalerts, alertkeep = unpack(ARGV, 1, 19)
 if redis.call('GET', leaseKey) ~= lease then return redis.error_reply('FENCED lease lost') end
 local pend = redis.call('XPENDING', streamKey, group)
 if pend[4] then
@@ -223,7 +310,9 @@ if pend[4] then
 end
 keep = tonumber(keep)
 nstates, nnew, nanom = tonumber(nstates), tonumber(nnew), tonumber(nanom)
+if #KEYS ~= nfixed + nanom + tonumber(nalertdev) then return redis.error_reply('ERR ' .. #KEYS .. ' keys for ' .. nanom .. ' anomaly lists and ' .. nalertdev .. ' alert hashes') end
 nshard, nack, ndead = tonumber(nshard), tonumber(nack), tonumber(ndead)
+nalerts, alertkeep = tonumber(nalerts), tonumber(alertkeep)
 -- Calls with many arguments go in chunks: unpack is bounded by Lua's stack.
 local function chunks(from, n, per, fn)
   local step = math.floor(4000 / per) * per
@@ -235,15 +324,15 @@ local function chunks(from, n, per, fn)
     i = j + 1
   end
 end
-local a = 17 -- the first argument after the header
+local a = 20 -- the first argument after the header
 chunks(a, nstates, 2, function(i, j) redis.call('HSET', statesKey, unpack(ARGV, i, j)) end)
 a = a + 2 * nstates
 chunks(a, nnew, 2, function(i, j) redis.call('ZADD', devicesKey, unpack(ARGV, i, j)) end)
 a = a + 2 * nnew
 for d = 1, nanom do
   local n = tonumber(ARGV[a])
-  chunks(a + 1, n, 1, function(i, j) redis.call('LPUSH', KEYS[7 + d], unpack(ARGV, i, j)) end)
-  redis.call('LTRIM', KEYS[7 + d], 0, keep - 1)
+  chunks(a + 1, n, 1, function(i, j) redis.call('LPUSH', KEYS[nfixed + d], unpack(ARGV, i, j)) end)
+  redis.call('LTRIM', KEYS[nfixed + d], 0, keep - 1)
   a = a + 1 + n
 end
 if nshard > 0 then
@@ -264,6 +353,29 @@ for d = 1, ndead do
   redis.call('XADD', deadKey, 'MAXLEN', '~', 100000, '*', 'id', ARGV[a], 'reason', ARGV[a + 1], 'entry', ARGV[a + 2])
   a = a + 3
 end
+-- Alert changes, in stream order: each device's hash by number, the
+-- shard's newest references and open set, the counters.
+local opened, closed = 0, 0
+for i = 1, nalerts do
+  local key = KEYS[nfixed + nanom + tonumber(ARGV[a])]
+  local n, st, rec, ref, drop = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+  redis.call('HSET', key, n, rec)
+  if drop ~= '0' then redis.call('HDEL', key, drop) end
+  if st == 'open' then
+    opened = opened + 1
+    redis.call('LPUSH', alertsKey, ref)
+    redis.call('SADD', openAlertsKey, ref)
+  else
+    closed = closed + 1
+    redis.call('SREM', openAlertsKey, ref)
+  end
+  a = a + 6
+end
+if opened > 0 then
+  redis.call('LTRIM', alertsKey, 0, alertkeep - 1)
+  redis.call('HINCRBY', statsKey, 'alerts_opened', opened)
+end
+if opened ~= closed then redis.call('HINCRBY', statsKey, 'alerts_open', opened - closed) end
 -- Everything below the oldest entry still pending is processed.
 pend = redis.call('XPENDING', streamKey, group)
 local minid = maxid

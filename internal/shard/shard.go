@@ -64,6 +64,16 @@ func (k Keys) DeviceStates(s int) string { return k.tagged("states", s) }
 // DeviceAnomalies is one device's list of its newest anomalies.
 func (k Keys) DeviceAnomalies(s int, id string) string { return k.tagged("anomalies", s) + ":" + id }
 
+// Alerts is shard s's list of references to its newest alerts, newest
+// first (package results has the layout).
+func (k Keys) Alerts(s int) string { return k.tagged("alerts", s) }
+
+// OpenAlerts is shard s's set of references to its open alerts.
+func (k Keys) OpenAlerts(s int) string { return k.tagged("openalerts", s) }
+
+// DeviceAlerts is one device's hash of its newest alerts by number.
+func (k Keys) DeviceAlerts(s int, id string) string { return k.tagged("alerts", s) + ":" + id }
+
 // Members is the sorted set of live analyzers, scored by expiry.
 func (k Keys) Members() string { return k.Prefix + ":analyzers" }
 

@@ -67,6 +67,9 @@ func TestKeysShareTheShardHashTag(t *testing.T) {
 		{k.DeadLetter(7), "pulse:deadletter:{7}"},
 		{k.DeviceStates(7), "pulse:states:{7}"},
 		{k.DeviceAnomalies(7, "d1"), "pulse:anomalies:{7}:d1"},
+		{k.Alerts(7), "pulse:alerts:{7}"},
+		{k.OpenAlerts(7), "pulse:openalerts:{7}"},
+		{k.DeviceAlerts(7, "d1"), "pulse:alerts:{7}:d1"},
 		{k.Members(), "pulse:analyzers"},
 	}
 	for _, tt := range tests {

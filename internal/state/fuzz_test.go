@@ -3,14 +3,24 @@ package state
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"testing"
 )
 
 // fuzzWindow maps a fuzzed number to a window size the services can be
 // configured with (WINDOW_SIZE is 2–10000; 1 is kept as an edge case).
 func fuzzWindow(w uint16) int { return 1 + int(w)%10000 }
+
+// flagsAt is the offset of the flags byte in a state of version v.
+func flagsAt(v byte) int {
+	if v == deviceVersionV1 {
+		return 1 + 4*8 + 6*8
+	}
+	return 1 + 5*8 + 8*8
+}
 
 // deviceSeed encodes a state with rps and cpu windows of n values each.
 func deviceSeed(n int, anomaly bool) []byte {
@@ -28,8 +38,9 @@ func deviceSeed(n int, anomaly bool) []byte {
 // FuzzDecodeDevice feeds DecodeDevice arbitrary bytes, as a corrupted or
 // foreign value under a device key could hold: it must never panic, must
 // reject with ErrCorrupt only, and what it accepts must re-encode to a
-// state that decodes to the same encoding; when the windows fit and the
-// flags byte is canonical (0 or 1), to the input's very bytes.
+// state that decodes to the same encoding; when the input is of the
+// current version, the windows fit and the flags byte is canonical (0 or
+// 1), to the input's very bytes.
 func FuzzDecodeDevice(f *testing.F) {
 	f.Add([]byte{}, uint16(49))
 	f.Add([]byte{deviceVersion}, uint16(49))
@@ -39,12 +50,19 @@ func FuzzDecodeDevice(f *testing.F) {
 	f.Add(deviceSeed(50, false), uint16(9))  // a smaller window keeps the newest
 	f.Add(deviceSeed(70, false), uint16(99)) // more than the decoder's stack buffer
 	nonCanonical := deviceSeed(3, true)
-	nonCanonical[1+4*8+6*8] = 0xff // flags byte
+	nonCanonical[flagsAt(deviceVersion)] = 0xff
 	f.Add(nonCanonical, uint16(49))
 	huge := deviceSeed(0, false)
-	binary.LittleEndian.PutUint16(huge[len(huge)-4:], 0xffff) // claims 65535 rps values
+	binary.LittleEndian.PutUint16(huge[flagsAt(deviceVersion)+1:], 0xffff) // claims 65535 rps values
 	f.Add(huge, uint16(49))
 	f.Add(append(deviceSeed(2, false), 0), uint16(49))
+	f.Add(warmDevice(rand.New(rand.NewPCG(1, 2)), 400).AppendBinary(nil), uint16(49))
+	// Version 1, before scores and alerts.
+	v1, _ := hex.DecodeString("017b68e5cf8b01000004000000000000002c0300000000000009000000000000" +
+		"0000000840fc54d94100000040fc54d94100000000000480400000000000a044" +
+		"400000000000001a40000000000000e8bf010200000000000000594000000000" +
+		"00048040020000000000000044400000000000a04440")
+	f.Add(v1, uint16(49))
 	f.Fuzz(func(t *testing.T, b []byte, w uint16) {
 		window := fuzzWindow(w)
 		d, err := DecodeDevice(b, window)
@@ -68,10 +86,11 @@ func FuzzDecodeDevice(f *testing.F) {
 		if enc2 := d2.AppendBinary(nil); !bytes.Equal(enc, enc2) {
 			t.Fatalf("encoding is not stable:\n%x\n%x", enc, enc2)
 		}
-		flags := b[1+4*8+6*8]
-		nRPS := int(binary.LittleEndian.Uint16(b[1+4*8+6*8+1:]))
-		nCPU := int(binary.LittleEndian.Uint16(b[1+4*8+6*8+1+2+8*nRPS:]))
-		if flags <= 1 && nRPS <= window && nCPU <= window && !bytes.Equal(enc, b) {
+		at := flagsAt(b[0])
+		flags := b[at]
+		nRPS := int(binary.LittleEndian.Uint16(b[at+1:]))
+		nCPU := int(binary.LittleEndian.Uint16(b[at+1+2+8*nRPS:]))
+		if b[0] == deviceVersion && flags <= 1 && nRPS <= window && nCPU <= window && !bytes.Equal(enc, b) {
 			t.Fatalf("round trip changed the bytes:\n in %x\nout %x", b, enc)
 		}
 		// The decoded window keeps as many values as configured, no more.
@@ -116,6 +135,28 @@ func FuzzDecodeRecent(f *testing.F) {
 		}
 		if enc := got.AppendBinary(nil); !bytes.Equal(enc, b[24*(n-keep):]) {
 			t.Fatalf("re-encoding is not the newest %d records of the input", keep)
+		}
+	})
+}
+
+// FuzzDecodeAlert feeds DecodeAlert arbitrary bytes: it must never panic,
+// must reject with ErrCorrupt only, and what it accepts must re-encode to
+// the input's very bytes.
+func FuzzDecodeAlert(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(Alert{DeviceID: "sensor-42", Seq: 3, Signal: "rps", Open: true, OpenedID: ID{1700000000000, 1}, OpenedAt: 1.7e9,
+		Score: 0.5, Z: 4, Value: 9, Low: 1, High: 2, Events: 1}.AppendBinary(nil))
+	f.Add(Alert{DeviceID: "d", Seq: 1, Signal: "cpu", ClosedAt: 5, Events: 9}.AppendBinary(nil))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		a, err := DecodeAlert(b)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("DecodeAlert error %v is not ErrCorrupt", err)
+			}
+			return
+		}
+		if enc := a.AppendBinary(nil); !bytes.Equal(enc, b) {
+			t.Fatalf("round trip changed the bytes:\n in %x\nout %x", b, enc)
 		}
 	})
 }

@@ -1,7 +1,10 @@
 // Package state is the format of what analyzers write to Redis and the api
-// reads: per-device analysis state, the fleet's recent values and anomaly
-// records. Device state is binary (about 100 bytes plus 16 per window slot)
-// because it is read and written for every event.
+// reads: per-device analysis state, the fleet's recent values, anomaly
+// records and alert records. Device state is binary because it is read and
+// written for every event: about 110 bytes, 16 per window slot, and per
+// signal its score state (150 bytes, up to 525 once the daily profile is
+// full) and, once it has alerted, its alert state (89 bytes): 2.1 KiB for
+// a warm device with windows of 50.
 package state
 
 import (
@@ -13,7 +16,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pulse-iot/pulse/internal/alert"
 	"github.com/pulse-iot/pulse/internal/detector"
+	"github.com/pulse-iot/pulse/internal/score"
 )
 
 // ID is a Redis stream entry ID.
@@ -46,7 +51,31 @@ type Last struct {
 	RPS, CPU  float64
 	ZRPS      float64
 	ZCPU      float64
+	ScoreRPS  float64 // anomaly scores (package score), in [0, 1]
+	ScoreCPU  float64
 	Anomaly   bool // any signal
+}
+
+// Signals of a device, indexes of Device.Signals and codes of the binary
+// records.
+const (
+	SignalRPS = iota
+	SignalCPU
+	NumSignals
+)
+
+// SignalNames names the signals, by index: the names of results, metrics
+// and the api.
+var SignalNames = [NumSignals]string{"rps", "cpu"}
+
+// Signal is one signal's anomaly score and alert state.
+type Signal struct {
+	Score score.State
+	Alert alert.State
+	// AlertSeq is the number of the signal's current or last alert (0:
+	// none yet), OpenedID the stream id of the event that opened it.
+	AlertSeq uint64
+	OpenedID ID
 }
 
 // Device is one device's analysis state.
@@ -57,6 +86,10 @@ type Device struct {
 	LastSeen  float64
 	Last      Last
 	RPS, CPU  *detector.Window
+	Signals   [NumSignals]Signal
+	// AlertSeq counts the device's alerts, all signals: the next one is
+	// number AlertSeq+1. With the device id it names alerts (AlertID).
+	AlertSeq uint64
 }
 
 // NewDevice returns the state of a device never seen, keeping window values.
@@ -64,32 +97,105 @@ func NewDevice(window int) *Device {
 	return &Device{RPS: detector.NewWindow(window), CPU: detector.NewWindow(window)}
 }
 
-const deviceVersion = 1
+// Alert returns signal sig's current or last alert as a record; ok is
+// false when the signal never had one.
+func (d *Device) Alert(deviceID string, sig int) (a Alert, ok bool) {
+	s := &d.Signals[sig]
+	if s.AlertSeq == 0 {
+		return Alert{}, false
+	}
+	e := s.Alert.Alert
+	return Alert{DeviceID: deviceID, Seq: s.AlertSeq, Signal: SignalNames[sig], Open: e.Open, OpenedID: s.OpenedID,
+		OpenedAt: e.OpenedAt, ClosedAt: e.ClosedAt, Score: e.Score, Z: e.Z, Value: e.Value, Low: e.Low, High: e.High,
+		Events: e.Events}, true
+}
+
+// OpenAlerts returns the device's open alerts, newest first.
+func (d *Device) OpenAlerts(deviceID string) []Alert {
+	var out []Alert
+	for sig := range d.Signals {
+		if a, ok := d.Alert(deviceID, sig); ok && a.Open {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 2 && out[0].Seq < out[1].Seq {
+		out[0], out[1] = out[1], out[0]
+	}
+	return out
+}
+
+// The device state's encoding, little endian. Version 2: the version
+// byte; LastID (ms, seq), Total, Anomalies and AlertSeq as uint64;
+// LastSeen and Last's Timestamp, RPS, CPU, ZRPS, ZCPU, ScoreRPS and
+// ScoreCPU as float64; a flags byte (bit 0: Last.Anomaly); the rps and the
+// cpu window, each a uint16 count and the values oldest first; then per
+// signal (rps, cpu): a flags byte (bit 0: the signal has had an alert),
+// for a signal that has had one its AlertSeq, OpenedID (ms, seq) as
+// uint64 and its alert state (alert.BinarySize bytes), then its score
+// state (score.State.AppendBinary, self-delimiting). Most signals never
+// alert: they spend one byte on it instead of 89, and every byte of a
+// state is copied several times per event on its way through Redis.
+//
+// Version 1, written before scores and alerts, is version 2 without
+// AlertSeq, ScoreRPS, ScoreCPU and the signals: it still decodes, with
+// scores and alerts starting from nothing.
+const (
+	deviceVersion   = 2
+	deviceVersionV1 = 1
+)
 
 // BinarySize is the length of the encoded state.
 func (d *Device) BinarySize() int {
-	return 1 + 4*8 + 6*8 + 1 + 2 + 8*d.RPS.Len() + 2 + 8*d.CPU.Len()
+	n := 1 + 5*8 + 8*8 + 1 + 2 + 8*d.RPS.Len() + 2 + 8*d.CPU.Len()
+	for i := range d.Signals {
+		n += 1 + d.Signals[i].Score.BinarySize()
+		if d.Signals[i].alerted() {
+			n += 3*8 + alert.BinarySize
+		}
+	}
+	return n
+}
+
+// alerted reports whether the signal's alert part is encoded: it has had
+// an alert (or, in a state not written by the analyzer, holds any alert
+// state, which is then kept as it is).
+func (s *Signal) alerted() bool {
+	return s.AlertSeq != 0 || s.OpenedID != (ID{}) || s.Alert != (alert.State{})
 }
 
 // AppendBinary appends the encoded state to dst.
 func (d *Device) AppendBinary(dst []byte) []byte {
 	dst = append(dst, deviceVersion)
-	for _, u := range []uint64{d.LastID.Ms, d.LastID.Seq, d.Total, d.Anomalies} {
+	for _, u := range [...]uint64{d.LastID.Ms, d.LastID.Seq, d.Total, d.Anomalies, d.AlertSeq} {
 		dst = binary.LittleEndian.AppendUint64(dst, u)
 	}
-	for _, f := range []float64{d.LastSeen, d.Last.Timestamp, d.Last.RPS, d.Last.CPU, d.Last.ZRPS, d.Last.ZCPU} {
+	l := &d.Last
+	for _, f := range [...]float64{d.LastSeen, l.Timestamp, l.RPS, l.CPU, l.ZRPS, l.ZCPU, l.ScoreRPS, l.ScoreCPU} {
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
 	}
 	var flags byte
-	if d.Last.Anomaly {
+	if l.Anomaly {
 		flags = 1
 	}
 	dst = append(dst, flags)
-	for _, w := range []*detector.Window{d.RPS, d.CPU} {
+	for _, w := range [...]*detector.Window{d.RPS, d.CPU} {
 		dst = binary.LittleEndian.AppendUint16(dst, uint16(w.Len()))
 		for i := 0; i < w.Len(); i++ {
 			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(w.At(i)))
 		}
+	}
+	for i := range d.Signals {
+		s := &d.Signals[i]
+		if !s.alerted() {
+			dst = append(dst, 0)
+		} else {
+			dst = append(dst, 1)
+			for _, u := range [...]uint64{s.AlertSeq, s.OpenedID.Ms, s.OpenedID.Seq} {
+				dst = binary.LittleEndian.AppendUint64(dst, u)
+			}
+			dst = s.Alert.AppendBinary(dst)
+		}
+		dst = s.Score.AppendBinary(dst)
 	}
 	return dst
 }
@@ -98,24 +204,59 @@ func (d *Device) AppendBinary(dst []byte) []byte {
 var ErrCorrupt = errors.New("corrupt device state")
 
 // DecodeDevice decodes b into a state keeping window values; a state
-// written with a larger window keeps its newest values.
+// written with a larger window keeps its newest values. States of version
+// 1 decode with zero scores and no alerts.
 func DecodeDevice(b []byte, window int) (*Device, error) {
 	d := NewDevice(window)
 	r := reader{b: b}
-	if r.byte() != deviceVersion {
+	v := r.byte()
+	if v != deviceVersion && v != deviceVersionV1 {
 		return nil, fmt.Errorf("%w: version", ErrCorrupt)
 	}
 	d.LastID.Ms, d.LastID.Seq, d.Total, d.Anomalies = r.u64(), r.u64(), r.u64(), r.u64()
-	d.LastSeen, d.Last.Timestamp, d.Last.RPS, d.Last.CPU, d.Last.ZRPS, d.Last.ZCPU = r.f64(), r.f64(), r.f64(), r.f64(), r.f64(), r.f64()
-	d.Last.Anomaly = r.byte()&1 == 1
+	if v == deviceVersion {
+		d.AlertSeq = r.u64()
+	}
+	l := &d.Last
+	d.LastSeen, l.Timestamp, l.RPS, l.CPU, l.ZRPS, l.ZCPU = r.f64(), r.f64(), r.f64(), r.f64(), r.f64(), r.f64()
+	if v == deviceVersion {
+		l.ScoreRPS, l.ScoreCPU = r.f64(), r.f64()
+	}
+	l.Anomaly = r.byte()&1 == 1
 	var buf [64]float64
-	for _, w := range []*detector.Window{d.RPS, d.CPU} {
+	for _, w := range [...]*detector.Window{d.RPS, d.CPU} {
 		n := int(r.u16())
 		vals := buf[:0]
 		for i := 0; i < n; i++ {
 			vals = append(vals, r.f64())
 		}
 		w.Reset(vals)
+	}
+	if v == deviceVersion {
+		for i := range d.Signals {
+			s := &d.Signals[i]
+			switch r.byte() {
+			case 0:
+			case 1:
+				s.AlertSeq, s.OpenedID.Ms, s.OpenedID.Seq = r.u64(), r.u64(), r.u64()
+				a, err := alert.Decode(r.take(alert.BinarySize))
+				if err != nil && !r.err {
+					return nil, fmt.Errorf("%w: %s alert: %v", ErrCorrupt, SignalNames[i], err)
+				}
+				s.Alert = a
+			default:
+				return nil, fmt.Errorf("%w: %s flags", ErrCorrupt, SignalNames[i])
+			}
+			if r.err {
+				break
+			}
+			st, n, err := score.DecodePrefix(r.b)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %s score: %v", ErrCorrupt, SignalNames[i], err)
+			}
+			s.Score = st
+			r.take(n)
+		}
 	}
 	if r.err || len(r.b) != 0 {
 		return nil, fmt.Errorf("%w: length", ErrCorrupt)
@@ -196,40 +337,47 @@ type Anomaly struct {
 	Signal    string  `json:"signal"`
 	Value     float64 `json:"value"`
 	ZScore    float64 `json:"z_score"`
+	Score     float64 `json:"score"` // the value's anomaly score
 	Mean      float64 `json:"mean"`
 	StdDev    float64 `json:"std_dev"`
 	StreamID  string  `json:"stream_id"`
 }
 
-// Anomaly records are binary, about 60 bytes where their JSON took about
-// 220: each device keeps its last 1000, so they are most of a busy
-// device's memory. Layout: version, signal, stream id (ms, seq), then
-// timestamp, value, z, mean and σ as float64, then the device id.
-const anomalyVersion = 1
+// Anomaly records are binary, about 70 bytes where their JSON took about
+// 230: each device keeps its last 1000, so they are most of a busy
+// device's memory. Layout of version 2: version, signal, stream id (ms,
+// seq), then timestamp, value, z, mean, σ and score as float64, then the
+// device id. Version 1 is version 2 without the score (it reads as 0), as
+// are the JSON records of earlier versions.
+const (
+	anomalyVersion   = 2
+	anomalyVersionV1 = 1
+)
 
-// Signal codes of the binary record.
-var signalCodes = []string{"rps", "cpu"}
+// signalCode is the code of the signal named name, 255 for an unknown one.
+func signalCode(name string) byte {
+	for i, n := range SignalNames {
+		if n == name {
+			return byte(i)
+		}
+	}
+	return 255
+}
 
 // AppendBinary appends the record's binary form to dst.
 func (a Anomaly) AppendBinary(dst []byte) []byte {
 	id, _ := ParseID(a.StreamID) // written by the analyzer: always well formed
-	sig := byte(255)
-	for i, name := range signalCodes {
-		if name == a.Signal {
-			sig = byte(i)
-		}
-	}
-	dst = append(dst, anomalyVersion, sig)
+	dst = append(dst, anomalyVersion, signalCode(a.Signal))
 	dst = binary.LittleEndian.AppendUint64(dst, id.Ms)
 	dst = binary.LittleEndian.AppendUint64(dst, id.Seq)
-	for _, f := range []float64{a.Timestamp, a.Value, a.ZScore, a.Mean, a.StdDev} {
+	for _, f := range [...]float64{a.Timestamp, a.Value, a.ZScore, a.Mean, a.StdDev, a.Score} {
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
 	}
 	return append(dst, a.DeviceID...)
 }
 
-// DecodeAnomaly decodes what AppendBinary wrote. Records written as JSON
-// by earlier versions are read too.
+// DecodeAnomaly decodes what AppendBinary wrote, this version or earlier
+// ones. Records written as JSON by earlier versions are read too.
 func DecodeAnomaly(b []byte) (Anomaly, error) {
 	if len(b) > 0 && b[0] == '{' {
 		var a Anomaly
@@ -239,15 +387,19 @@ func DecodeAnomaly(b []byte) (Anomaly, error) {
 		return a, nil
 	}
 	r := reader{b: b}
-	if r.byte() != anomalyVersion {
+	v := r.byte()
+	if v != anomalyVersion && v != anomalyVersionV1 {
 		return Anomaly{}, fmt.Errorf("%w: anomaly record version", ErrCorrupt)
 	}
 	sig := int(r.byte())
 	id := ID{r.u64(), r.u64()}
 	a := Anomaly{Timestamp: r.f64(), Value: r.f64(), ZScore: r.f64(), Mean: r.f64(), StdDev: r.f64()}
-	if r.err || sig >= len(signalCodes) || len(r.b) == 0 {
+	if v == anomalyVersion {
+		a.Score = r.f64()
+	}
+	if r.err || sig >= NumSignals || len(r.b) == 0 {
 		return Anomaly{}, fmt.Errorf("%w: anomaly record", ErrCorrupt)
 	}
-	a.Signal, a.StreamID, a.DeviceID = signalCodes[sig], id.String(), string(r.b)
+	a.Signal, a.StreamID, a.DeviceID = SignalNames[sig], id.String(), string(r.b)
 	return a, nil
 }

@@ -103,7 +103,8 @@ func streamMasters(t *testing.T, c *redistest.Cluster, p *pipeline) map[string][
 	for s := 0; s < clusterShards; s++ {
 		slot := rdb.ClusterKeySlot(ctx, keys.Stream(s)).Val()
 		for _, k := range []string{keys.Lease(s), keys.Fence(s), keys.Stats(s), keys.Devices(s), keys.Anomalies(s),
-			keys.DeadLetter(s), keys.DeviceStates(s), keys.DeviceAnomalies(s, "device-01")} {
+			keys.DeadLetter(s), keys.DeviceStates(s), keys.DeviceAnomalies(s, "device-01"), keys.Alerts(s), keys.OpenAlerts(s),
+			keys.DeviceAlerts(s, "device-01")} {
 			if ks := rdb.ClusterKeySlot(ctx, k).Val(); ks != slot {
 				t.Errorf("%s in slot %d, its stream %s in slot %d", k, ks, keys.Stream(s), slot)
 			}
@@ -142,7 +143,7 @@ func TestPipelineOnRedisClusterMatchesReference(t *testing.T) {
 		} `json:"devices"`
 	}
 	getJSON(t, p.api.URL("/devices?limit=100"), &page)
-	want, _, _ := reference(t, "robust", events)
+	want := reference(t, "robust", events).States
 	if len(page.Devices) != len(want) {
 		t.Errorf("/devices lists %d devices, want %d", len(page.Devices), len(want))
 	}

@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/pulse-iot/pulse/internal/alert"
 	"github.com/pulse-iot/pulse/internal/analysis"
 	"github.com/pulse-iot/pulse/internal/detector"
 	"github.com/pulse-iot/pulse/internal/redistest"
@@ -27,17 +30,23 @@ type event struct {
 }
 
 // workload is the original's Locust mix: per device a base rps, Gaussian
-// noise and one event in six a spike or a dip, in one global order.
+// noise and one event in six a spike or a dip, in one global order; and
+// from a device's 180th event on, level shifts of its rps (+800 for 12
+// events in every 100, at a different phase per device), so that device
+// alerts open and close once the anomaly scores are warm (150 values).
 func workload(devices, perDevice int, seed uint64) []event {
 	r := rand.New(rand.NewPCG(seed, 1))
 	base := make([]float64, devices)
 	for i := range base {
 		base[i] = 80 + 40*r.Float64()
 	}
+	seen := make([]int, devices)
 	t0 := float64(time.Now().Add(-time.Hour).Unix())
 	var out []event
 	for i := 0; i < devices*perDevice; i++ {
 		d := r.IntN(devices)
+		j := seen[d]
+		seen[d]++
 		rps := base[d] + 15*r.NormFloat64()
 		if r.IntN(6) == 0 {
 			if r.IntN(2) == 0 {
@@ -45,6 +54,9 @@ func workload(devices, perDevice int, seed uint64) []event {
 			} else {
 				rps -= 100 + 100*r.Float64()
 			}
+		}
+		if p := (j + 7*d) % 100; j >= 180 && p < 12 {
+			rps += 800
 		}
 		out = append(out, event{
 			DeviceID:  fmt.Sprintf("device-%02d", d),
@@ -56,9 +68,20 @@ func workload(devices, perDevice int, seed uint64) []event {
 	return out
 }
 
-// reference applies the events in order in one process: what every
-// device's results must be, whatever the analyzers did.
-func reference(t *testing.T, detectorName string, events []event) (map[string]*state.Device, map[string][]state.Anomaly, int) {
+// expected is what every device's results must be, whatever the
+// analyzers did.
+type expected struct {
+	States    map[string]*state.Device
+	Anomalies map[string][]state.Anomaly // per device, in stream order
+	Anomalous int                        // anomalous events
+	// Alerts per device, newest first, as they stand after the events
+	// (an open one as its device's state has it).
+	Alerts       map[string][]state.Alert
+	AlertsOpened int
+}
+
+// reference applies the events in order in one process.
+func reference(t *testing.T, detectorName string, events []event) expected {
 	t.Helper()
 	det, err := detector.New(detectorName, detector.Params{WindowSize: 50, MinSamples: 10, Threshold: 2})
 	if err != nil {
@@ -74,12 +97,99 @@ func reference(t *testing.T, detectorName string, events []event) (map[string]*s
 		entries[i] = analysis.Entry{ID: strconv.Itoa(i+1) + "-0", Values: m}
 	}
 	states := map[string]*state.Device{}
-	res := analysis.NewApplier(det, 50).Apply(analysis.Decode(entries), states, nil)
-	anomalies := map[string][]state.Anomaly{}
+	res := analysis.NewApplier(det, analysis.DefaultParams(50)).Apply(analysis.Decode(entries), states, nil)
+	want := expected{States: states, Anomalies: map[string][]state.Anomaly{}, Anomalous: res.AnomalousEvents,
+		Alerts: map[string][]state.Alert{}, AlertsOpened: res.AlertsOpened}
 	for _, a := range res.Anomalies {
-		anomalies[a.DeviceID] = append(anomalies[a.DeviceID], a)
+		want.Anomalies[a.DeviceID] = append(want.Anomalies[a.DeviceID], a)
 	}
-	return states, anomalies, res.AnomalousEvents
+	want.Alerts = finalAlerts(res.Alerts, states)
+	return want
+}
+
+// finalAlerts is every alert of changes as it stands at the end, per
+// device, newest first: its last change, or an open one from its
+// device's state.
+func finalAlerts(changes []analysis.AlertChange, states map[string]*state.Device) map[string][]state.Alert {
+	out := map[string][]state.Alert{}
+	for _, c := range changes {
+		list := out[c.Alert.DeviceID]
+		if c.Change == alert.Opened {
+			list = append(list, c.Alert)
+		} else {
+			list[slices.IndexFunc(list, func(a state.Alert) bool { return a.Seq == c.Alert.Seq })] = c.Alert
+		}
+		out[c.Alert.DeviceID] = list
+	}
+	for id, st := range states {
+		for _, a := range st.OpenAlerts(id) {
+			list := out[id]
+			list[slices.IndexFunc(list, func(b state.Alert) bool { return b.Seq == a.Seq })] = a
+		}
+	}
+	for _, list := range out {
+		slices.Reverse(list)
+	}
+	return out
+}
+
+// alertView is one record of GET /alerts.
+type alertView struct {
+	ID       string   `json:"id"`
+	DeviceID string   `json:"device_id"`
+	Signal   string   `json:"signal"`
+	State    string   `json:"state"`
+	OpenedAt float64  `json:"opened_at"`
+	ClosedAt *float64 `json:"closed_at"`
+	Score    float64  `json:"score"`
+	ZScore   float64  `json:"z_score"`
+	Value    float64  `json:"value"`
+	Expected struct {
+		Low  float64 `json:"low"`
+		High float64 `json:"high"`
+	} `json:"expected"`
+	Events uint32 `json:"events"`
+}
+
+// viewOf is how GET /alerts must show a.
+func viewOf(a state.Alert) alertView {
+	v := alertView{ID: a.ID(), DeviceID: a.DeviceID, Signal: a.Signal, State: "open", OpenedAt: a.OpenedAt,
+		Score: a.Score, ZScore: a.Z, Value: a.Value, Events: a.Events}
+	v.Expected.Low, v.Expected.High = a.Low, a.High
+	if !a.Open {
+		closed := a.ClosedAt
+		v.State, v.ClosedAt = "closed", &closed
+	}
+	return v
+}
+
+// checkAlerts compares GET /alerts?device_id=id, every state, with want
+// (newest first), exactly.
+func (p *pipeline) checkAlerts(t *testing.T, id string, want []state.Alert) {
+	t.Helper()
+	var got struct {
+		Alerts []alertView `json:"alerts"`
+	}
+	if code := getJSON(t, p.api.URL("/alerts?limit=1000&device_id="+id), &got); code != 200 {
+		t.Fatalf("GET /alerts?device_id=%s = %d", id, code)
+	}
+	if len(got.Alerts) != len(want) {
+		t.Errorf("%s: %d alerts listed, want %d:\n got %+v\nwant %+v", id, len(got.Alerts), len(want), got.Alerts, want)
+		return
+	}
+	for i, a := range got.Alerts {
+		if w := viewOf(want[i]); !reflect.DeepEqual(a, w) {
+			t.Errorf("%s alert %d:\n got %+v (closed_at %v)\nwant %+v (closed_at %v)", id, i, a, deref(a.ClosedAt), w, deref(w.ClosedAt))
+			return
+		}
+	}
+}
+
+func deref(f *float64) any {
+	if f == nil {
+		return nil
+	}
+	return *f
 }
 
 type pipeline struct {
@@ -138,6 +248,7 @@ type fleetView struct {
 	Samples        int     `json:"samples"`
 	Lag            int64   `json:"lag"`
 	Pending        int64   `json:"pending"`
+	OpenAlerts     int64   `json:"open_alerts"`
 }
 
 func (p *pipeline) waitProcessed(t *testing.T, n int64) fleetView {
@@ -163,12 +274,14 @@ type deviceView struct {
 		RPS       float64 `json:"rps"`
 		CPU       float64 `json:"cpu"`
 		ZScore    float64 `json:"z_score"`
+		Score     float64 `json:"score"`
 		IsAnomaly bool    `json:"is_anomaly"`
 	} `json:"last"`
 	CPU struct {
 		Mean   float64 `json:"mean"`
 		StdDev float64 `json:"std_dev"`
 		ZScore float64 `json:"z_score"`
+		Score  float64 `json:"score"`
 	} `json:"cpu"`
 }
 
@@ -176,11 +289,24 @@ type deviceView struct {
 // the single-process reference.
 func (p *pipeline) checkAgainstReference(t *testing.T, events []event) {
 	t.Helper()
-	want, wantAnomalies, anomalous := reference(t, p.detector, events)
+	ref := reference(t, p.detector, events)
+	want, wantAnomalies := ref.States, ref.Anomalies
 	f := p.waitProcessed(t, int64(len(events)))
-	if f.TotalProcessed != int64(len(events)) || f.AnomalyCount != int64(anomalous) {
-		t.Errorf("fleet: total_processed=%d anomaly_count=%d, want %d %d", f.TotalProcessed, f.AnomalyCount, len(events), anomalous)
+	if f.TotalProcessed != int64(len(events)) || f.AnomalyCount != int64(ref.Anomalous) {
+		t.Errorf("fleet: total_processed=%d anomaly_count=%d, want %d %d", f.TotalProcessed, f.AnomalyCount, len(events), ref.Anomalous)
 	}
+	open := 0
+	for _, list := range ref.Alerts {
+		for _, a := range list {
+			if a.Open {
+				open++
+			}
+		}
+	}
+	if f.OpenAlerts != int64(open) {
+		t.Errorf("fleet: open_alerts=%d, want %d", f.OpenAlerts, open)
+	}
+	t.Logf("reference: %d anomalous events, %d alerts opened, %d open at the end", ref.Anomalous, ref.AlertsOpened, open)
 	if f.WindowSize != 50 || f.Samples != 50 {
 		t.Errorf("fleet window_size=%d samples=%d, want 50 50", f.WindowSize, f.Samples)
 	}
@@ -198,6 +324,10 @@ func (p *pipeline) checkAgainstReference(t *testing.T, events []event) {
 			t.Errorf("%s: got %+v\nwant total=%d anomalies=%d mean=%v sd=%v last=%+v cpu mean=%v sd=%v",
 				id, got, w.Total, w.Anomalies, mean, sd, w.Last, cpuMean, cpuSD)
 		}
+		if got.Last.Score != w.Last.ScoreRPS || got.CPU.Score != w.Last.ScoreCPU {
+			t.Errorf("%s: scores last %v cpu %v, want %v %v", id, got.Last.Score, got.CPU.Score, w.Last.ScoreRPS, w.Last.ScoreCPU)
+		}
+		p.checkAlerts(t, id, ref.Alerts[id])
 		var list struct {
 			Anomalies []state.Anomaly `json:"anomalies"`
 		}
@@ -209,7 +339,8 @@ func (p *pipeline) checkAgainstReference(t *testing.T, events []event) {
 		}
 		for i, a := range list.Anomalies {
 			r := wa[len(wa)-1-i] // newest first
-			if a.Signal != r.Signal || a.Value != r.Value || a.ZScore != r.ZScore || a.Timestamp != r.Timestamp || a.Mean != r.Mean || a.StdDev != r.StdDev {
+			if a.Signal != r.Signal || a.Value != r.Value || a.ZScore != r.ZScore || a.Score != r.Score || a.Timestamp != r.Timestamp ||
+				a.Mean != r.Mean || a.StdDev != r.StdDev {
 				t.Errorf("%s anomaly %d: got %+v, want %+v", id, i, a, r)
 				break
 			}
@@ -239,8 +370,13 @@ func (p *pipeline) checkSettled(t *testing.T) {
 	}
 }
 
+// The same input gives the same results — states, anomalies and device
+// alerts — with one analyzer or three sharing the shards.
 func TestPipelineResultsMatchReferenceWhateverTheAnalyzerCount(t *testing.T) {
-	events := workload(20, 150, 42)
+	events := workload(20, 300, 42)
+	if ref := reference(t, "robust", events); ref.AlertsOpened < 10 {
+		t.Fatalf("test data: %d alerts open; built for some on most devices", ref.AlertsOpened)
+	}
 	for _, tt := range []struct {
 		detector  string
 		analyzers int
@@ -256,9 +392,15 @@ func TestPipelineResultsMatchReferenceWhateverTheAnalyzerCount(t *testing.T) {
 	}
 }
 
+// Three analyzers, SIGKILLed and replaced while events arrive: nothing is
+// lost or applied twice, and every device alert opens exactly once per
+// episode, as in one process.
 func TestAnalyzerKilledMidStreamLosesAndRepeatsNothing(t *testing.T) {
-	events := workload(20, 250, 7)
-	p := startPipeline(t, 2, "classic")
+	events := workload(20, 300, 7)
+	if ref := reference(t, "classic", events); ref.AlertsOpened < 10 {
+		t.Fatalf("test data: %d alerts open; built for some on most devices", ref.AlertsOpened)
+	}
+	p := startPipeline(t, 3, "classic")
 	var sent atomic.Int64
 	errc := make(chan error, 1)
 	go func() { errc <- p.post(t, events, 5, &sent) }()
@@ -280,6 +422,8 @@ func TestAnalyzerKilledMidStreamLosesAndRepeatsNothing(t *testing.T) {
 	p.analyzers[1].signal(syscall.SIGKILL)
 	at(0.6)
 	start(t, "analyzer", "KEY_PREFIX="+p.prefix, "SHARDS=4", "LEASE_TTL=1s", "READ_COUNT=40", "DETECTOR=classic", "CONSUMER_NAME=analyzer-new")
+	at(0.7)
+	p.analyzers[2].signal(syscall.SIGKILL)
 	at(0.8)
 	p.analyzers[0].signal(syscall.SIGKILL)
 

@@ -8,6 +8,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -19,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/pulse-iot/pulse/internal/detector"
+	"github.com/pulse-iot/pulse/tools/docsection"
 	"github.com/pulse-iot/pulse/tools/eval"
 	"github.com/pulse-iot/pulse/tools/synth"
 )
@@ -123,7 +125,15 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	if *out != "" {
-		if err := writeFile(*out, rep.Markdown()); err != nil {
+		doc := rep.Markdown()
+		// The real-data section (make nab) shares the file: keep it.
+		if old, err := os.ReadFile(*out); err == nil {
+			if sec := docsection.Extract(old, "nab"); sec != nil {
+				doc = append(append(bytes.TrimRight(doc, "\n"), "\n\n"...), sec...)
+				doc = append(doc, '\n')
+			}
+		}
+		if err := writeFile(*out, doc); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,232 @@
+// Package score gives every analyzed value of a signal an anomaly score in
+// [0, 1]: how unusual this moment is for this device and signal, in a unit
+// that is comparable across devices. It is pure (no I/O, no clock, no
+// allocation per value) and keeps a small fixed-size state per signal
+// (State, about 500 bytes encoded).
+//
+// The method, in three steps (docs/detector.md has the reasons and the
+// numbers):
+//
+//  1. Forecasts. Four simple forecasters predict each value before it is
+//     seen: exponentially weighted levels with memories of about 2, 16 and
+//     128 values, and a daily profile (48 half-hour buckets of the value's
+//     timestamp on top of a slow level, as in additive Holt-Winters). Each
+//     keeps its typical absolute error b (an exponentially weighted mean,
+//     over about 64 values), floored at the series' resolution so that
+//     flat and quantised stretches never divide by zero.
+//  2. Surprise. The forecasters are mixed with weights from their recent
+//     predictive likelihood (Laplace errors of scale b; the likelihood of
+//     the last ~64 values), so the forecaster that explains the signal
+//     best dominates, and the value's surprise is u = −ln Σ wₖ·e^(−|eₖ|/bₖ):
+//     about |e|/b of the best forecaster, lower when another one expects
+//     the value. A value that every forecaster expected scores near 0 even
+//     on a steep daily ramp; one that breaks the daily pattern scores high
+//     even if it continues the last values.
+//  3. Calibration. Surprises above u₀ = 2 are exceedances; their rate and
+//     mean excess (remembered over about 2048 values) give an exponential
+//     tail, the peaks-over-threshold model of extreme value theory. The
+//     tail probability p of the value's surprise on this signal is mapped
+//     to score = −log₁₀(p)/10 (p = 10⁻¹⁰ or less → 1). A signal whose
+//     surprises are often large (bursty traffic) needs a larger surprise for
+//     the same score as a quiet one: that makes scores comparable across
+//     devices.
+package score
+
+import "math"
+
+// Params are the scoring knobs.
+type Params struct {
+	// Warmup is how many values a signal must have had before its values
+	// are scored (0 until then): the typical errors and the tail need a
+	// history. 150 values is 12.5 hours at one value every 5 minutes.
+	Warmup int
+}
+
+// DefaultWarmup is Params.Warmup's default.
+const DefaultWarmup = 150
+
+// DefaultParams returns the defaults.
+func DefaultParams() Params { return Params{Warmup: DefaultWarmup} }
+
+const (
+	nLevels  = 3           // exponentially weighted levels
+	nModels  = nLevels + 1 // the levels and the daily profile
+	nBuckets = 48          // daily profile: half-hour buckets
+
+	// errAlpha is the memory of the typical errors and of the model
+	// weights: about 64 values.
+	errAlpha = 1.0 / 64
+	// temper scales the forecasters' log-likelihood ratios before they
+	// become weights: forecast errors are correlated, so 64 values carry
+	// far less evidence than 64 independent ones, and a forecaster that was
+	// slightly worse lately must keep a say (a tempered posterior).
+	temper = 1.0 / 8
+	// seasonLevelAlpha is the memory of the daily profile's level; each
+	// bucket moves by seasonGamma of its error at each visit.
+	seasonLevelAlpha = 1.0 / 64
+	seasonGamma      = 0.2
+	// tailAlpha is the memory of the surprise distribution: about 2048
+	// values, a week at one value every 5 minutes.
+	tailAlpha = 1.0 / 2048
+	// u0 is the exceedance threshold of the tail model, in nats: e⁻² =
+	// 13.5% of values of a perfectly calibrated Laplace forecaster.
+	u0 = 2.0
+	// The tail's prior, which the first values' exceedances soon outweigh:
+	// a quiet, well-forecast signal (exceedances 5% of the time, mean
+	// excess 0.5).
+	priorRate, priorExcess = 0.05, 0.5
+	// minExcess keeps the tail from collapsing on a signal that has not
+	// yet had an exceedance (a flat one, say).
+	minExcess = 0.25
+	// decades: p = 10^−decades scores 1.
+	decades = 10.0
+	uCap    = 1e6 // a surprise larger than this is this
+)
+
+// levelAlphas are the smoothing factors of the levels: memories of about
+// 2, 16 and 128 values, a factor 8 apart.
+var levelAlphas = [nLevels]float64{1.0 / 2, 1.0 / 16, 1.0 / 128}
+
+// State is one signal's scoring state. The zero value is a signal never
+// seen.
+type State struct {
+	N      uint32  // values seen (saturates)
+	Last   float64 // the previous value
+	Res    float64 // smallest non-zero change seen: the series' resolution
+	Level  [nLevels]float64
+	Err    [nModels]float64 // typical absolute error of each forecaster
+	Loss   [nModels]float64 // recent negative log-likelihood of each forecaster
+	SLevel float64          // the daily profile's level
+	Season [nBuckets]float64
+	Seen   uint64  // bit b: bucket b has a value
+	Rate   float64 // share of surprises above u0
+	Excess float64 // their mean excess over u0
+}
+
+// Result is a value's score, its surprise before calibration and the band
+// the dominant forecaster expected it in (± 3 typical errors).
+type Result struct {
+	Score     float64
+	Surprise  float64
+	Low, High float64
+}
+
+// Observe scores x, taken at t (Unix seconds), and records it in st. A NaN
+// or infinite value is neither scored nor recorded.
+func (p Params) Observe(st *State, t, x float64) Result {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return Result{}
+	}
+	if st.N == 0 {
+		*st = State{N: 1, Last: x, SLevel: x, Rate: priorRate, Excess: priorExcess}
+		for k := range st.Level {
+			st.Level[k] = x
+		}
+		return Result{Low: x, High: x}
+	}
+	if d := math.Abs(x - st.Last); d > 0 && d <= math.MaxFloat64 && (st.Res == 0 || d < st.Res) {
+		st.Res = d
+	}
+	st.Last = x
+	// The errors' floor: the resolution, or for a signal that never moved
+	// a tiny fraction of its magnitude.
+	floor := st.Res
+	if floor == 0 {
+		floor = math.Max(1e-9*math.Abs(x), math.SmallestNonzeroFloat64)
+	}
+
+	var pred, errs [nModels]float64
+	copy(pred[:], st.Level[:])
+	b := bucket(t)
+	if st.Seen&(1<<b) == 0 {
+		st.Season[b] = clamp(x - st.SLevel)
+		st.Seen |= 1 << b
+	}
+	pred[nLevels] = clamp(st.SLevel + st.Season[b])
+	best, minLoss := 0, math.Inf(1)
+	for k := range pred {
+		errs[k] = diff(x, pred[k])
+		if st.Loss[k] < minLoss {
+			best, minLoss = k, st.Loss[k]
+		}
+	}
+	bestErr := math.Max(st.Err[best], floor)
+	lo, hi := clamp(pred[best]-3*bestErr), clamp(pred[best]+3*bestErr)
+
+	// Mixture: weights e^(−temper·(Lₖ−L_min)/errAlpha) are each
+	// forecaster's likelihood over the last ~1/errAlpha values relative to
+	// the best, tempered.
+	var mix, wsum float64
+	for k, e := range errs {
+		s := math.Max(st.Err[k], floor)
+		z := math.Min(e/s, uCap)
+		d := (st.Loss[k] - minLoss) * temper / errAlpha
+		wsum += math.Exp(-d)
+		mix += math.Exp(-d - z) // w·e^(−z) in one exponential
+		st.Loss[k] += errAlpha * (math.Log(s) + z - st.Loss[k])
+		st.Err[k] = finite((1-errAlpha)*st.Err[k] + errAlpha*e)
+	}
+	u := -math.Log(math.Max(mix/wsum, math.SmallestNonzeroFloat64))
+	lp := st.logTail(u)
+
+	for k, a := range levelAlphas {
+		st.Level[k] = (1-a)*st.Level[k] + a*x // a convex combination: never overflows
+	}
+	st.SLevel = clamp(st.SLevel + seasonLevelAlpha*clamp(clamp(x-st.Season[b])-st.SLevel))
+	st.Season[b] = clamp(st.Season[b] + seasonGamma*clamp(clamp(x-st.SLevel)-st.Season[b]))
+
+	ex := 0.0
+	if u > u0 {
+		ex = 1
+		// Each exceedance moves the mean excess as much as a value moves
+		// the rate, so both remember about the same stretch of time.
+		w := math.Min(tailAlpha/math.Max(st.Rate, tailAlpha), 0.1)
+		st.Excess += w * (math.Min(u, uCap) - u0 - st.Excess)
+	}
+	st.Rate += tailAlpha * (ex - st.Rate)
+
+	n := st.N
+	if st.N < math.MaxUint32 {
+		st.N++
+	}
+	r := Result{Surprise: u, Low: lo, High: hi}
+	if int64(n) >= int64(p.Warmup) {
+		r.Score = math.Min(-lp/(decades*math.Ln10), 1)
+	}
+	return r
+}
+
+// logTail is ln P(U ≥ u) for this signal's surprise U: 0 up to u0, then
+// an exponential tail of the rate and mean excess of past exceedances.
+func (st *State) logTail(u float64) float64 {
+	if u <= u0 {
+		return 0
+	}
+	return math.Log(math.Max(st.Rate, tailAlpha/16)) - (u-u0)/math.Max(st.Excess, minExcess)
+}
+
+// bucket is the daily profile's bucket of Unix time t (UTC).
+func bucket(t float64) uint {
+	if !(t > -1e15 && t < 1e15) { // NaN, ±Inf, or beyond any clock
+		return 0
+	}
+	d := int64(math.Floor(t)) % 86400
+	if d < 0 {
+		d += 86400
+	}
+	return uint(d / (86400 / nBuckets))
+}
+
+// diff is |x − y| without overflow to +Inf.
+func diff(x, y float64) float64 { return finite(math.Abs(x - y)) }
+
+// clamp keeps a finite computation's overflow finite: the state stays
+// finite on any finite input, however large.
+func clamp(v float64) float64 { return max(-math.MaxFloat64, min(v, math.MaxFloat64)) }
+
+func finite(v float64) float64 {
+	if v > math.MaxFloat64 {
+		return math.MaxFloat64
+	}
+	return v
+}

@@ -1,0 +1,351 @@
+package score
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// series is a generator of values at 5-minute steps.
+type series func(i int, rng *rand.Rand) float64
+
+func observeAll(p Params, gen series, n int, seed uint64) []Result {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	var st State
+	out := make([]Result, n)
+	for i := range out {
+		out[i] = p.Observe(&st, float64(1.7e9+300*i), gen(i, rng))
+	}
+	return out
+}
+
+func maxScore(rs []Result, from, to int) float64 {
+	m := 0.0
+	for _, r := range rs[from:to] {
+		m = max(m, r.Score)
+	}
+	return m
+}
+
+func TestScoreBehaviour(t *testing.T) {
+	p := DefaultParams()
+	noise := func(i int, rng *rand.Rand) float64 { return 50 + 2*rng.NormFloat64() }
+	daily := func(i int, rng *rand.Rand) float64 {
+		return 50 + 20*math.Sin(2*math.Pi*float64(i)/288) + 0.5*rng.NormFloat64()
+	}
+	tests := []struct {
+		name string
+		gen  series
+		n    int
+		// the highest score in [quietFrom, quietTo) must stay below quietMax,
+		// the highest in [hotFrom, hotTo) reach at least hotMin.
+		quietFrom, quietTo int
+		quietMax           float64
+		hotFrom, hotTo     int
+		hotMin             float64
+	}{
+		{"Gaussian noise stays low", noise, 4000, 150, 4000, 0.5, 0, 0, 0},
+		{"a 10σ spike scores high", func(i int, rng *rand.Rand) float64 {
+			if i == 2000 {
+				return 70
+			}
+			return noise(i, rng)
+		}, 2500, 150, 2000, 0.5, 2000, 2001, 0.6},
+		{"a level shift of 6σ scores high at once", func(i int, rng *rand.Rand) float64 {
+			if i >= 2000 {
+				return 12 + noise(i, rng)
+			}
+			return noise(i, rng)
+		}, 2500, 150, 2000, 0.5, 2000, 2003, 0.4},
+		{"a daily cycle is learnt: its ramps are not unusual", daily, 288 * 8, 288 * 2, 288 * 8, 0.3, 0, 0, 0},
+		{"warm-up: nothing is scored", func(i int, rng *rand.Rand) float64 { return float64(i * i) }, p.Warmup, 0, p.Warmup, 0, 0, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for seed := uint64(1); seed <= 3; seed++ {
+				rs := observeAll(p, tt.gen, tt.n, seed)
+				if tt.quietTo > tt.quietFrom {
+					if m := maxScore(rs, tt.quietFrom, tt.quietTo); m > tt.quietMax || (tt.quietMax > 0 && m == tt.quietMax) {
+						t.Errorf("seed %d: highest score %.3f in [%d, %d), want below %g", seed, m, tt.quietFrom, tt.quietTo, tt.quietMax)
+					}
+				}
+				if tt.hotTo > tt.hotFrom {
+					if m := maxScore(rs, tt.hotFrom, tt.hotTo); m < tt.hotMin {
+						t.Errorf("seed %d: highest score %.3f in [%d, %d), want at least %g", seed, m, tt.hotFrom, tt.hotTo, tt.hotMin)
+					}
+				}
+			}
+		})
+	}
+}
+
+// A score says how unusual a value is for its signal, whatever the unit:
+// the same series in another unit and offset scores the same.
+// On Gaussian noise the score is calibrated: values at or above the
+// default alert threshold (0.34, a tail probability of about 4·10⁻⁴) are
+// rare.
+func TestNoiseRarelyReachesTheAlertThreshold(t *testing.T) {
+	p := DefaultParams()
+	n := 0
+	for seed := uint64(1); seed <= 5; seed++ {
+		for _, r := range observeAll(p, func(i int, rng *rand.Rand) float64 { return 50 + 2*rng.NormFloat64() }, 20000, seed) {
+			if r.Score >= 0.34 {
+				n++
+			}
+		}
+	}
+	if n > 40 { // 4 in 10⁴
+		t.Errorf("%d of 100000 Gaussian values score at least 0.34", n)
+	}
+}
+
+func TestScoreIgnoresUnits(t *testing.T) {
+	p := DefaultParams()
+	gen := func(i int, rng *rand.Rand) float64 {
+		v := 10 + rng.NormFloat64()
+		if i%500 == 499 {
+			v += 8
+		}
+		return v
+	}
+	a := observeAll(p, gen, 3000, 5)
+	b := observeAll(p, func(i int, rng *rand.Rand) float64 { return 1e6 + 4096*gen(i, rng) }, 3000, 5)
+	for i := range a {
+		if math.Abs(a[i].Score-b[i].Score) > 1e-6 {
+			t.Fatalf("value %d: score %v in one unit, %v in another", i, a[i].Score, b[i].Score)
+		}
+	}
+}
+
+// Flat, quantised and huge series never give an infinite or NaN score,
+// and every score is in [0, 1].
+func TestScoreAlwaysFinite(t *testing.T) {
+	p := Params{Warmup: 10}
+	tests := []struct {
+		name string
+		gen  series
+	}{
+		{"flat, then one step", func(i int, _ *rand.Rand) float64 {
+			if i == 500 {
+				return 1
+			}
+			return 0
+		}},
+		{"flat, then a huge jump", func(i int, _ *rand.Rand) float64 {
+			if i >= 500 {
+				return 1e300
+			}
+			return 0
+		}},
+		{"quantised with long flat stretches", func(i int, rng *rand.Rand) float64 {
+			if (i/200)%2 == 0 {
+				return 3
+			}
+			return float64(rng.IntN(4))
+		}},
+		{"tiny steps", func(i int, rng *rand.Rand) float64 { return 1 + float64(rng.IntN(2))*1e-300 }},
+		{"huge alternating magnitudes", func(i int, rng *rand.Rand) float64 {
+			return math.MaxFloat64 * float64(1-2*(i%2)) * rng.Float64()
+		}},
+		{"denormals", func(i int, rng *rand.Rand) float64 { return math.SmallestNonzeroFloat64 * float64(rng.IntN(5)) }},
+		{"random bits", func(i int, rng *rand.Rand) float64 {
+			for {
+				if v := math.Float64frombits(rng.Uint64()); !math.IsNaN(v) && !math.IsInf(v, 0) {
+					return v
+				}
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, r := range observeAll(p, tt.gen, 2000, 3) {
+				if !(r.Score >= 0 && r.Score <= 1) || math.IsNaN(r.Surprise) || math.IsInf(r.Low, 0) || math.IsInf(r.High, 0) || math.IsNaN(r.Low) || math.IsNaN(r.High) {
+					t.Fatalf("result %+v", r)
+				}
+			}
+		})
+	}
+}
+
+func TestFlatThenStep(t *testing.T) {
+	// A signal flat for a long time that moves by its usual resolution is
+	// not alarming; a move of a hundred steps is.
+	p := DefaultParams()
+	gen := func(step float64) series {
+		return func(i int, rng *rand.Rand) float64 {
+			switch {
+			case i < 1000:
+				return float64(rng.IntN(3)) // resolution 1
+			case i < 1500:
+				return 1
+			case i == 1500:
+				return 1 + step
+			}
+			return 1
+		}
+	}
+	if s := observeAll(p, gen(1), 1600, 1)[1500].Score; s > 0.2 {
+		t.Errorf("one step of the resolution after a flat stretch scores %.3f", s)
+	}
+	if s := observeAll(p, gen(100), 1600, 1)[1500].Score; s < 0.6 {
+		t.Errorf("a hundred steps after a flat stretch scores %.3f", s)
+	}
+}
+
+func TestNonFiniteValuesIgnored(t *testing.T) {
+	p := DefaultParams()
+	var st State
+	for i := 0; i < 300; i++ {
+		p.Observe(&st, float64(i), float64(i%7))
+	}
+	before := st
+	for _, x := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		if r := p.Observe(&st, 1, x); r != (Result{}) || st != before {
+			t.Errorf("Observe(%v) = %+v and changed the state", x, r)
+		}
+	}
+}
+
+func TestBinaryRoundTrip(t *testing.T) {
+	p := DefaultParams()
+	rng := rand.New(rand.NewPCG(1, 2))
+	var a State
+	if b := a.AppendBinary(nil); len(b) != fixedSize {
+		t.Fatalf("empty state: %d bytes", len(b))
+	}
+	for i := 0; i < 5000; i++ {
+		t0 := float64(1.7e9 + 300*i)
+		x := 100 + 10*math.Sin(float64(i)/40) + rng.NormFloat64()
+		if i%1000 == 0 {
+			enc := a.AppendBinary(nil)
+			if len(enc) != a.BinarySize() || len(enc) > MaxBinarySize {
+				t.Fatalf("encoded %d bytes, BinarySize %d, max %d", len(enc), a.BinarySize(), MaxBinarySize)
+			}
+			b, err := Decode(enc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b != a {
+				t.Fatalf("value %d: decoded %+v, want %+v", i, b, a)
+			}
+			// Both go on identically.
+			for j := 0; j < 50; j++ {
+				ra, rb := p.Observe(&a, t0+float64(j), x+float64(j)), p.Observe(&b, t0+float64(j), x+float64(j))
+				if ra != rb {
+					t.Fatalf("decoded state scores %+v, original %+v", rb, ra)
+				}
+			}
+		}
+		p.Observe(&a, t0, x)
+	}
+	if n := a.BinarySize(); n != MaxBinarySize {
+		t.Errorf("a state with a full daily profile takes %d bytes, want %d", n, MaxBinarySize)
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	var st State
+	p := DefaultParams()
+	for i := 0; i < 300; i++ {
+		p.Observe(&st, float64(300*i), float64(i%5))
+	}
+	good := st.AppendBinary(nil)
+	corrupt := func(f func(b []byte)) []byte {
+		b := bytes.Clone(good)
+		f(b)
+		return b
+	}
+	nan := math.Float64bits(math.NaN())
+	tests := map[string][]byte{
+		"empty":          nil,
+		"short":          good[:fixedSize-1],
+		"truncated":      good[:len(good)-1],
+		"trailing":       append(bytes.Clone(good), 0),
+		"version":        corrupt(func(b []byte) { b[0] = 2 }),
+		"NaN":            corrupt(func(b []byte) { putU64(b[5:], nan) }),
+		"negative error": corrupt(func(b []byte) { putU64(b[5+5*8:], math.Float64bits(-1)) }),
+		"rate above 1":   corrupt(func(b []byte) { putU64(b[5+14*8:], math.Float64bits(2)) }),
+		"bucket mask":    corrupt(func(b []byte) { b[5+16*8+7] = 0x80 }),
+	}
+	for name, b := range tests {
+		if _, err := Decode(b); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: Decode = %v, want ErrCorrupt", name, err)
+		}
+	}
+}
+
+func putU64(b []byte, v uint64) {
+	for i := range 8 {
+		b[i] = byte(v >> (8 * i))
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	var st State
+	f.Add(st.AppendBinary(nil), 1.0, 2.0)
+	p := DefaultParams()
+	for i := 0; i < 400; i++ {
+		p.Observe(&st, float64(300*i), float64(i%9))
+	}
+	f.Add(st.AppendBinary(nil), 1.0, 1e300)
+	f.Add([]byte{version}, 0.0, 0.0)
+	f.Fuzz(func(t *testing.T, b []byte, tm, x float64) {
+		st, err := Decode(b)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("error %v is not ErrCorrupt", err)
+			}
+			return
+		}
+		if !bytes.Equal(st.AppendBinary(nil), b) {
+			t.Fatalf("accepted %x but re-encodes differently", b)
+		}
+		// Whatever was accepted scores finite values in [0, 1].
+		for i := 0; i < 3; i++ {
+			r := Params{}.Observe(&st, tm, x)
+			if !(r.Score >= 0 && r.Score <= 1) || math.IsNaN(r.Low) || math.IsNaN(r.High) {
+				t.Fatalf("after decoding %x: %+v", b, r)
+			}
+			x = -x * 3
+		}
+	})
+}
+
+func TestObserveDoesNotAllocate(t *testing.T) {
+	p := DefaultParams()
+	var st State
+	x := 0.0
+	if a := testing.AllocsPerRun(1000, func() { x += 0.5; p.Observe(&st, x*300, math.Sin(x)) }); a != 0 {
+		t.Errorf("Observe allocates %v times", a)
+	}
+}
+
+func BenchmarkObserve(b *testing.B) {
+	p := DefaultParams()
+	var st State
+	rng := rand.New(rand.NewPCG(1, 1))
+	vals := make([]float64, 4096)
+	for i := range vals {
+		vals[i] = 100 + 10*rng.NormFloat64()
+	}
+	for i := 0; b.Loop(); i++ {
+		p.Observe(&st, float64(300*i), vals[i&4095])
+	}
+}
+
+func BenchmarkEncode(b *testing.B) {
+	p := DefaultParams()
+	var st State
+	for i := 0; i < 1000; i++ {
+		p.Observe(&st, float64(300*i), float64(i%13))
+	}
+	buf := make([]byte, 0, MaxBinarySize)
+	for b.Loop() {
+		buf = st.AppendBinary(buf[:0])
+		if _, err := Decode(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -196,17 +196,7 @@ func TestWorkerClaimsEntriesOfDeadConsumer(t *testing.T) {
 	want := reference(t, events)
 
 	w := f.worker(t, 0, f.grant(t, 0, "new"), "new", 50)
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- w.run(wctx) }()
-	eventually(t, 30*time.Second, "all events applied", func() (bool, string) {
-		n := f.processed(t, 0)
-		return n >= int64(len(events)), fmt.Sprintf("%d processed", n)
-	})
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("run returned %v, want nil", err)
-	}
+	f.runUntilProcessed(t, w, int64(len(events)))
 
 	if got := f.storedStates(t, 1, want); !reflect.DeepEqual(got, want) {
 		t.Errorf("device totals %v, want %v (every event applied once, in order)", totals(t, got), totals(t, want))
@@ -367,16 +357,9 @@ func TestStreamIsTrimmedBehindProcessing(t *testing.T) {
 		t.Errorf("stream length %d after 1005 of 2000 entries were processed, want at most %d", n, 995+100)
 	}
 
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- w.run(wctx) }()
-	eventually(t, 30*time.Second, "all entries processed", func() (bool, string) {
-		n := f.processed(t, 0)
-		return n == 2000, fmt.Sprintf("%d processed", n)
-	})
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("run returned %v", err)
+	f.runUntilProcessed(t, w, 2000)
+	if n := f.processed(t, 0); n != 2000 {
+		t.Errorf("%d entries processed, want 2000", n)
 	}
 	if n := f.rc.XLen(ctx, f.keys.Stream(0)).Val(); n > 100 || n < 1 {
 		t.Errorf("stream length %d once everything is processed, want 1 to 100", n)
@@ -434,17 +417,7 @@ func TestEntriesReadByAFormerOwnerAreClaimedAndAppliedInOrder(t *testing.T) {
 		t.Fatalf("owner apply past the zombie's entries = %v, want errForeignPending", err)
 	}
 
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- owner.run(wctx) }()
-	eventually(t, 30*time.Second, "all events applied", func() (bool, string) {
-		n := f.processed(t, 0)
-		return n >= int64(len(events)), fmt.Sprintf("%d processed", n)
-	})
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("run returned %v, want nil", err)
-	}
+	f.runUntilProcessed(t, owner, int64(len(events)))
 	if got := f.storedStates(t, 1, want); !reflect.DeepEqual(got, want) {
 		t.Errorf("device totals %v, want %v (every event applied once, in order)", totals(t, got), totals(t, want))
 	}
@@ -492,7 +465,6 @@ func TestEntriesOfEveryStreamOfAReply(t *testing.T) {
 // opened: as many as applying the events in one process opens.
 func TestWorkerCountsAlertsOpened(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	f := newFixture(t)
 	f.createGroup(t, 0)
 	gen := genEvents([]string{"s1", "s2"}, 600)
@@ -517,18 +489,25 @@ func TestWorkerCountsAlertsOpened(t *testing.T) {
 	}
 
 	w := f.worker(t, 0, f.grant(t, 0, "a"), "a", 64)
-	wctx, cancel := context.WithCancel(ctx)
+	f.runUntilProcessed(t, w, int64(len(events)))
+	if n := testutil.ToFloat64(f.m.alertsOpened); n != float64(ref.AlertsOpened) {
+		t.Errorf("pulse_alerts_opened_total = %v, want %d", n, ref.AlertsOpened)
+	}
+}
+
+// runUntilProcessed runs w until shard 0 has processed at least n events,
+// then stops it; run must return nil.
+func (f *fixture) runUntilProcessed(t *testing.T, w *shardWorker, n int64) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- w.run(wctx) }()
+	go func() { done <- w.run(ctx) }()
 	eventually(t, 30*time.Second, "all events applied", func() (bool, string) {
-		n := f.processed(t, 0)
-		return n >= int64(len(events)), fmt.Sprintf("%d processed", n)
+		got := f.processed(t, 0)
+		return got >= n, fmt.Sprintf("%d processed", got)
 	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("run returned %v, want nil", err)
-	}
-	if n := testutil.ToFloat64(f.m.alertsOpened); n != float64(ref.AlertsOpened) {
-		t.Errorf("pulse_alerts_opened_total = %v, want %d", n, ref.AlertsOpened)
 	}
 }

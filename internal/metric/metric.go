@@ -155,7 +155,7 @@ func validDeviceIDBytes(b []byte) bool {
 // valid JSON.
 func (m Metric) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `{"device_id":`...)
-	dst = appendString(dst, m.DeviceID)
+	dst = AppendJSONString(dst, m.DeviceID)
 	dst = append(dst, `,"cpu":`...)
 	dst = appendFloat(dst, m.CPU)
 	dst = append(dst, `,"rps":`...)
@@ -198,10 +198,10 @@ func appendFloat(dst []byte, f float64) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// appendString appends s as a JSON string. Valid device IDs are copied as
-// is; anything else is escaped (control characters, quote, backslash,
+// AppendJSONString appends s as a JSON string, escaped as encoding/json
+// escapes it but for HTML characters. Valid device IDs are copied as is; anything else is escaped (control characters, quote, backslash,
 // U+2028, U+2029; invalid UTF-8 becomes \ufffd).
-func appendString(dst []byte, s string) []byte {
+func AppendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	if ValidDeviceID(s) {
 		dst = append(dst, s...)

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pulse-iot/pulse/internal/metric"
 )
 
 // Alert states.
@@ -249,15 +251,15 @@ func (w *alertWriter) append(b []byte, e Encoder, a Alert, now time.Time) []byte
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, l.name)
+		b = metric.AppendJSONString(b, l.name)
 		b = append(b, ':')
-		b = appendString(b, l.value)
+		b = metric.AppendJSONString(b, l.value)
 	}
 	// Annotations in name order.
 	b = append(b, `},"annotations":{"alert_id":`...)
-	b = appendString(b, validUTF8(a.ID))
+	b = metric.AppendJSONString(b, validUTF8(a.ID))
 	b = append(b, `,"description":`...)
-	b = appendString(b, string(d))
+	b = metric.AppendJSONString(b, string(d))
 	b = append(b, `,"events":"`...)
 	b = strconv.AppendInt(b, int64(a.Events), 10)
 	b = append(b, `","expected_high":"`...)
@@ -267,12 +269,12 @@ func (w *alertWriter) append(b []byte, e Encoder, a Alert, now time.Time) []byte
 	b = append(b, '"')
 	if link != "" {
 		b = append(b, `,"link":`...)
-		b = appendString(b, link)
+		b = metric.AppendJSONString(b, link)
 	}
 	b = append(b, `,"score":"`...)
 	b = append(b, score...)
 	b = append(b, `","summary":`...)
-	b = appendString(b, "Device "+device+": unusual "+signal+" ("+value+", expected "+low+" to "+high+")")
+	b = metric.AppendJSONString(b, "Device "+device+": unusual "+signal+" ("+value+", expected "+low+" to "+high+")")
 	b = append(b, `,"value":"`...)
 	b = append(b, value...)
 	b = append(b, `","z_score":"`...)
@@ -284,7 +286,7 @@ func (w *alertWriter) append(b []byte, e Encoder, a Alert, now time.Time) []byte
 	b = append(b, '"')
 	if link != "" {
 		b = append(b, `,"generatorURL":`...)
-		b = appendString(b, link)
+		b = metric.AppendJSONString(b, link)
 	}
 	return append(b, '}')
 }
@@ -296,35 +298,6 @@ func hasLabel(labels []pair, name string) bool {
 		}
 	}
 	return false
-}
-
-// appendString appends s, valid UTF-8, as a JSON string.
-func appendString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // LabelName returns s as a valid Prometheus label name

@@ -14,6 +14,7 @@ import (
 	"github.com/pulse-iot/pulse/internal/detector"
 	"github.com/pulse-iot/pulse/internal/httpserver"
 	"github.com/pulse-iot/pulse/internal/logging"
+	"github.com/pulse-iot/pulse/internal/notify"
 	"github.com/pulse-iot/pulse/internal/redisx"
 	"github.com/pulse-iot/pulse/internal/score"
 	"github.com/pulse-iot/pulse/internal/shard"
@@ -51,16 +52,25 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	m := newAnalyzerMetrics(reg)
 	health := newShardHealth(m.healthy)
 	keys := shard.Keys{Prefix: cfg.KeyPrefix}
+	deps := workerDeps{
+		consumer: cfg.ConsumerName, rdb: rdb, keys: keys, params: params, count: cfg.ReadCount,
+		leaseTTL: cfg.LeaseTTL, timeout: cfg.RedisTimeout, newDetector: newDetector, m: m, health: health, log: log,
+	}
+	if len(cfg.AlertmanagerURLs) > 0 {
+		sender, err := notify.New(rdb, notify.Options{
+			URLs: cfg.AlertmanagerURLs, Resend: cfg.AlertResend, LinkBase: cfg.AlertLinkBase,
+			CriticalScore: notify.CriticalScoreFor(cfg.AlertThreshold),
+		}, reg, log)
+		if err != nil {
+			return fmt.Errorf("ALERTMANAGER_URL: %w", err)
+		}
+		deps.alerts, deps.outboxMax = sender, cfg.AlertOutboxMax
+	}
 
 	coord := &coordinator{
 		name: cfg.ConsumerName, rdb: rdb, keys: keys, shards: cfg.Shards,
 		leaseTTL: cfg.LeaseTTL, timeout: cfg.RedisTimeout, m: m, health: health, log: log,
-		newWorker: func(s int, lease string) *shardWorker {
-			return newShardWorker(workerDeps{
-				consumer: cfg.ConsumerName, rdb: rdb, keys: keys, params: params, count: cfg.ReadCount,
-				leaseTTL: cfg.LeaseTTL, timeout: cfg.RedisTimeout, newDetector: newDetector, m: m, health: health, log: log,
-			}, s, lease)
-		},
+		newWorker: func(s int, lease string) *shardWorker { return newShardWorker(deps, s, lease) },
 	}
 
 	router := httpserver.NewRouter(httpserver.Options{

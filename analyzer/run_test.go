@@ -246,6 +246,9 @@ func TestRunRejectsInvalidConfig(t *testing.T) {
 		{"REDIS_TIMEOUT", "abc"},
 		{"ALERT_THRESHOLD", "1.5"},
 		{"ALERT_RECOVERY", "0"},
+		{"ALERTMANAGER_URL", "alertmanager:9093"},
+		{"ALERT_RESEND", "0s"},
+		{"ALERT_OUTBOX_MAX", "-1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/pulse-iot/pulse/internal/analysis"
 	"github.com/pulse-iot/pulse/internal/backoff"
 	"github.com/pulse-iot/pulse/internal/detector"
+	"github.com/pulse-iot/pulse/internal/notify"
 	"github.com/pulse-iot/pulse/internal/results"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/state"
@@ -43,8 +44,19 @@ type shardWorker struct {
 	health   *shardHealth
 	log      *zap.Logger
 
-	results *results.Writer
-	recent  *state.Recent
+	results   *results.Writer
+	recent    *state.Recent
+	alerts    alertSender // nil: delivery off
+	outboxMax int
+}
+
+// alertSender delivers the device alerts of the shards this analyzer owns
+// to Alertmanager (notify.Sender).
+type alertSender interface {
+	// Run delivers one shard's outbox until ctx ends.
+	Run(ctx context.Context, keys notify.Keys) error
+	// Wake makes every running shard read its outbox now.
+	Wake()
 }
 
 // workerDeps is what the shard workers of one analyzer share.
@@ -60,6 +72,8 @@ type workerDeps struct {
 	m           *analyzerMetrics
 	health      *shardHealth
 	log         *zap.Logger
+	alerts      alertSender // nil: delivery off
+	outboxMax   int         // ALERT_OUTBOX_MAX, with alerts
 }
 
 // newShardWorker returns the worker of shard s while lease is held.
@@ -70,6 +84,7 @@ func newShardWorker(d workerDeps, s int, lease string) *shardWorker {
 		window: d.params.Window, count: d.count, leaseTTL: d.leaseTTL, timeout: d.timeout,
 		detector: det, applier: analysis.NewApplier(det, d.params), m: d.m, health: d.health,
 		log: d.log.With(zap.Int("shard", s)), results: results.NewWriter(d.rdb, d.keys, s),
+		alerts: d.alerts, outboxMax: d.outboxMax,
 	}
 }
 
@@ -87,6 +102,19 @@ func newShardWorker(d workerDeps, s int, lease string) *shardWorker {
 // apply anything while another consumer holds pending entries, so this
 // worker then claims them and applies everything pending in stream order.
 func (w *shardWorker) run(ctx context.Context) error {
+	if w.alerts != nil {
+		// The shard's alerts are delivered while, and only while, this
+		// worker owns it: a successor carries on from the outbox's cursors.
+		deliver, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := w.alerts.Run(deliver, notify.KeysFor(w.keys.Prefix, w.shard)); err != nil {
+				w.log.Error("deliver alerts", zap.Error(err))
+			}
+		}()
+		defer func() { stop(); <-done }()
+	}
 	var retries retry
 	recovering := true // claim, reload, and apply pending entries before new ones
 	pending := true
@@ -269,10 +297,13 @@ func (w *shardWorker) apply(entries []analysis.Entry) error {
 	res := w.applier.Apply(d, states, w.recent)
 	err = w.results.Write(ctx, results.Batch{
 		Lease: w.lease, Consumer: w.consumer, Detector: w.detector.Name(), Window: w.window,
-		LeaseTTL: w.leaseTTL, Recent: w.recent, Decoded: d, Result: res,
+		LeaseTTL: w.leaseTTL, Recent: w.recent, Decoded: d, Result: res, OutboxMax: w.outboxMax,
 	})
 	if err != nil {
 		return err
+	}
+	if w.alerts != nil && len(res.Alerts) > 0 {
+		w.alerts.Wake()
 	}
 
 	now := time.Now()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/pulse-iot/pulse/internal/analysis"
 	"github.com/pulse-iot/pulse/internal/detector"
+	"github.com/pulse-iot/pulse/internal/notify"
 	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/state"
@@ -495,15 +497,94 @@ func TestWorkerCountsAlertsOpened(t *testing.T) {
 	}
 }
 
+// sendRecorder records what a worker asks of its alert sender.
+type sendRecorder struct {
+	mu    sync.Mutex
+	runs  []notify.Keys
+	ended int // runs whose context ended
+	wakes int
+}
+
+func (r *sendRecorder) Run(ctx context.Context, keys notify.Keys) error {
+	r.mu.Lock()
+	r.runs = append(r.runs, keys)
+	r.mu.Unlock()
+	<-ctx.Done()
+	r.mu.Lock()
+	r.ended++
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *sendRecorder) Wake() {
+	r.mu.Lock()
+	r.wakes++
+	r.mu.Unlock()
+}
+
+// With delivery on, a worker delivers its shard's alerts while it runs
+// (and only then), queues every alert change in the shard's outbox in the
+// batch's write, and wakes the sender after batches that changed alerts.
+func TestWorkerQueuesAndDeliversItsShardsAlerts(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.createGroup(t, 1)
+	gen := genEvents([]string{"s1", "s2"}, 600)
+	for i := range gen {
+		gen[i].Timestamp = 1_700_000_000 + 30*float64(i)
+		if i >= 500 && i < 520 {
+			gen[i].RPS += 400
+		}
+	}
+	events := f.add(t, 1, gen)
+	rec := &sendRecorder{}
+	w := f.worker(t, 1, f.grant(t, 1, "a"), "a", 64)
+	w.alerts, w.outboxMax = rec, 1000
+	f.runUntilProcessedOf(t, w, 1, int64(len(events)))
+
+	keys := notify.KeysFor(f.keys.Prefix, 1)
+	entries, err := notify.Peek(context.Background(), f.rdb, keys, "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := testutil.ToFloat64(f.m.alertsOpened)
+	var outboxOpened int
+	for _, e := range entries {
+		if e.Err != nil {
+			t.Fatal(e.Err)
+		}
+		if e.Alert.State == notify.StateOpen {
+			outboxOpened++
+		}
+	}
+	if opened == 0 || float64(outboxOpened) != opened {
+		t.Errorf("outbox holds %d openings (%d entries), the worker opened %v", outboxOpened, len(entries), opened)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.runs) != 1 || rec.runs[0] != keys || rec.ended != 1 {
+		t.Errorf("sender runs %+v, %d ended; want one for %+v, ended with the worker", rec.runs, rec.ended, keys)
+	}
+	if rec.wakes == 0 || rec.wakes > len(entries) {
+		t.Errorf("%d wakes for %d alert changes", rec.wakes, len(entries))
+	}
+}
+
 // runUntilProcessed runs w until shard 0 has processed at least n events,
 // then stops it; run must return nil.
 func (f *fixture) runUntilProcessed(t *testing.T, w *shardWorker, n int64) {
+	t.Helper()
+	f.runUntilProcessedOf(t, w, 0, n)
+}
+
+// runUntilProcessedOf is runUntilProcessed for shard s.
+func (f *fixture) runUntilProcessedOf(t *testing.T, w *shardWorker, s int, n int64) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.run(ctx) }()
 	eventually(t, 30*time.Second, "all events applied", func() (bool, string) {
-		got := f.processed(t, 0)
+		got := f.processed(t, s)
 		return got >= n, fmt.Sprintf("%d processed", got)
 	})
 	cancel()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/pulse-iot/pulse/internal/alert"
 	"github.com/pulse-iot/pulse/internal/detector"
+	"github.com/pulse-iot/pulse/internal/notify"
 )
 
 // The services that read a configuration.
@@ -55,6 +56,12 @@ type Config struct {
 	AlertThreshold float64 // analyzer: a signal's alert opens at this score
 	AlertRecovery  int     // analyzer: consecutive normal values that close it
 
+	// Delivery of device alerts to Alertmanager (analyzer; internal/notify).
+	AlertmanagerURLs []string      // base URLs; none: delivery off. May carry passwords.
+	AlertResend      time.Duration // open alerts are posted again this often
+	AlertLinkBase    string        // the api's base URL for links in alerts; "" for none
+	AlertOutboxMax   int           // most alert changes a shard's outbox keeps
+
 	RedisClusterAddrs []string
 
 	APIKeys        []string // ingest: accepted API keys (besides those in APIKeysFile)
@@ -87,6 +94,10 @@ func (c Config) String() string {
 	}
 	masked.APIKeys = maskAll(masked.APIKeys)
 	masked.ReadTokens = maskAll(masked.ReadTokens)
+	masked.AlertmanagerURLs = make([]string, len(c.AlertmanagerURLs))
+	for i, u := range c.AlertmanagerURLs {
+		masked.AlertmanagerURLs[i] = notify.Redact(u)
+	}
 	type plain Config // without this String method, so %+v does not recurse
 	return fmt.Sprintf("%+v", plain(masked))
 }
@@ -206,6 +217,23 @@ func Vars() []Var {
 		}},
 		{"ALERT_RECOVERY", strconv.Itoa(alert.DefaultRecovery), []string{Analyzer}, "An open alert closes after this many consecutive values back to normal (score below half ALERT_THRESHOLD).", func(c *Config, v string) error {
 			return intIn(&c.AlertRecovery, v, 1, math.MaxUint16)
+		}},
+		{"ALERTMANAGER_URL", "", []string{Analyzer}, "Comma-separated base URLs of the Alertmanagers that receive device alerts (every one gets every alert: list each replica); empty: delivery off. user:password@ is allowed and never logged. See docs/ALERTING.md.", func(c *Config, v string) error {
+			urls, err := notify.ParseURLs(v)
+			c.AlertmanagerURLs = urls
+			return err
+		}},
+		{"ALERT_RESEND", "1m", []string{Analyzer}, "How often open device alerts are posted to Alertmanager again, with endsAt four intervals ahead (1s to 1h).", func(c *Config, v string) (err error) {
+			c.AlertResend, err = notify.ParseResend(v)
+			return err
+		}},
+		{"ALERT_LINK_BASE", "", []string{Analyzer}, "The api's base URL as people reach it; alerts sent to Alertmanager then link to <ALERT_LINK_BASE>/alerts?device_id=…. Empty: no links.", func(c *Config, v string) (err error) {
+			c.AlertLinkBase, err = notify.ParseLinkBase(v)
+			return err
+		}},
+		{"ALERT_OUTBOX_MAX", strconv.Itoa(notify.DefaultOutboxMax), []string{Analyzer}, "Most device alert changes each shard's outbox keeps while an Alertmanager is unreachable (1 to 1000000); beyond it the oldest are dropped and counted.", func(c *Config, v string) (err error) {
+			c.AlertOutboxMax, err = notify.ParseOutboxMax(v)
+			return err
 		}},
 		{"REDIS_CLUSTER_ADDRS", "", all, "Comma-separated host:port seeds of a Redis Cluster; when set, every service uses a cluster client and REDIS_ADDR is ignored.", func(c *Config, v string) error {
 			for _, a := range splitList(v) {

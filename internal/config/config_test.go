@@ -64,6 +64,14 @@ func TestInvalidValuesNameTheirVariable(t *testing.T) {
 		{Analyzer, "ALERT_RECOVERY", "0"},
 		{Analyzer, "ALERT_RECOVERY", "65536"},
 		{Analyzer, "ALERT_RECOVERY", "2.5"},
+		{Analyzer, "ALERTMANAGER_URL", "alertmanager:9093"},
+		{Analyzer, "ALERTMANAGER_URL", "http://a:9093/api/v2/alerts?x=1"},
+		{Analyzer, "ALERTMANAGER_URL", "http://a:9093,http://a:9093/"},
+		{Analyzer, "ALERT_RESEND", "500ms"},
+		{Analyzer, "ALERT_RESEND", "2h"},
+		{Analyzer, "ALERT_LINK_BASE", "ftp://pulse"},
+		{Analyzer, "ALERT_OUTBOX_MAX", "0"},
+		{Analyzer, "ALERT_OUTBOX_MAX", "1000001"},
 		{API, "REDIS_CLUSTER_ADDRS", "a:1,b"},
 		{Ingest, "MAX_INFLIGHT", "-1"},
 		{API, "RATE_LIMIT", "fast"},
@@ -164,6 +172,35 @@ func TestStringMasksSecrets(t *testing.T) {
 	}
 	if s := c.String(); strings.Contains(s, "s3cret") || strings.Contains(s, "k-one") || !strings.Contains(s, "***") {
 		t.Errorf("String() = %s, want the secrets masked", s)
+	}
+}
+
+// Delivery to Alertmanager is off by default; its settings are read as
+// given, and a password in ALERTMANAGER_URL never reaches the log line.
+func TestAlertDelivery(t *testing.T) {
+	c, err := Load(Analyzer, MapEnv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AlertmanagerURLs != nil || c.AlertResend != time.Minute || c.AlertLinkBase != "" || c.AlertOutboxMax != 10000 {
+		t.Errorf("delivery defaults: %q, %v, %q, %d", c.AlertmanagerURLs, c.AlertResend, c.AlertLinkBase, c.AlertOutboxMax)
+	}
+	c, err = Load(Analyzer, MapEnv(map[string]string{
+		"ALERTMANAGER_URL": "http://am-0:9093/, https://ops:hunter2@am-1.example/am", "ALERT_RESEND": "30s",
+		"ALERT_LINK_BASE": "https://pulse.example.com/", "ALERT_OUTBOX_MAX": "50"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"http://am-0:9093", "https://ops:hunter2@am-1.example/am"}
+	if fmt.Sprint(c.AlertmanagerURLs) != fmt.Sprint(want) || c.AlertResend != 30*time.Second ||
+		c.AlertLinkBase != "https://pulse.example.com" || c.AlertOutboxMax != 50 {
+		t.Errorf("delivery settings: %q, %v, %q, %d", c.AlertmanagerURLs, c.AlertResend, c.AlertLinkBase, c.AlertOutboxMax)
+	}
+	if s := c.String(); strings.Contains(s, "hunter2") || !strings.Contains(s, "am-1.example") {
+		t.Errorf("String() = %s, want the Alertmanager password masked", s)
+	}
+	if c.AlertmanagerURLs[1] != want[1] {
+		t.Error("String() masked the configuration itself, not its copy")
 	}
 }
 

@@ -37,10 +37,10 @@ func ParseURLs(v string) ([]string, error) {
 		}
 		u, err := baseURL(s)
 		if err != nil {
-			return nil, fmt.Errorf("%q: %w", redact(s), err)
+			return nil, fmt.Errorf("%q: %w", Redact(s), err)
 		}
 		if seen[u] {
-			return nil, fmt.Errorf("%q: listed twice", redact(s))
+			return nil, fmt.Errorf("%q: listed twice", Redact(s))
 		}
 		seen[u] = true
 		out = append(out, u)
@@ -111,8 +111,8 @@ func baseURL(s string) (string, error) {
 	return u.String(), nil
 }
 
-// redact returns s with any password replaced, for logs and errors.
-func redact(s string) string {
+// Redact returns URL s with any password replaced, for logs and errors.
+func Redact(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {
 		if i := strings.LastIndex(s, "@"); i >= 0 {

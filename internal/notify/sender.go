@@ -105,7 +105,7 @@ func New(rdb redis.Cmdable, opt Options, reg prometheus.Registerer, log *zap.Log
 		runs: map[*shardRun]struct{}{},
 	}
 	for _, u := range opt.URLs {
-		t := target{name: redact(u), post: u + "/api/v2/alerts"}
+		t := target{name: Redact(u), post: u + "/api/v2/alerts"}
 		s.targets = append(s.targets, t)
 		s.names = append(s.names, t.name)
 	}

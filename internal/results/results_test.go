@@ -18,6 +18,7 @@ import (
 	"github.com/pulse-iot/pulse/internal/alert"
 	"github.com/pulse-iot/pulse/internal/analysis"
 	"github.com/pulse-iot/pulse/internal/detector"
+	"github.com/pulse-iot/pulse/internal/notify"
 	"github.com/pulse-iot/pulse/internal/redistest"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/state"
@@ -210,8 +211,11 @@ func TestWriteScriptHeader(t *testing.T) {
 		t.Errorf("the script's fixed keys are not the %d of nFixedKeys", nFixedKeys)
 	}
 	w := NewWriter(nil, shard.Keys{Prefix: "p"}, 0)
-	keys, args := w.writeArgs(Batch{Lease: "L", Consumer: "C", Detector: "D", Window: 7, LeaseTTL: 3 * time.Second,
-		Recent: &state.Recent{Size: 7}, Result: analysis.Result{Processed: 5, AnomalousEvents: 2}})
+	keys, args, err := w.writeArgs(Batch{Lease: "L", Consumer: "C", Detector: "D", Window: 7, LeaseTTL: 3 * time.Second,
+		Recent: &state.Recent{Size: 7}, Result: analysis.Result{Processed: 5, AnomalousEvents: 2}, OutboxMax: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(keys) != nFixedKeys {
 		t.Errorf("an empty batch has %d keys, want the %d fixed ones", len(keys), nFixedKeys)
 	}
@@ -221,7 +225,7 @@ func TestWriteScriptHeader(t *testing.T) {
 	at := func(name string) any { return args[indexOf(header, name)] }
 	if at("lease") != "L" || at("group") != shard.Group || at("consumer") != "C" || at("detector") != "D" ||
 		at("processed") != 5 || at("anomalous") != 2 || at("keep") != AnomalyHistory || at("window") != 7 || at("ttl") != int64(3000) ||
-		at("alertkeep") != AlertHistory || at("nalerts") != 0 || at("nalertdev") != 0 {
+		at("alertkeep") != AlertHistory || at("nalerts") != 0 || at("nalertdev") != 0 || at("alertmax") != 9 {
 		t.Errorf("header arguments %v", args)
 	}
 }
@@ -296,8 +300,9 @@ func testApplier(t *testing.T) *analysis.Applier {
 }
 
 // applyAll applies every shard's entries in batches of count, as an
-// analyzer does, and returns the alert changes written.
-func applyAll(t *testing.T, rdb redis.UniversalClient, keys shard.Keys, count int) []analysis.AlertChange {
+// analyzer does, with delivery's outbox bounded by outboxMax (0: off), and
+// returns the alert changes written.
+func applyAll(t *testing.T, rdb redis.UniversalClient, keys shard.Keys, count, outboxMax int) []analysis.AlertChange {
 	t.Helper()
 	ctx := context.Background()
 	var changes []analysis.AlertChange
@@ -328,7 +333,7 @@ func applyAll(t *testing.T, rdb redis.UniversalClient, keys shard.Keys, count in
 			r := a.Apply(d, states, recent)
 			changes = append(changes, r.Alerts...)
 			err = w.Write(ctx, Batch{Lease: lease, Consumer: consumer, Detector: "classic", Window: testWindow,
-				LeaseTTL: time.Minute, Recent: recent, Decoded: d, Result: r})
+				LeaseTTL: time.Minute, Recent: recent, Decoded: d, Result: r, OutboxMax: outboxMax})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -391,7 +396,7 @@ func TestAlertsWrittenAndRead(t *testing.T) {
 		t.Fatal("test data: the devices must span shards to test merging")
 	}
 	entries := addEntries(t, rdb, keys, shiftEvents(devices, 490))
-	changes := applyAll(t, rdb, keys, 97)
+	changes := applyAll(t, rdb, keys, 97, 0)
 	want := alertsReference(t, entries)
 	open := filterAlerts(want, "", AlertsOpen, len(want))
 	if len(want) < 8 || len(open) == 0 || len(open) == len(want) {
@@ -461,12 +466,90 @@ func TestAlertsWrittenAndRead(t *testing.T) {
 	}
 }
 
+// With delivery on, every alert change enters its shard's outbox in the
+// same write, in stream order, as the record Alertmanager is told about;
+// the open hash holds exactly the open alerts; a full outbox drops its
+// oldest entries and counts them. With delivery off nothing is queued.
+func TestAlertsQueuedForDelivery(t *testing.T) {
+	devices := []string{"dev-a", "dev-b", "dev-c", "dev-d"}
+	for _, tc := range []struct {
+		name      string
+		outboxMax int
+	}{{"off", 0}, {"on", 100000}, {"bounded", 3}} {
+		t.Run(tc.name, func(t *testing.T) {
+			rdb, keys := setup(t)
+			ctx := context.Background()
+			addEntries(t, rdb, keys, shiftEvents(devices, 490))
+			changes := applyAll(t, rdb, keys, 97, tc.outboxMax)
+			perShard := map[int][]notify.Alert{}
+			open := map[int]map[string]notify.Alert{}
+			for _, c := range changes {
+				s := shard.For(c.Alert.DeviceID, testShards)
+				a := outboxAlert(c.Alert)
+				perShard[s] = append(perShard[s], a)
+				if open[s] == nil {
+					open[s] = map[string]notify.Alert{}
+				}
+				if a.State == notify.StateOpen {
+					open[s][a.ID] = a
+				} else {
+					delete(open[s], a.ID)
+				}
+			}
+			if len(perShard) < 2 {
+				t.Fatal("test data: alerts must span shards")
+			}
+			for s := 0; s < testShards; s++ {
+				k := notify.KeysFor(keys.Prefix, s)
+				entries, err := notify.Peek(ctx, rdb, k, "0-0", 100000)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := perShard[s]
+				if tc.outboxMax == 0 {
+					want = nil
+				} else if len(want) > tc.outboxMax {
+					want = want[len(want)-tc.outboxMax:]
+				}
+				var got []notify.Alert
+				for _, e := range entries {
+					got = append(got, e.Alert)
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("shard %d outbox:\n got %+v\nwant %+v", s, got, want)
+				}
+				dropped, _ := rdb.HGet(ctx, k.Meta, "dropped").Int()
+				if wantDropped := max(0, len(perShard[s])-len(want)); tc.outboxMax > 0 && dropped != wantDropped {
+					t.Errorf("shard %d dropped %d, want %d", s, dropped, wantDropped)
+				}
+				gotOpen := map[string]notify.Alert{}
+				_, err = notify.OpenAlerts(ctx, rdb, k, 64, func(list []notify.Alert) error {
+					for _, a := range list {
+						gotOpen[a.ID] = a
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantOpen := open[s]
+				if tc.outboxMax == 0 || len(wantOpen) == 0 {
+					wantOpen = map[string]notify.Alert{}
+				}
+				if !reflect.DeepEqual(gotOpen, wantOpen) {
+					t.Errorf("shard %d open alerts:\n got %+v\nwant %+v", s, gotOpen, wantOpen)
+				}
+			}
+		})
+	}
+}
+
 // Alerts that open and close within one batch are written closed.
 func TestAlertOpenedAndClosedInOneBatch(t *testing.T) {
 	rdb, keys := setup(t)
 	ctx := context.Background()
 	entries := addEntries(t, rdb, keys, shiftEvents([]string{"dev-a"}, 240))
-	changes := applyAll(t, rdb, keys, 1000)
+	changes := applyAll(t, rdb, keys, 1000, 0)
 	var opens, closes int
 	for _, c := range changes {
 		if c.Change == alert.Opened {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pulse-iot/pulse/internal/alert"
 	"github.com/pulse-iot/pulse/internal/analysis"
+	"github.com/pulse-iot/pulse/internal/notify"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/state"
 )
@@ -55,16 +56,21 @@ type Batch struct {
 	Window   int           // WINDOW_SIZE, recorded beside the recent values
 	LeaseTTL time.Duration // the lease is extended by this
 	Recent   *state.Recent // the shard's recent values after the batch
-	Decoded  analysis.Decoded
-	Result   analysis.Result
+	// OutboxMax is ALERT_OUTBOX_MAX when alerts are delivered to
+	// Alertmanager: the batch's alert changes then enter the shard's outbox
+	// (notify.KeysFor) in the same write. 0: delivery off, no outbox.
+	OutboxMax int
+	Decoded   analysis.Decoded
+	Result    analysis.Result
 }
 
 // Writer reads and writes one shard's results for its owner. It reuses
 // its buffers between batches, so it must not be used by two goroutines.
 type Writer struct {
-	rdb   redis.UniversalClient
-	keys  shard.Keys
-	shard int
+	rdb    redis.UniversalClient
+	keys   shard.Keys
+	outbox notify.Keys
+	shard  int
 
 	args   []any
 	recent []byte
@@ -74,11 +80,11 @@ type Writer struct {
 // nFixedKeys is how many keys the write script has before the per-device
 // ones: adding a shard key means adding it to writeArgs and the script's
 // unpack, and raising this (a test holds the three together).
-const nFixedKeys = 9
+const nFixedKeys = 12
 
 // NewWriter returns the writer of shard s's results.
 func NewWriter(rdb redis.UniversalClient, keys shard.Keys, s int) *Writer {
-	return &Writer{rdb: rdb, keys: keys, shard: s}
+	return &Writer{rdb: rdb, keys: keys, outbox: notify.KeysFor(keys.Prefix, s), shard: s}
 }
 
 // Recent reads the shard's recent values. Values that cannot be decoded
@@ -131,7 +137,10 @@ func (w *Writer) States(ctx context.Context, ids []string, window int) (states m
 // returns ErrFenced or ErrForeignPending (wrapped) when the script
 // refuses.
 func (w *Writer) Write(ctx context.Context, b Batch) error {
-	keys, args := w.writeArgs(b)
+	keys, args, err := w.writeArgs(b)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", w.keys.Stream(w.shard), err)
+	}
 	if err := writeScript.Run(ctx, w.rdb, keys, args...).Err(); err != nil {
 		return ScriptError("write", w.keys.Stream(w.shard), err)
 	}
@@ -140,10 +149,11 @@ func (w *Writer) Write(ctx context.Context, b Batch) error {
 
 // writeArgs is the script's KEYS and ARGV: the header (header's order),
 // then the variable parts, as writeScript reads them.
-func (w *Writer) writeArgs(b Batch) ([]string, []any) {
+func (w *Writer) writeArgs(b Batch) ([]string, []any, error) {
 	s, res, d := w.shard, b.Result, b.Decoded
 	keys := []string{w.keys.Lease(s), w.keys.Stats(s), w.keys.Stream(s), w.keys.Devices(s),
-		w.keys.Anomalies(s), w.keys.DeadLetter(s), w.keys.DeviceStates(s), w.keys.Alerts(s), w.keys.OpenAlerts(s)}
+		w.keys.Anomalies(s), w.keys.DeadLetter(s), w.keys.DeviceStates(s), w.keys.Alerts(s), w.keys.OpenAlerts(s),
+		w.outbox.Outbox, w.outbox.Open, w.outbox.Meta}
 	var newDevices, anomalous, alerting int
 	for _, u := range res.Updates {
 		if u.New {
@@ -165,7 +175,7 @@ func (w *Writer) writeArgs(b Batch) ([]string, []any) {
 		b.Lease, shard.Group, b.Consumer, b.Detector, res.Processed, res.AnomalousEvents,
 		w.recent, AnomalyHistory, b.Window, b.LeaseTTL.Milliseconds(),
 		len(res.Updates), newDevices, anomalous, len(res.Anomalies), len(d.Acks), len(d.Dead),
-		alerting, len(res.Alerts), AlertHistory)
+		alerting, len(res.Alerts), AlertHistory, b.OutboxMax)
 	// All states in one buffer, reused between batches; the buffer is
 	// sized first so the slices handed to args stay valid.
 	size := 0
@@ -206,8 +216,14 @@ func (w *Writer) writeArgs(b Batch) ([]string, []any) {
 		args = append(args, dl.ID, dl.Reason, payload)
 	}
 	args = appendAlertArgs(args, res, AlertHistory)
+	if b.OutboxMax > 0 && len(res.Alerts) > 0 {
+		var err error
+		if args, err = appendOutboxArgs(args, res); err != nil {
+			return nil, nil, err
+		}
+	}
 	w.args = args[:0]
-	return keys, args
+	return keys, args, nil
 }
 
 // appendAlertArgs appends the batch's alert changes in stream order, each
@@ -273,12 +289,38 @@ func appendAlertArgs(args []any, res analysis.Result, keep uint64) []any {
 	return args
 }
 
+// appendOutboxArgs appends the batch's alert changes as the outbox's
+// (id, state, record) triples, in stream order, for pulse_queue_alerts.
+func appendOutboxArgs(args []any, res analysis.Result) ([]any, error) {
+	alerts := make([]notify.Alert, len(res.Alerts))
+	for i, c := range res.Alerts {
+		alerts[i] = outboxAlert(c.Alert)
+	}
+	triples, err := notify.EnqueueArgs(alerts)
+	if err != nil {
+		return nil, err
+	}
+	return append(args, triples...), nil
+}
+
+// outboxAlert is a as Alertmanager is told about it: the record of GET
+// /alerts.
+func outboxAlert(a state.Alert) notify.Alert {
+	n := notify.Alert{ID: a.ID(), DeviceID: a.DeviceID, Signal: a.Signal, State: notify.StateOpen, OpenedAt: a.OpenedAt,
+		Score: a.Score, ZScore: a.Z, Value: a.Value, Expected: notify.Band{Low: a.Low, High: a.High}, Events: int(a.Events)}
+	if !a.Open {
+		closed := a.ClosedAt
+		n.State, n.ClosedAt = notify.StateClosed, &closed
+	}
+	return n
+}
+
 // header names the write script's fixed arguments in ARGV order, as
 // writeArgs appends them and the script unpacks them (a test holds the
 // three together).
 var header = []string{"lease", "group", "consumer", "detector", "processed", "anomalous",
 	"recent", "keep", "window", "ttl", "nstates", "nnew", "nanom", "nshard", "nack", "ndead",
-	"nalertdev", "nalerts", "alertkeep"}
+	"nalertdev", "nalerts", "alertkeep", "alertmax"}
 
 // writeScript applies one batch atomically. It refuses while the lease is
 // not the caller's (FENCED) or while another consumer holds pending
@@ -286,7 +328,8 @@ var header = []string{"lease", "group", "consumer", "detector", "processed", "an
 // first.
 //
 // KEYS: lease, stats, stream, devices, shard anomalies, dead letters,
-// device states, shard alerts, open alerts (nFixedKeys); then the anomaly
+// device states, shard alerts, open alerts, and the alert outbox's outbox,
+// open and meta (notify.Keys) (nFixedKeys); then the anomaly
 // list of each of the nanom devices with anomalies; then the alert hash of
 // each of the nalertdev devices with alert changes.
 // ARGV: the header (above); then nstates pairs (device id, state); nnew
@@ -294,13 +337,15 @@ var header = []string{"lease", "group", "consumer", "detector", "processed", "an
 // count and records; the shard's nshard records in stream order; nack
 // ids; ndead triples (id, reason, payload); nalerts alert changes in
 // stream order, each (device, number, state, record, ref, drop) as
-// appendAlertArgs describes.
-var writeScript = redis.NewScript(writeSource)
+// appendAlertArgs describes; when alertmax > 0 (delivery on), nalerts
+// triples (id, state, record) for the outbox, as appendOutboxArgs writes
+// them.
+var writeScript = redis.NewScript(notify.LuaOutbox + writeSource)
 
 const writeSource = `
-local leaseKey, statsKey, streamKey, devicesKey, anomaliesKey, deadKey, statesKey, alertsKey, openAlertsKey = unpack(KEYS, 1, 9)
-local nfixed = 9 -- keys before the per-device ones
-local lease, group, consumer, detector, processed, anomalous, recent, keep, window, ttl, nstates, nnew, nanom, nshard, nack, ndead, nalertdev, nalerts, alertkeep = unpack(ARGV, 1, 19)
+local leaseKey, statsKey, streamKey, devicesKey, anomaliesKey, deadKey, statesKey, alertsKey, openAlertsKey, outboxKey, outboxOpenKey, outboxMetaKey = unpack(KEYS, 1, 12)
+local nfixed = 12 -- keys before the per-device ones
+local lease, group, consumer, detector, processed, anomalous, recent, keep, window, ttl, nstates, nnew, nanom, nshard, nack, ndead, nalertdev, nalerts, alertkeep, alertmax = unpack(ARGV, 1, 20)
 if redis.call('GET', leaseKey) ~= lease then return redis.error_reply('FENCED lease lost') end
 local pend = redis.call('XPENDING', streamKey, group)
 if pend[4] then
@@ -324,7 +369,7 @@ local function chunks(from, n, per, fn)
     i = j + 1
   end
 end
-local a = 20 -- the first argument after the header
+local a = 21 -- the first argument after the header
 chunks(a, nstates, 2, function(i, j) redis.call('HSET', statesKey, unpack(ARGV, i, j)) end)
 a = a + 2 * nstates
 chunks(a, nnew, 2, function(i, j) redis.call('ZADD', devicesKey, unpack(ARGV, i, j)) end)
@@ -376,6 +421,8 @@ if opened > 0 then
   redis.call('HINCRBY', statsKey, 'alerts_opened', opened)
 end
 if opened ~= closed then redis.call('HINCRBY', statsKey, 'alerts_open', opened - closed) end
+-- The same changes, for Alertmanager (a no-op while delivery is off).
+pulse_queue_alerts(outboxKey, outboxOpenKey, outboxMetaKey, tonumber(alertmax), ARGV, a, nalerts)
 -- Everything below the oldest entry still pending is processed.
 pend = redis.call('XPENDING', streamKey, group)
 local minid = maxid

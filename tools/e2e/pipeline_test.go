@@ -202,17 +202,19 @@ type pipeline struct {
 	analyzers []*service
 }
 
-func startPipeline(t *testing.T, analyzers int, detectorName string) *pipeline {
+// startPipeline starts ingest, the analyzers and the api on the
+// package's Redis; extra settings go to every service.
+func startPipeline(t *testing.T, analyzers int, detectorName string, extra ...string) *pipeline {
 	t.Helper()
-	return startPipelineOn(t, redis, analyzers, detectorName)
+	return startPipelineOn(t, redis, analyzers, detectorName, extra...)
 }
 
 // startPipelineOn starts the services against srv instead of the
 // package's server, for tests that take it down.
-func startPipelineOn(t *testing.T, srv *redistest.Server, analyzers int, detectorName string) *pipeline {
+func startPipelineOn(t *testing.T, srv *redistest.Server, analyzers int, detectorName string, extra ...string) *pipeline {
 	t.Helper()
 	prefix := fmt.Sprintf("e2e%d", time.Now().UnixNano())
-	env := []string{"REDIS_ADDR=" + srv.Addr, "KEY_PREFIX=" + prefix, "SHARDS=4", "LEASE_TTL=1s", "READ_COUNT=40", "DETECTOR=" + detectorName}
+	env := append([]string{"REDIS_ADDR=" + srv.Addr, "KEY_PREFIX=" + prefix, "SHARDS=4", "LEASE_TTL=1s", "READ_COUNT=40", "DETECTOR=" + detectorName}, extra...)
 	p := &pipeline{prefix: prefix, detector: detectorName, redis: srv, env: env}
 	p.ingest = start(t, "ingest", env...)
 	for i := 0; i < analyzers; i++ {

@@ -62,6 +62,9 @@ type checker struct {
 	p       Problems
 	shards  int
 	ns      string
+	// promAlertmanagers are the Service:port of prometheus.yml's
+	// Alertmanagers, sorted.
+	promAlertmanagers []string
 }
 
 func (c *checker) namespaces() {
@@ -481,22 +484,27 @@ func (c *checker) services() {
 
 // serviceAddr resolves host:port to a Service of this namespace.
 func (c *checker) serviceAddr(hostport string) (*corev1.Service, error) {
+	return serviceAddr(c.s, c.ns, hostport)
+}
+
+// serviceAddr resolves host:port to a Service of namespace ns.
+func serviceAddr(s *Set, ns, hostport string) (*corev1.Service, error) {
 	i := strings.LastIndexByte(hostport, ':')
 	if i < 0 {
 		return nil, fmt.Errorf("%q is not host:port", hostport)
 	}
 	host, portS := hostport[:i], hostport[i+1:]
 	name := host
-	for _, suffix := range []string{"." + c.ns + ".svc.cluster.local", "." + c.ns + ".svc", "." + c.ns} {
+	for _, suffix := range []string{"." + ns + ".svc.cluster.local", "." + ns + ".svc", "." + ns} {
 		if strings.HasSuffix(host, suffix) {
 			name = strings.TrimSuffix(host, suffix)
 			break
 		}
 	}
 	if strings.Contains(name, ".") {
-		return nil, fmt.Errorf("host %q is not a Service of namespace %s", host, c.ns)
+		return nil, fmt.Errorf("host %q is not a Service of namespace %s", host, ns)
 	}
-	svc := c.s.Service(c.ns, name)
+	svc := s.Service(ns, name)
 	if svc == nil {
 		return nil, fmt.Errorf("no Service %q", name)
 	}

@@ -69,6 +69,7 @@ func TestAlertDeliveryToACluster(t *testing.T) {
 			t.Error(p)
 		}
 	}
+	reportProblems(t, "base with an Alertmanager cluster", alertmanagerReached(s))
 	targets, _ := AlertmanagerTargets(s, "pulse")
 	if len(targets) != 2 || targets[1].Pod != "alertmanager-1" || targets[1].Workloads[0].Kind != "StatefulSet" || targets[1].Port != 9093 {
 		t.Errorf("targets %+v, want the two pods of StatefulSet alertmanager on 9093", targets)

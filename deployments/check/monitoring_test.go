@@ -454,3 +454,27 @@ func TestToolsRejectBrokenFiles(t *testing.T) {
 		}
 	}
 }
+
+// With the shipped routes (amtool at the deployed release), device alerts
+// reach their receiver whatever their severity, and Pulse's own alerts
+// still reach e-mail.
+func TestAmtoolRoutes(t *testing.T) {
+	amtool, _ := deployedTool(t, Amtool)
+	dir := writeConfigMap(t, baseConfigMap(t, "alertmanager-config"))
+	cfg := filepath.Join(dir, "alertmanager.yml")
+	for _, tc := range []struct {
+		labels   []string
+		receiver string
+	}{
+		{[]string{"alertname=PulseDeviceAnomaly", "device_id=sensor-42", "signal=rps", "severity=warning", "site=berlin"}, "device-alerts"},
+		{[]string{"alertname=PulseDeviceAnomaly", "device_id=sensor-42", "signal=rps", "severity=critical"}, "device-alerts"},
+		{[]string{"alertname=ServiceDown", "job=api", "severity=critical"}, "ops-email"},
+		{[]string{"alertname=PulseAlertNotificationsLost", "job=analyzer", "severity=critical"}, "ops-email"},
+		{[]string{"alertname=PulseAlertNotificationsFailing", "job=analyzer", "severity=warning"}, "ops-email"},
+	} {
+		args := append([]string{"config", "routes", "test", "--config.file=" + cfg, "--verify.receivers=" + tc.receiver}, tc.labels...)
+		if out := run(t, amtool, args...); strings.TrimSpace(out) != tc.receiver {
+			t.Errorf("%v goes to %q, want %s", tc.labels, strings.TrimSpace(out), tc.receiver)
+		}
+	}
+}

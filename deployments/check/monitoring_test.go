@@ -311,6 +311,12 @@ var RequiredPanels = map[string]map[string]string{
 		"Consumer lag per shard":    "pulse_shard_lag",
 		"Anomalies/s by signal":     "anomalies_detected_total",
 		"Fleet rolling average rps": "rolling_average_rps",
+		// Device alerts and their delivery to Alertmanager.
+		"Open device alerts":              "pulse_alerts_open",
+		"Device alerts opened/s":          "pulse_alerts_opened_total",
+		"Alert notifications/s by result": "pulse_alert_notifications_total",
+		"Alert outbox size":               "pulse_alert_outbox_size",
+		"Alert delivery latency":          "pulse_alert_notification_latency_seconds_bucket",
 	},
 	"pulse-analyzer": {
 		"Lag per shard":             "pulse_shard_lag",
@@ -370,15 +376,26 @@ func TestDashboards(t *testing.T) {
 				t.Errorf("%s: panel %q does not query %s", f, title, metric)
 			}
 		}
-		if p, ok := panels["Ingest latency"]; ok {
+		for title, want := range map[string]string{"Ingest latency": "0.5,0.95,0.99", "Alert delivery latency": "0.5,0.99"} {
+			p, ok := panels[title]
+			if !ok {
+				continue
+			}
 			var qs []string
 			for _, tg := range p.Targets {
 				if m := regexp.MustCompile(`histogram_quantile\((0\.\d+)`).FindStringSubmatch(tg.Expr); m != nil {
 					qs = append(qs, m[1])
 				}
 			}
-			if strings.Join(qs, ",") != "0.5,0.95,0.99" {
-				t.Errorf("%s: Ingest latency shows quantiles %v, want p50, p95, p99", f, qs)
+			if strings.Join(qs, ",") != want {
+				t.Errorf("%s: %s shows quantiles %v, want %s", f, title, qs, want)
+			}
+		}
+		// The api's fleet gauges are the same on every replica: a sum
+		// would count them once per api pod.
+		for _, e := range DashboardExprs(d) {
+			if regexp.MustCompile(`sum\s*(by\s*\([^)]*\)\s*)?\(\s*(pulse_alerts_open|pulse_fleet_\w+|rolling_average_rps)\b`).MatchString(e.Expr) {
+				t.Errorf("%s: %q sums a fleet gauge every api replica reports: use max", e.Where, e.Expr)
 			}
 		}
 	}

@@ -28,6 +28,30 @@ func TestAlertDeliveryWiring(t *testing.T) {
 	}
 }
 
+// ALERTMANAGER_URL may come from a Secret (it may carry a password): the
+// checks cannot read it then, and accept it.
+func TestAlertDeliveryFromASecret(t *testing.T) {
+	secrets := secretTemplates(t)
+	before := map[string]bool{}
+	for _, p := range CheckSet(fresh(t, "base"), secrets).Problems {
+		before[p] = true
+	}
+	s := fresh(t, "base")
+	delete(s.ConfigMapByPrefix("pulse", "pulse-analyzer-config").Data, "ALERTMANAGER_URL")
+	c := namedContainer(s.Deployment("pulse", "analyzer"), "analyzer")
+	c.Env = append(c.Env, corev1.EnvVar{Name: "ALERTMANAGER_URL", ValueFrom: &corev1.EnvVarSource{
+		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "pulse-redis"}, Key: "password"},
+	}})
+	for _, p := range CheckSet(s, secrets).Problems {
+		if !before[p] && (strings.Contains(p, "ALERTMANAGER_URL") && !strings.Contains(p, "is not read by analyzer") || strings.Contains(p, "internal/config rejects")) {
+			t.Error(p)
+		}
+	}
+	if targets, ps := AlertmanagerTargets(s, "pulse"); len(targets)+len(ps) > 0 {
+		t.Errorf("targets %v, problems %v from a Secret's URL", targets, ps)
+	}
+}
+
 // haAlertmanager turns the base's Alertmanager into a cluster of two, as
 // an operator would: a StatefulSet behind a headless Service, Prometheus
 // and the analyzers listing the pods promTargets and urls.

@@ -669,13 +669,22 @@ func (r *envResolver) env(d *appsv1.Deployment, entries []corev1.EnvVar) {
 			r.set(e.Name, v, source{"ConfigMap", ref.Name, ref.Key})
 			r.acc.useKey(ref.Name, ref.Key)
 		case e.ValueFrom.SecretKeyRef != nil:
-			r.set(e.Name, "placeholder-secret", source{"Secret", e.ValueFrom.SecretKeyRef.Name, e.ValueFrom.SecretKeyRef.Key})
+			r.set(e.Name, secretPlaceholder(e.Name), source{"Secret", e.ValueFrom.SecretKeyRef.Name, e.ValueFrom.SecretKeyRef.Key})
 		case e.ValueFrom.FieldRef != nil:
 			r.set(e.Name, d.Name+"-5d8f7c9b6d-x2x7q", source{"fieldRef", e.ValueFrom.FieldRef.FieldPath, ""})
 		default:
 			r.c.p.add("%s: env %s: unsupported valueFrom", r.id, e.Name)
 		}
 	}
+}
+
+// secretPlaceholder stands for the value of a variable taken from a
+// Secret (not in git), in the shape internal/config expects.
+func secretPlaceholder(name string) string {
+	if name == "ALERTMANAGER_URL" { // credentials are why it would be in a Secret
+		return "http://pulse:placeholder-secret@alertmanager.example:9093"
+	}
+	return "placeholder-secret"
 }
 
 // envSources: the required variables are set, each from where it must

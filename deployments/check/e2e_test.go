@@ -497,14 +497,14 @@ func (e *e2e) alertDelivery(t *testing.T) {
 		}
 		batch = batch[n:]
 	}
-	waitFor(t, 30*time.Second, "the jump opened a device alert", func() error {
+	waitFor(t, 30*time.Second, "the jump to open a device alert", func() error {
 		code, body, err := httpGet(e.url(config.API) + "/alerts?device_id=" + device + "&state=open")
 		if err != nil || code != 200 || !strings.Contains(body, `"device_id":"`+device+`"`) {
 			return fmt.Errorf("GET /alerts: %d %s %v", code, body, err)
 		}
 		return nil
 	})
-	waitFor(t, 30*time.Second, "the analyzer posted the alert to Alertmanager", func() error {
+	waitFor(t, 30*time.Second, "the analyzer to post the alert to Alertmanager", func() error {
 		for _, a := range e.am.alerts() {
 			l := a.Labels
 			if l["alertname"] == "PulseDeviceAnomaly" && l["device_id"] == device && l["signal"] != "" && l["severity"] != "" &&

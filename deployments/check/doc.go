@@ -8,7 +8,9 @@
 //     into the official Kubernetes Go types through client-go's scheme; KEDA
 //     ScaledObjects into a typed copy of KEDA's v1alpha1 API;
 //   - cross-references (selectors, ports, probes, env vars against
-//     internal/config, ConfigMaps, Secrets, autoscaler targets) are checked;
+//     internal/config, ConfigMaps, Secrets, autoscaler targets, the
+//     analyzers' Alertmanagers against Prometheus's) are checked, and the
+//     NetworkPolicies are evaluated as Kubernetes does;
 //   - promtool and amtool check the Prometheus and Alertmanager
 //     configuration and run the alert unit tests; promtool parses the
 //     dashboards' and the KEDA trigger's PromQL too, and
@@ -17,7 +19,8 @@
 //   - the Dockerfiles are parsed with BuildKit's parser and compared with the
 //     Makefile's build flags, the compose file is loaded with compose-go;
 //   - an end-to-end test runs the three services against a private
-//     redis-server and a real Prometheus on loopback.
+//     redis-server and a real Prometheus on loopback, the analyzer
+//     delivering device alerts to a stand-in Alertmanager.
 //
 // promtool, prometheus and amtool are the releases the manifests deploy
 // (Prometheus v3.5.0, Alertmanager v0.28.1), built from the Go module proxy

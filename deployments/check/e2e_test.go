@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -26,6 +28,7 @@ import (
 	"github.com/pulse-iot/pulse/internal/config"
 	"github.com/pulse-iot/pulse/internal/proctest"
 	"github.com/pulse-iot/pulse/internal/promtext"
+	"github.com/pulse-iot/pulse/internal/score"
 )
 
 // TestEndToEnd builds the three services, runs them against a private
@@ -43,7 +46,11 @@ import (
 //     the contract it owns, and every metric the alerts, dashboards and
 //     KEDA trigger use (the one exemption: redis_up, which comes from the
 //     redis_exporter sidecar, not from Pulse; `up` is checked in
-//     Prometheus itself).
+//     Prometheus itself);
+//   - alert delivery: the analyzer, given ALERTMANAGER_URL and
+//     ALERT_LINK_BASE as the deployment sets them, posts a device alert to
+//     Alertmanager's API (a stand-in served by the test: internal/notify
+//     tests against real Alertmanagers).
 //
 // The subtests run in order on the same processes.
 func TestEndToEnd(t *testing.T) {
@@ -60,6 +67,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("redis outage", e.redisOutage)
 	t.Run("recovery", e.recovery)
 	t.Run("metric names", func(t *testing.T) { e.metricNames(t, exprs) })
+	t.Run("alert delivery", e.alertDelivery)
 }
 
 // e2e is the running stack of TestEndToEnd and what its subtests learn.
@@ -73,6 +81,7 @@ type e2e struct {
 	addr                map[string]string // service -> host:port
 	accepted            int               // events ingest accepted
 	scrapes             map[string]promtext.Metrics
+	am                  *stubAlertmanager
 }
 
 // startE2E starts a password-protected Redis, like the cluster's, and the
@@ -89,6 +98,7 @@ func startE2E(t *testing.T, redisBin string) *e2e {
 		prefix:   fmt.Sprintf("e2e%d", time.Now().UnixNano()%1_000_000),
 		shards:   4, addr: map[string]string{}, scrapes: map[string]promtext.Metrics{},
 	}
+	e.am = startStubAlertmanager(t)
 	e.redis = redisProc(redisBin, e.logs, "redis", port, e.password, "--save", "", "--appendonly", "no", "--dir", e.logs)
 	e.redisAddr = e.redis.Addr
 	e.redis.StartTest(t, syscall.SIGTERM)
@@ -99,7 +109,8 @@ func startE2E(t *testing.T, redisBin string) *e2e {
 			"KEY_PREFIX=" + e.prefix, "SHARDS=" + strconv.Itoa(e.shards), "LOG_LEVEL=warn",
 		}
 		if svc == config.Analyzer {
-			env = append(env, "CONSUMER_NAME=e2e-analyzer-1", "LEASE_TTL=2s")
+			env = append(env, "CONSUMER_NAME=e2e-analyzer-1", "LEASE_TTL=2s",
+				"ALERTMANAGER_URL="+e.am.URL, "ALERT_LINK_BASE=http://pulse.local")
 		}
 		p, err := proctest.Service(filepath.Dir(bins[svc]), svc, svc, env...)
 		if err != nil {
@@ -465,6 +476,86 @@ func (e *e2e) metricNames(t *testing.T, exprs []PromQLExpr) {
 			}
 		}
 	}
+}
+
+// alertDelivery: a device with a steady history (past the scores'
+// warm-up) jumps; the alert this opens reaches the Alertmanager of
+// ALERTMANAGER_URL with its labels and its link to the api.
+func (e *e2e) alertDelivery(t *testing.T) {
+	const device = "e2e-alerting"
+	var batch []string
+	for i := 0; i < score.DefaultWarmup+50; i++ {
+		batch = append(batch, fmt.Sprintf(`{"device_id":%q,"cpu":%d,"rps":%d}`, device, 50+i%3, 100+i%7))
+	}
+	for i := 0; i < 3; i++ {
+		batch = append(batch, fmt.Sprintf(`{"device_id":%q,"cpu":99.5,"rps":5000}`, device))
+	}
+	for len(batch) > 0 {
+		n := min(len(batch), 100)
+		if code, body, err := httpPost(e.url(config.Ingest)+"/metrics", "application/json", "["+strings.Join(batch[:n], ",")+"]"); err != nil || code != http.StatusAccepted {
+			t.Fatalf("POST /metrics: %d %q %v", code, body, err)
+		}
+		batch = batch[n:]
+	}
+	waitFor(t, 30*time.Second, "the jump to open a device alert", func() error {
+		code, body, err := httpGet(e.url(config.API) + "/alerts?device_id=" + device + "&state=open")
+		if err != nil || code != 200 || !strings.Contains(body, `"device_id":"`+device+`"`) {
+			return fmt.Errorf("GET /alerts: %d %s %v", code, body, err)
+		}
+		return nil
+	})
+	waitFor(t, 30*time.Second, "the analyzer to post the alert to Alertmanager", func() error {
+		for _, a := range e.am.alerts() {
+			l := a.Labels
+			if l["alertname"] == "PulseDeviceAnomaly" && l["device_id"] == device && l["signal"] != "" && l["severity"] != "" &&
+				a.GeneratorURL == "http://pulse.local/alerts?device_id="+device {
+				return nil
+			}
+		}
+		return fmt.Errorf("posted: %+v", e.am.alerts())
+	})
+	if n := e.am.bad.Load(); n > 0 {
+		t.Errorf("%d requests to Alertmanager were not POST /api/v2/alerts with a JSON array of alerts", n)
+	}
+}
+
+// stubAlertmanager answers Alertmanager's POST /api/v2/alerts as
+// Alertmanager does (200) and keeps the alerts.
+type stubAlertmanager struct {
+	URL    string
+	mu     sync.Mutex
+	posted []postedAlert
+	bad    atomic.Int64
+}
+
+type postedAlert struct {
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations"`
+	GeneratorURL string            `json:"generatorURL"`
+}
+
+func startStubAlertmanager(t *testing.T) *stubAlertmanager {
+	am := &stubAlertmanager{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var batch []postedAlert
+		if r.Method != http.MethodPost || r.URL.Path != "/api/v2/alerts" || json.NewDecoder(r.Body).Decode(&batch) != nil {
+			am.bad.Add(1)
+			http.Error(w, "not an alert post", http.StatusBadRequest)
+			return
+		}
+		am.mu.Lock()
+		am.posted = append(am.posted, batch...)
+		am.mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	am.URL = srv.URL
+	return am
+}
+
+func (am *stubAlertmanager) alerts() []postedAlert {
+	am.mu.Lock()
+	defer am.mu.Unlock()
+	return append([]postedAlert(nil), am.posted...)
 }
 
 // buildServices builds ingest, analyzer and api with the workspace.

@@ -56,6 +56,11 @@ var Contract = []ContractMetric{
 	{"pulse_end_to_end_latency_seconds", Histogram, []string{"analyzer"}},
 	{"pulse_lease_lost_total", Counter, []string{"analyzer"}},
 	{"pulse_alerts_opened_total", Counter, []string{"analyzer"}},
+	// Delivery of device alerts (internal/notify), while ALERTMANAGER_URL
+	// is set.
+	{"pulse_alert_notifications_total", Counter, []string{"analyzer"}},
+	{"pulse_alert_outbox_size", Gauge, []string{"analyzer"}},
+	{"pulse_alert_notification_latency_seconds", Histogram, []string{"analyzer"}},
 
 	{"rolling_average_rps", Gauge, []string{"api"}},
 	{"pulse_fleet_events_processed", Gauge, []string{"api"}},

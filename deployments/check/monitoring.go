@@ -215,6 +215,7 @@ func flagValue(args []string, flag string) string {
 func (c *checker) monitoring() {
 	c.prometheusWiring()
 	c.alertmanagerWiring()
+	c.alertDelivery()
 	c.grafanaWiring()
 }
 
@@ -279,15 +280,19 @@ func (c *checker) prometheusWiring() {
 		for _, sc := range am.StaticConfigs {
 			for _, t := range sc.Targets {
 				n++
-				if _, err := c.serviceAddr(t); err != nil {
+				e, err := resolveEndpoint(c.s, c.ns, t)
+				if err != nil {
 					c.p.add("prometheus.yml: alertmanager target %s: %v", t, err)
+					continue
 				}
+				c.promAlertmanagers = append(c.promAlertmanagers, e.Name)
 			}
 		}
 	}
 	if n == 0 {
 		c.p.add("prometheus.yml: no Alertmanager configured")
 	}
+	sort.Strings(c.promAlertmanagers)
 	// Pod discovery needs list/watch on pods through the pod's ServiceAccount.
 	d := c.s.Deployment(c.ns, "prometheus")
 	sa := d.Spec.Template.Spec.ServiceAccountName

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -212,8 +213,9 @@ func TestAmtoolCheckConfig(t *testing.T) {
 	t.Log(run(t, amtool, "check-config", filepath.Join(dir, "alertmanager.yml")))
 }
 
-// RequiredAlerts are the alerts the issue asks for.
-var RequiredAlerts = []string{"ServiceDown", "HighLatency", "HighAnomalyRate", "AnalyzerLagHigh", "LagGrowing", "DeadLetters", "IngestRejecting", "RedisDown"}
+// RequiredAlerts are the alerts the issues ask for.
+var RequiredAlerts = []string{"ServiceDown", "HighLatency", "HighAnomalyRate", "AnalyzerLagHigh", "LagGrowing", "DeadLetters", "IngestRejecting", "RedisDown",
+	"PulseAlertNotificationsFailing", "PulseAlertNotificationsLost"}
 
 func checkExprs(t *testing.T, exprs []PromQLExpr) map[string]bool {
 	t.Helper()
@@ -309,6 +311,12 @@ var RequiredPanels = map[string]map[string]string{
 		"Consumer lag per shard":    "pulse_shard_lag",
 		"Anomalies/s by signal":     "anomalies_detected_total",
 		"Fleet rolling average rps": "rolling_average_rps",
+		// Device alerts and their delivery to Alertmanager.
+		"Open device alerts":              "pulse_alerts_open",
+		"Device alerts opened/s":          "pulse_alerts_opened_total",
+		"Alert notifications/s by result": "pulse_alert_notifications_total",
+		"Alert outbox size":               "pulse_alert_outbox_size",
+		"Alert delivery latency":          "pulse_alert_notification_latency_seconds_bucket",
 	},
 	"pulse-analyzer": {
 		"Lag per shard":             "pulse_shard_lag",
@@ -368,15 +376,26 @@ func TestDashboards(t *testing.T) {
 				t.Errorf("%s: panel %q does not query %s", f, title, metric)
 			}
 		}
-		if p, ok := panels["Ingest latency"]; ok {
+		for title, want := range map[string]string{"Ingest latency": "0.5,0.95,0.99", "Alert delivery latency": "0.5,0.99"} {
+			p, ok := panels[title]
+			if !ok {
+				continue
+			}
 			var qs []string
 			for _, tg := range p.Targets {
 				if m := regexp.MustCompile(`histogram_quantile\((0\.\d+)`).FindStringSubmatch(tg.Expr); m != nil {
 					qs = append(qs, m[1])
 				}
 			}
-			if strings.Join(qs, ",") != "0.5,0.95,0.99" {
-				t.Errorf("%s: Ingest latency shows quantiles %v, want p50, p95, p99", f, qs)
+			if strings.Join(qs, ",") != want {
+				t.Errorf("%s: %s shows quantiles %v, want %s", f, title, qs, want)
+			}
+		}
+		// The api's fleet gauges are the same on every replica: a sum
+		// would count them once per api pod.
+		for _, e := range DashboardExprs(d) {
+			if regexp.MustCompile(`sum\s*(by\s*\([^)]*\)\s*)?\(\s*(pulse_alerts_open|pulse_fleet_\w+|rolling_average_rps)\b`).MatchString(e.Expr) {
+				t.Errorf("%s: %q sums a fleet gauge every api replica reports: use max", e.Where, e.Expr)
 			}
 		}
 	}
@@ -451,6 +470,145 @@ func TestToolsRejectBrokenFiles(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		if err == nil || !strings.Contains(string(out), tc.want) {
 			t.Errorf("%s %s: %v, want a failure with %q\n%s", filepath.Base(tc.args[0]), strings.Join(tc.args[1:], " "), err, tc.want, out)
+		}
+	}
+}
+
+// Every metric of the contract is named in the services' code (a string
+// literal in a non-test file of ingest, analyzer, api or internal), so
+// rules and dashboards cannot use a name nobody defines; Go's own
+// collectors are the exception. TestEndToEnd then proves each service
+// exports what it owns.
+func TestContractInSource(t *testing.T) {
+	root := repoRoot(t)
+	defined := map[string]bool{}
+	for _, dir := range []string{"ingest", "analyzer", "api", "internal"} {
+		err := filepath.WalkDir(filepath.Join(root, dir), func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+				return err
+			}
+			src := mustRead(t, p)
+			for _, m := range Contract {
+				if strings.Contains(src, `"`+m.Name+`"`) {
+					defined[m.Name] = true
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range Contract {
+		if !defined[m.Name] && m.Name != "go_goroutines" && m.Name != "process_cpu_seconds_total" {
+			t.Errorf("contract metric %s is named in no service's code", m.Name)
+		}
+	}
+}
+
+// docBlock returns the fenced block after <!-- check: name --> in doc.
+func docBlock(t *testing.T, doc, name string) string {
+	t.Helper()
+	m := regexp.MustCompile("(?s)<!-- check: " + regexp.QuoteMeta(name) + " -->\n```[a-z]*\n(.*?)```").FindStringSubmatch(doc)
+	if m == nil {
+		t.Fatalf("docs/ALERTING.md has no block marked %q", name)
+	}
+	return m[1]
+}
+
+// The shipped delivery rules, device route, inhibition and receiver are
+// the ones docs/ALERTING.md proposes and its runbook explains.
+func TestAlertingDocShipped(t *testing.T) {
+	doc := mustRead(t, filepath.Join(repoRoot(t), "docs", "ALERTING.md"))
+
+	docRules, err := ParseRules([]byte(docBlock(t, doc, "promtool rules")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shipped, err := ParseRules([]byte(baseConfigMap(t, "prometheus-config").Data["alerts.yml"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dg := range docRules.Groups {
+		found := false
+		for _, g := range shipped.Groups {
+			if g.Name == dg.Name {
+				found = true
+				if !reflect.DeepEqual(g.Rules, dg.Rules) {
+					t.Errorf("alerts.yml group %s differs from docs/ALERTING.md:\nshipped: %+v\ndocs:    %+v", g.Name, g.Rules, dg.Rules)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("alerts.yml has no group %s (docs/ALERTING.md)", dg.Name)
+		}
+	}
+
+	type amConfig struct {
+		Route struct {
+			Routes []map[string]any `json:"routes"`
+		} `json:"route"`
+		InhibitRules []map[string]any `json:"inhibit_rules"`
+		Receivers    []map[string]any `json:"receivers"`
+	}
+	parse := func(what, y string) amConfig {
+		var c amConfig
+		if err := yaml.Unmarshal([]byte(y), &c); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return c
+	}
+	device := func(m map[string]any, key string) bool {
+		b, _ := yaml.Marshal(m[key])
+		return strings.Contains(string(b), `alertname="PulseDeviceAnomaly"`)
+	}
+	pick := func(list []map[string]any, match func(map[string]any) bool) []map[string]any {
+		var out []map[string]any
+		for _, m := range list {
+			if match(m) {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	d := parse("docs/ALERTING.md", docBlock(t, doc, "amtool"))
+	s := parse("alertmanager.yml", baseConfigMap(t, "alertmanager-config").Data["alertmanager.yml"])
+	for _, part := range []struct {
+		what       string
+		docs, ship []map[string]any
+		match      func(map[string]any) bool
+	}{
+		{"device route", d.Route.Routes, s.Route.Routes, func(m map[string]any) bool { return device(m, "matchers") }},
+		{"device inhibition", d.InhibitRules, s.InhibitRules, func(m map[string]any) bool { return device(m, "source_matchers") }},
+		{"device receiver", d.Receivers, s.Receivers, func(m map[string]any) bool { return m["name"] == "device-alerts" }},
+	} {
+		want, got := pick(part.docs, part.match), pick(part.ship, part.match)
+		if len(want) != 1 || !reflect.DeepEqual(want, got) {
+			t.Errorf("alertmanager.yml's %s differs from docs/ALERTING.md:\nshipped: %v\ndocs:    %v", part.what, got, want)
+		}
+	}
+}
+
+// With the shipped routes (amtool at the deployed release), device alerts
+// reach their receiver whatever their severity, and Pulse's own alerts
+// still reach e-mail.
+func TestAmtoolRoutes(t *testing.T) {
+	amtool, _ := deployedTool(t, Amtool)
+	dir := writeConfigMap(t, baseConfigMap(t, "alertmanager-config"))
+	cfg := filepath.Join(dir, "alertmanager.yml")
+	for _, tc := range []struct {
+		labels   []string
+		receiver string
+	}{
+		{[]string{"alertname=PulseDeviceAnomaly", "device_id=sensor-42", "signal=rps", "severity=warning", "site=berlin"}, "device-alerts"},
+		{[]string{"alertname=PulseDeviceAnomaly", "device_id=sensor-42", "signal=rps", "severity=critical"}, "device-alerts"},
+		{[]string{"alertname=ServiceDown", "job=api", "severity=critical"}, "ops-email"},
+		{[]string{"alertname=PulseAlertNotificationsLost", "job=analyzer", "severity=critical"}, "ops-email"},
+		{[]string{"alertname=PulseAlertNotificationsFailing", "job=analyzer", "severity=warning"}, "ops-email"},
+	} {
+		args := append([]string{"config", "routes", "test", "--config.file=" + cfg, "--verify.receivers=" + tc.receiver}, tc.labels...)
+		if out := run(t, amtool, args...); strings.TrimSpace(out) != tc.receiver {
+			t.Errorf("%v goes to %q, want %s", tc.labels, strings.TrimSpace(out), tc.receiver)
 		}
 	}
 }

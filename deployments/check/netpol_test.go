@@ -103,6 +103,53 @@ func TestNetworkPolicyChecksCatchMistakes(t *testing.T) {
 		{"egress only", func(t *testing.T, s *Set) {
 			policy(t, s, "redis").Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}
 		}, "does not restrict ingress to StatefulSet pulse/redis"},
+		{"Alertmanager without a policy", func(t *testing.T, s *Set) { withoutPolicy(s, "alertmanager") }, "Deployment pulse/alertmanager is selected by 0 NetworkPolicies"},
+		{"Alertmanager open to every pod", func(t *testing.T, s *Set) {
+			policy(t, s, "alertmanager").Spec.Ingress[0].From[0].PodSelector = &metav1.LabelSelector{}
+		}, "admits to the alertmanager a peer other than Prometheus's and the analyzer's pods"},
+		{"Alertmanager open to the api", func(t *testing.T, s *Set) {
+			np := policy(t, s, "alertmanager")
+			np.Spec.Ingress[0].From = append(np.Spec.Ingress[0].From, networkingv1.NetworkPolicyPeer{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": "api"}}})
+		}, "admits to the alertmanager a peer other than"},
+		{"every port of Alertmanager", func(t *testing.T, s *Set) {
+			policy(t, s, "alertmanager").Spec.Ingress[0].Ports = nil
+		}, "NetworkPolicy alertmanager rule 0 admits every port"},
+		{"analyzer shut out of Alertmanager", func(t *testing.T, s *Set) {
+			np := policy(t, s, "alertmanager")
+			np.Spec.Ingress[0].From = np.Spec.Ingress[0].From[:1] // Prometheus only
+		}, "Deployment pulse/analyzer cannot reach Deployment pulse/alertmanager on port 9093"},
+		{"Alertmanager admits the analyzer on another port", func(t *testing.T, s *Set) {
+			np := policy(t, s, "alertmanager")
+			np.Spec.Ingress = append(np.Spec.Ingress, *np.Spec.Ingress[0].DeepCopy())
+			np.Spec.Ingress[0].From = np.Spec.Ingress[0].From[:1]
+			np.Spec.Ingress[1].From = np.Spec.Ingress[1].From[1:]
+			other := intstr.FromInt32(9094)
+			np.Spec.Ingress[1].Ports[0].Port = &other
+		}, "Deployment pulse/analyzer cannot reach Deployment pulse/alertmanager on port 9093"},
+		{"Prometheus shut out of Alertmanager", func(t *testing.T, s *Set) {
+			np := policy(t, s, "alertmanager")
+			np.Spec.Ingress[0].From = np.Spec.Ingress[0].From[1:] // the analyzer only
+		}, "Deployment pulse/prometheus cannot reach Deployment pulse/alertmanager on port 9093"},
+		{"analyzer egress denied", func(t *testing.T, s *Set) {
+			s.Objects = append(s.Objects, Object{Obj: &networkingv1.NetworkPolicy{
+				ObjectMeta: metav1.ObjectMeta{Name: "analyzer-egress", Namespace: "pulse"},
+				Spec: networkingv1.NetworkPolicySpec{
+					PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": "analyzer"}},
+					PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress},
+				},
+			}})
+		}, "Deployment pulse/analyzer cannot reach Deployment pulse/alertmanager on port 9093"},
+		{"analyzer egress to Redis only", func(t *testing.T, s *Set) {
+			s.Objects = append(s.Objects, Object{Obj: &networkingv1.NetworkPolicy{
+				ObjectMeta: metav1.ObjectMeta{Name: "analyzer-egress", Namespace: "pulse"},
+				Spec: networkingv1.NetworkPolicySpec{
+					PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": "analyzer"}},
+					Egress: []networkingv1.NetworkPolicyEgressRule{{
+						To: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": "redis"}}}},
+					}},
+				},
+			}})
+		}, "Deployment pulse/analyzer cannot reach Deployment pulse/alertmanager on port 9093"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -265,5 +312,72 @@ func TestComponentPrometheusConfigFollowsBase(t *testing.T) {
 		b, _ := yaml.Marshal(base)
 		c, _ := yaml.Marshal(comp)
 		t.Errorf("the component's prometheus.yml differs from the base's beyond authorization:\nbase:\n%s\ncomponent:\n%s", b, c)
+	}
+}
+
+// reaches follows Kubernetes's rules: ingress and egress policies must
+// both allow a connection, unselected pods are open, named ports resolve
+// on the destination.
+func TestReaches(t *testing.T) {
+	if ps := CheckNetworkPolicies(fresh(t, "base")); len(ps) > 0 {
+		t.Skip("base has problems; TestNetworkPolicies reports them")
+	}
+	egress := func(to map[string]string, port intstr.IntOrString) func(s *Set) {
+		return func(s *Set) {
+			s.Objects = append(s.Objects, Object{Obj: &networkingv1.NetworkPolicy{
+				ObjectMeta: metav1.ObjectMeta{Name: "analyzer-egress", Namespace: "pulse"},
+				Spec: networkingv1.NetworkPolicySpec{
+					PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": "analyzer"}},
+					PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress},
+					Egress: []networkingv1.NetworkPolicyEgressRule{{
+						To:    []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{MatchLabels: to}}},
+						Ports: []networkingv1.NetworkPolicyPort{{Port: &port}},
+					}},
+				},
+			}})
+		}
+	}
+	am := map[string]string{"app.kubernetes.io/name": "alertmanager"}
+	tests := []struct {
+		name     string
+		mutate   func(s *Set)
+		from, to string
+		port     int32
+		want     bool
+	}{
+		{"analyzer to Alertmanager", nil, "analyzer", "alertmanager", 9093, true},
+		{"Prometheus to Alertmanager", nil, "prometheus", "alertmanager", 9093, true},
+		{"api to Alertmanager", nil, "api", "alertmanager", 9093, false},
+		{"analyzer to another port of Alertmanager", nil, "analyzer", "alertmanager", 9094, false},
+		{"analyzer to Grafana (no policy)", nil, "analyzer", "grafana", 3000, true},
+		{"api to the analyzer", nil, "api", "analyzer", 8082, false},
+		{"egress allowed by named port", egress(am, intstr.FromString("http")), "analyzer", "alertmanager", 9093, true},
+		{"egress allowed by number", egress(am, intstr.FromInt32(9093)), "analyzer", "alertmanager", 9093, true},
+		{"egress to another port", egress(am, intstr.FromInt32(9094)), "analyzer", "alertmanager", 9093, false},
+		{"egress to Redis only", egress(map[string]string{"app.kubernetes.io/name": "redis"}, intstr.FromString("redis")), "analyzer", "alertmanager", 9093, false},
+		{"from a namespace selector", func(s *Set) {
+			np := policy(t, s, "alertmanager")
+			np.Spec.Ingress[0].From = []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "pulse"}}}}
+		}, "api", "alertmanager", 9093, true},
+		{"from another namespace", func(s *Set) {
+			np := policy(t, s, "alertmanager")
+			np.Spec.Ingress[0].From = []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "monitoring"}}}}
+		}, "analyzer", "alertmanager", 9093, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := fresh(t, "base")
+			if tt.mutate != nil {
+				tt.mutate(s)
+			}
+			from, ok1 := findWorkload(s, "Deployment", "pulse", tt.from)
+			to, ok2 := findWorkload(s, "Deployment", "pulse", tt.to)
+			if !ok1 || !ok2 {
+				t.Fatalf("no Deployment %s or %s", tt.from, tt.to)
+			}
+			if got := reaches(s, from, to, tt.port); got != tt.want {
+				t.Errorf("reaches(%s, %s, %d) = %v, want %v", tt.from, tt.to, tt.port, got, tt.want)
+			}
+		})
 	}
 }

@@ -161,6 +161,16 @@ func (s *Set) Workloads() []Workload {
 	return out
 }
 
+// findWorkload returns the workload of that kind, namespace and name.
+func findWorkload(s *Set, kind, ns, name string) (Workload, bool) {
+	for _, w := range s.Workloads() {
+		if w.Kind == kind && w.Namespace == ns && w.Name == name {
+			return w, true
+		}
+	}
+	return Workload{}, false
+}
+
 // ConfigMap returns the named ConfigMap or nil.
 func (s *Set) ConfigMap(ns, name string) *corev1.ConfigMap {
 	for _, c := range s.ConfigMaps() {

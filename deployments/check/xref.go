@@ -62,6 +62,9 @@ type checker struct {
 	p       Problems
 	shards  int
 	ns      string
+	// promAlertmanagers are the Service:port of prometheus.yml's
+	// Alertmanagers, sorted.
+	promAlertmanagers []string
 }
 
 func (c *checker) namespaces() {
@@ -481,22 +484,27 @@ func (c *checker) services() {
 
 // serviceAddr resolves host:port to a Service of this namespace.
 func (c *checker) serviceAddr(hostport string) (*corev1.Service, error) {
+	return serviceAddr(c.s, c.ns, hostport)
+}
+
+// serviceAddr resolves host:port to a Service of namespace ns.
+func serviceAddr(s *Set, ns, hostport string) (*corev1.Service, error) {
 	i := strings.LastIndexByte(hostport, ':')
 	if i < 0 {
 		return nil, fmt.Errorf("%q is not host:port", hostport)
 	}
 	host, portS := hostport[:i], hostport[i+1:]
 	name := host
-	for _, suffix := range []string{"." + c.ns + ".svc.cluster.local", "." + c.ns + ".svc", "." + c.ns} {
+	for _, suffix := range []string{"." + ns + ".svc.cluster.local", "." + ns + ".svc", "." + ns} {
 		if strings.HasSuffix(host, suffix) {
 			name = strings.TrimSuffix(host, suffix)
 			break
 		}
 	}
 	if strings.Contains(name, ".") {
-		return nil, fmt.Errorf("host %q is not a Service of namespace %s", host, c.ns)
+		return nil, fmt.Errorf("host %q is not a Service of namespace %s", host, ns)
 	}
-	svc := c.s.Service(c.ns, name)
+	svc := s.Service(ns, name)
 	if svc == nil {
 		return nil, fmt.Errorf("no Service %q", name)
 	}
@@ -661,13 +669,22 @@ func (r *envResolver) env(d *appsv1.Deployment, entries []corev1.EnvVar) {
 			r.set(e.Name, v, source{"ConfigMap", ref.Name, ref.Key})
 			r.acc.useKey(ref.Name, ref.Key)
 		case e.ValueFrom.SecretKeyRef != nil:
-			r.set(e.Name, "placeholder-secret", source{"Secret", e.ValueFrom.SecretKeyRef.Name, e.ValueFrom.SecretKeyRef.Key})
+			r.set(e.Name, secretPlaceholder(e.Name), source{"Secret", e.ValueFrom.SecretKeyRef.Name, e.ValueFrom.SecretKeyRef.Key})
 		case e.ValueFrom.FieldRef != nil:
 			r.set(e.Name, d.Name+"-5d8f7c9b6d-x2x7q", source{"fieldRef", e.ValueFrom.FieldRef.FieldPath, ""})
 		default:
 			r.c.p.add("%s: env %s: unsupported valueFrom", r.id, e.Name)
 		}
 	}
+}
+
+// secretPlaceholder stands for the value of a variable taken from a
+// Secret (not in git), in the shape internal/config expects.
+func secretPlaceholder(name string) string {
+	if name == "ALERTMANAGER_URL" { // credentials are why it would be in a Secret
+		return "http://pulse:placeholder-secret@alertmanager.example:9093"
+	}
+	return "placeholder-secret"
 }
 
 // envSources: the required variables are set, each from where it must

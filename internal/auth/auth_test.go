@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -9,13 +8,14 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/pulse-iot/pulse/internal/logcapture"
 )
 
 func TestParseFile(t *testing.T) {
@@ -87,29 +87,9 @@ func TestBearerToken(t *testing.T) {
 	}
 }
 
-// logSink collects a logger's output for the test to search.
-type logSink struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *logSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *logSink) Sync() error { return nil }
-
-func (s *logSink) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newLogger(sink *logSink) *zap.Logger {
+func newLogger(sink *logcapture.Buffer) *zap.Logger {
 	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
-	return zap.New(zapcore.NewCore(enc, sink, zapcore.DebugLevel))
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(sink), zapcore.DebugLevel))
 }
 
 func testRouter(set *Set) *gin.Engine {
@@ -182,7 +162,7 @@ func writeFile(t *testing.T, path, data string) {
 func TestSetFromFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "keys")
 	writeFile(t, path, "# comment\nfile-key-1\n")
-	sink := &logSink{}
+	sink := &logcapture.Buffer{}
 	set, err := NewSet([]string{"env-key-1"}, path, newLogger(sink))
 	if err != nil {
 		t.Fatal(err)

@@ -3,11 +3,12 @@ package check
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 
@@ -323,12 +324,7 @@ var RequiredPanels = map[string]map[string]string{
 func TestDashboards(t *testing.T) {
 	cm := baseConfigMap(t, "grafana-dashboards")
 	seen := map[string]bool{}
-	var files []string
-	for k := range cm.Data {
-		files = append(files, k)
-	}
-	sort.Strings(files)
-	for _, f := range files {
+	for _, f := range slices.Sorted(maps.Keys(cm.Data)) {
 		d, err := ParseDashboard([]byte(cm.Data[f]))
 		if err != nil {
 			t.Errorf("%s: %v", f, err)

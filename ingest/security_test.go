@@ -310,29 +310,8 @@ func TestAdminListener(t *testing.T) {
 	env := baseEnv(t, redisSrv)
 	env["ADMIN_ADDR"] = "127.0.0.1:0"
 	in := startIngest(t, env)
-	var admin string
-	eventually(t, 10*time.Second, "the admin listener", func() (bool, string) {
-		admin = in.Log.ListenAddr("ingest.admin")
-		return admin != "", "no listening line of ingest.admin"
-	})
-	admin = "http://" + admin
-	tests := []struct {
-		url      string
-		wantCode int
-	}{
-		{admin + "/debug/pprof/", 200},
-		{admin + "/debug/pprof/goroutine?debug=1", 200},
-		{admin + "/health", 200},
-		{admin + "/metrics", 404},
-		{in.URL + "/debug/pprof/", 404},
-		{in.URL + "/debug/pprof/heap", 404},
-		{in.URL + "/debug/pprof/cmdline", 404},
-	}
-	for _, tt := range tests {
-		if code, body, err := get(tt.url); err != nil || code != tt.wantCode {
-			t.Errorf("GET %s: %d %.100s %v, want %d", tt.url, code, body, err, tt.wantCode)
-		}
-	}
+	admin := in.AdminURL(t, "ingest.admin")
+	in.CheckAdminListener(t, admin, "/metrics")
 	in.Cancel()
 	if err := in.Wait(t, 20*time.Second); err != nil {
 		t.Errorf("run returned %v, want nil", err)

@@ -310,12 +310,16 @@ func TestInProcess(t *testing.T) {
 		}
 		defer l.Close()
 		fmt.Fprintf(stdout, "{\"logger\":\"svc\",\"msg\":\"listening\",\"addr\":%q}\n", l.Addr())
+		fmt.Fprintf(stdout, "{\"logger\":\"svc.admin\",\"msg\":\"listening\",\"addr\":\"127.0.0.1:9\"}\n")
 		<-ctx.Done()
 		return errors.New("stopped")
 	}
 	s := StartInProcess(t, "svc-1", "svc", run, func(string) string { return "" })
-	if !strings.HasPrefix(s.URL, "http://127.0.0.1:") {
+	if !strings.HasPrefix(s.URL, "http://127.0.0.1:") || s.URL == "http://127.0.0.1:9" {
 		t.Errorf("URL %q", s.URL)
+	}
+	if got := s.AdminURL(t, "svc.admin"); got != "http://127.0.0.1:9" {
+		t.Errorf("AdminURL = %q, want the svc.admin line's address", got)
 	}
 	if err := s.Stop(t, 5*time.Second); err == nil || err.Error() != "stopped" {
 		t.Errorf("Stop = %v, want run's result", err)

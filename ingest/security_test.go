@@ -185,22 +185,10 @@ func TestInFlightCap(t *testing.T) {
 	env["MAX_INFLIGHT"] = "2"
 	env["REDIS_TIMEOUT"] = "10s"
 	in := newTestIngest(t, env)
-	admin := srv.Client()
-	defer admin.Close()
-	ctx := context.Background()
-	if err := admin.Do(ctx, "CLIENT", "PAUSE", "4000", "WRITE").Err(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Do(context.Background(), "CLIENT", "UNPAUSE") })
+	srv.PauseWrites(t, 4*time.Second)
 	blocked := func(n int) func() (bool, string) {
 		return func() (bool, string) {
-			list, err := admin.ClientList(ctx).Result()
-			got := 0
-			for _, line := range strings.Split(list, "\n") {
-				if strings.Contains(line, "cmd=xadd") && strings.Contains(line, "flags=b") {
-					got++
-				}
-			}
+			got, err := srv.Blocked(context.Background(), "xadd")
 			return got >= n, fmt.Sprintf("%d XADDs blocked (%v)", got, err)
 		}
 	}
@@ -226,7 +214,7 @@ func TestInFlightCap(t *testing.T) {
 		}
 	}
 
-	admin.Do(ctx, "CLIENT", "UNPAUSE")
+	srv.Unpause()
 	for i := 0; i < 2; i++ {
 		if rec := <-held; rec.Code != 202 {
 			t.Errorf("held POST: %d %s, want 202", rec.Code, rec.Body)

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/fstest"
 	"time"
 )
 
@@ -256,18 +257,15 @@ func TestBuild(t *testing.T) {
 		t.Skip("no go tool")
 	}
 	root := t.TempDir()
-	write := func(name, s string) {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(root, name), []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	err := os.CopyFS(root, fstest.MapFS{
+		"good/go.mod":  {Data: []byte("module example.com/good\n\ngo 1.22\n")},
+		"good/main.go": {Data: []byte("package main\n\nfunc main() { println(\"good\") }\n")},
+		"bad/go.mod":   {Data: []byte("module example.com/bad\n\ngo 1.22\n")},
+		"bad/main.go":  {Data: []byte("package main\n\nfunc main() { undefinedThing() }\n")},
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	write("good/go.mod", "module example.com/good\n\ngo 1.22\n")
-	write("good/main.go", "package main\n\nfunc main() { println(\"good\") }\n")
-	write("bad/go.mod", "module example.com/bad\n\ngo 1.22\n")
-	write("bad/main.go", "package main\n\nfunc main() { undefinedThing() }\n")
 	o := BuildOptions{Root: root, Dir: t.TempDir(), Flags: []string{"-trimpath"}, Env: []string{"GOWORK=off", "GOFLAGS="}}
 	bins, err := Build(context.Background(), o, "good")
 	if err != nil {

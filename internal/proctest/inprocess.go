@@ -131,3 +131,24 @@ func (s *InProcess) Stop(t testing.TB, limit time.Duration) error {
 	s.Cancel()
 	return s.Wait(t, limit)
 }
+
+// StartLoop runs loop, a background loop of a service (e.g. a watcher),
+// in a goroutine until the function it returns is called: that cancels
+// loop's context and fails t unless loop then returns nil within 5 s.
+func StartLoop(t testing.TB, name string, loop func(ctx context.Context) error) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- loop(ctx) }()
+	return func() {
+		t.Helper()
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%s = %v, want nil after cancel", name, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s did not return within 5s of cancel", name)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"testing/fstest"
@@ -324,5 +325,28 @@ func TestInProcess(t *testing.T) {
 	}
 	if err := s.Wait(t, time.Second); err == nil || err.Error() != "stopped" {
 		t.Errorf("Wait after Stop = %v, want run's result again", err)
+	}
+}
+
+// The loop runs until stop, which cancels its context and waits for it.
+func TestStartLoop(t *testing.T) {
+	var ran, returned atomic.Bool
+	stop := StartLoop(t, "loop", func(ctx context.Context) error {
+		ran.Store(true)
+		<-ctx.Done()
+		returned.Store(true)
+		return nil
+	})
+	for deadline := time.Now().Add(5 * time.Second); !ran.Load(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("loop not started within 5s")
+		}
+	}
+	if returned.Load() {
+		t.Fatal("loop returned before stop")
+	}
+	stop()
+	if !returned.Load() {
+		t.Error("stop returned before the loop did")
 	}
 }

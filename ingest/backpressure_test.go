@@ -132,9 +132,7 @@ func TestBacklogGateOpensWhenRedisIsAway(t *testing.T) {
 // up, POSTs are accepted again.
 func TestBackpressure(t *testing.T) {
 	t.Parallel()
-	env := baseEnv(t, redisSrv)
-	env["MAX_LAG"] = "10"
-	env["MAX_BATCH"] = "20"
+	env := baseEnv(t, redisSrv, "MAX_LAG=10", "MAX_BATCH=20")
 	rdb := redisSrv.Client()
 	defer rdb.Close()
 	ctx := context.Background()

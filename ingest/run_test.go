@@ -110,8 +110,7 @@ func metricBody(device string, rps int) string {
 // accepts again once Redis is back, without a restart.
 func TestIngestSurvivesRedisRestart(t *testing.T) {
 	srv := ownRedis(t)
-	env := baseEnv(t, srv)
-	env["REDIS_TIMEOUT"] = "1s"
+	env := baseEnv(t, srv, "REDIS_TIMEOUT=1s")
 	const bound = 1*time.Second + 1*time.Second // REDIS_TIMEOUT + slack
 	in := startIngest(t, env)
 	rdb := srv.Client()
@@ -177,8 +176,7 @@ func TestIngestSurvivesRedisRestart(t *testing.T) {
 // is fast again.
 func TestIngestAnswers503WhenRedisIsTooSlow(t *testing.T) {
 	srv := ownRedis(t)
-	env := baseEnv(t, srv)
-	env["REDIS_TIMEOUT"] = "500ms"
+	env := baseEnv(t, srv, "REDIS_TIMEOUT=500ms")
 	const bound = 500*time.Millisecond + 1*time.Second
 	in := startIngest(t, env)
 	if r := do("POST", in.URL+"/metrics", metricBody("warm", 1)); r.status != 202 {
@@ -310,8 +308,7 @@ func TestRunServesAndStops(t *testing.T) {
 // gin had handed it to another request.
 func TestIngestTimeoutsUnderConcurrentLoad(t *testing.T) {
 	srv := ownRedis(t)
-	env := baseEnv(t, srv)
-	env["REDIS_TIMEOUT"] = "50ms"
+	env := baseEnv(t, srv, "REDIS_TIMEOUT=50ms")
 	const bound = 50*time.Millisecond + time.Second
 	in := newTestIngest(t, env)
 	srv.PauseWrites(t, 10*time.Second)

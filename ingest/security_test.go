@@ -39,8 +39,7 @@ const unauthorizedBody = `{"error":"unauthorized"}`
 
 func TestPostMetricsNeedsAnAPIKey(t *testing.T) {
 	t.Parallel()
-	env := baseEnv(t, redisSrv)
-	env["API_KEYS"] = "ingest-key-one, ingest-key-two"
+	env := baseEnv(t, redisSrv, "API_KEYS=ingest-key-one, ingest-key-two")
 	in := newTestIngest(t, env)
 	tests := []struct {
 		name      string
@@ -123,10 +122,7 @@ func TestAPIKeyRotationWithoutRestart(t *testing.T) {
 	)
 	keyFile := filepath.Join(t.TempDir(), "api-keys")
 	writeKeyFile(t, keyFile, "# ingest API keys\n"+oldKey+"\n")
-	env := baseEnv(t, redisSrv)
-	env["API_KEYS"] = envKey
-	env["API_KEYS_FILE"] = keyFile
-	env["LOG_LEVEL"] = "debug"
+	env := baseEnv(t, redisSrv, "API_KEYS="+envKey, "API_KEYS_FILE="+keyFile, "LOG_LEVEL=debug")
 	in := startIngest(t, env)
 
 	before := []struct {
@@ -167,8 +163,7 @@ func TestAPIKeyRotationWithoutRestart(t *testing.T) {
 // starting it with fewer keys than intended.
 func TestUnreadableKeyFileStopsStart(t *testing.T) {
 	t.Parallel()
-	env := baseEnv(t, redisSrv)
-	env["API_KEYS_FILE"] = filepath.Join(t.TempDir(), "missing")
+	env := baseEnv(t, redisSrv, "API_KEYS_FILE="+filepath.Join(t.TempDir(), "missing"))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := run(ctx, config.MapEnv(env), &logcapture.Buffer{}); err == nil || !strings.Contains(err.Error(), "API_KEYS_FILE") {
@@ -181,9 +176,7 @@ func TestUnreadableKeyFileStopsStart(t *testing.T) {
 // answer; the held requests complete once Redis resumes.
 func TestInFlightCap(t *testing.T) {
 	srv := ownRedis(t)
-	env := baseEnv(t, srv)
-	env["MAX_INFLIGHT"] = "2"
-	env["REDIS_TIMEOUT"] = "10s"
+	env := baseEnv(t, srv, "MAX_INFLIGHT=2", "REDIS_TIMEOUT=10s")
 	in := newTestIngest(t, env)
 	srv.PauseWrites(t, 4*time.Second)
 	blocked := func(n int) func() (bool, string) {
@@ -232,9 +225,7 @@ func TestInFlightCap(t *testing.T) {
 // with 429 and Retry-After; another address, and the probes, are not.
 func TestRateLimitPerClient(t *testing.T) {
 	t.Parallel()
-	env := baseEnv(t, redisSrv)
-	env["RATE_LIMIT"] = "5"
-	env["RATE_BURST"] = "5"
+	env := baseEnv(t, redisSrv, "RATE_LIMIT=5", "RATE_BURST=5")
 	in := newTestIngest(t, env)
 	var refused *httptest.ResponseRecorder
 	var client string
@@ -295,8 +286,7 @@ func get(url string) (int, string, error) {
 // never does. Both stop with run.
 func TestAdminListener(t *testing.T) {
 	t.Parallel()
-	env := baseEnv(t, redisSrv)
-	env["ADMIN_ADDR"] = "127.0.0.1:0"
+	env := baseEnv(t, redisSrv, "ADMIN_ADDR=127.0.0.1:0")
 	in := startIngest(t, env)
 	admin := in.AdminURL(t, "ingest.admin")
 	in.CheckAdminListener(t, admin, "/metrics")
@@ -317,8 +307,7 @@ func TestAdminAddrInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	env := baseEnv(t, redisSrv)
-	env["ADMIN_ADDR"] = taken.Addr().String()
+	env := baseEnv(t, redisSrv, "ADMIN_ADDR="+taken.Addr().String())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := run(ctx, config.MapEnv(env), &logcapture.Buffer{}); err == nil || !strings.Contains(err.Error(), "ADMIN_ADDR") {
@@ -330,9 +319,7 @@ func TestAdminAddrInUse(t *testing.T) {
 // 408 with a JSON error, counted as reason="timeout", connection closed.
 func TestSlowGzipBodyIsCut(t *testing.T) {
 	t.Parallel()
-	env := baseEnv(t, redisSrv)
-	env["BODY_TIMEOUT"] = "1s"
-	env["READ_TOKENS"] = "scrape-token"
+	env := baseEnv(t, redisSrv, "BODY_TIMEOUT=1s", "READ_TOKENS=scrape-token")
 	in := startIngest(t, env)
 	body := gz(t, []byte(metricBody("slow-gz", 1)))
 	c, err := net.Dial("tcp", strings.TrimPrefix(in.URL, "http://"))

@@ -826,19 +826,19 @@ func unescape(dst, raw []byte) []byte {
 }
 
 // skip skips the object or array at d.pos; depth is the nesting depth of
-// its members and close its closing byte, '}' or ']'.
-func (d *decoder) skip(depth int, close byte) bool {
+// its members and closing its last byte, '}' or ']'.
+func (d *decoder) skip(depth int, closing byte) bool {
 	if depth > MaxDepth {
 		return d.fail("nesting deeper than "+strconv.Itoa(MaxDepth), d.pos)
 	}
 	d.pos++ // '{' or '['
 	d.ws()
-	if d.pos < len(d.data) && d.data[d.pos] == close {
+	if d.pos < len(d.data) && d.data[d.pos] == closing {
 		d.pos++
 		return true
 	}
 	for {
-		if close == '}' {
+		if closing == '}' {
 			if _, _, ok := d.key(); !ok {
 				return false
 			}
@@ -846,7 +846,7 @@ func (d *decoder) skip(depth int, close byte) bool {
 		if _, _, _, ok := d.value(depth); !ok {
 			return false
 		}
-		if more, ok := d.more(close); !more {
+		if more, ok := d.more(closing); !more {
 			return ok
 		}
 	}
@@ -877,9 +877,9 @@ func (d *decoder) key() (raw []byte, esc, ok bool) {
 }
 
 // more scans what follows a member of a container: a comma (more is true)
-// or close, the container's closing byte (more is false). ok is false
+// or closing, the container's last byte (more is false). ok is false
 // after a syntax error.
-func (d *decoder) more(close byte) (more, ok bool) {
+func (d *decoder) more(closing byte) (more, ok bool) {
 	d.ws()
 	if d.pos >= len(d.data) {
 		return false, d.eof()
@@ -887,7 +887,7 @@ func (d *decoder) more(close byte) (more, ok bool) {
 	c := d.data[d.pos]
 	d.pos++
 	switch c {
-	case close:
+	case closing:
 		return false, true
 	case ',':
 		d.ws()

@@ -138,14 +138,8 @@ func TestQueriesOnAnalyzedFleet(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := get(h, tc.path)
-			if r.status != http.StatusOK {
-				t.Fatalf("GET %s: %d %s", tc.path, r.status, r.body)
-			}
 			var got map[string]any
-			if err := json.Unmarshal(r.body, &got); err != nil {
-				t.Fatalf("GET %s: %s: %v", tc.path, r.body, err)
-			}
+			getJSON(t, h, tc.path, &got)
 			for k, want := range normalize(t, tc.want).(map[string]any) {
 				if !reflect.DeepEqual(got[k], want) {
 					t.Errorf("GET %s: %q = %v, want %v", tc.path, k, got[k], want)
@@ -210,17 +204,11 @@ func TestDevicesPagination(t *testing.T) {
 			cursor := ""
 			for page := 0; page < 100; page++ {
 				path := "/devices?" + tc.query + "&cursor=" + url.QueryEscape(cursor)
-				r := get(h, path)
-				if r.status != http.StatusOK {
-					t.Fatalf("GET %s: %d %s", path, r.status, r.body)
-				}
 				var body struct {
 					Devices    []any   `json:"devices"`
 					NextCursor *string `json:"next_cursor"`
 				}
-				if err := json.Unmarshal(r.body, &body); err != nil {
-					t.Fatalf("GET %s: %s: %v", path, r.body, err)
-				}
+				getJSON(t, h, path, &body)
 				sizes = append(sizes, len(body.Devices))
 				rows = append(rows, body.Devices...)
 				if body.NextCursor == nil {
@@ -283,16 +271,10 @@ func TestAnomalyListLimits(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
-			r := get(h, tc.path)
-			if r.status != http.StatusOK {
-				t.Fatalf("GET %s: %d %s", tc.path, r.status, r.body)
-			}
 			var got struct {
 				Anomalies []any `json:"anomalies"`
 			}
-			if err := json.Unmarshal(r.body, &got); err != nil {
-				t.Fatal(err)
-			}
+			getJSON(t, h, tc.path, &got)
 			if want := normalize(t, tc.want).([]any); !reflect.DeepEqual(got.Anomalies, want) {
 				t.Errorf("GET %s: %d records, want %d; first %v, want %v", tc.path, len(got.Anomalies), len(want), first(got.Anomalies), first(want))
 			}
@@ -327,16 +309,10 @@ func TestQueriesOnEmptyFleet(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
-			r := get(h, tc.path)
-			if r.status != http.StatusOK {
-				t.Fatalf("GET %s: %d %s", tc.path, r.status, r.body)
-			}
 			var got map[string]any
-			if err := json.Unmarshal(r.body, &got); err != nil {
-				t.Fatal(err)
-			}
+			getJSON(t, h, tc.path, &got)
 			if want := normalize(t, tc.want).(map[string]any); !subset(got, want) {
-				t.Errorf("GET %s: %s, want %v", tc.path, r.body, want)
+				t.Errorf("GET %s: %v, want %v", tc.path, got, want)
 			}
 		})
 	}
@@ -550,17 +526,11 @@ func TestFleetLagIsUnknownWithoutAConsumerGroup(t *testing.T) {
 				}
 			}
 			h := newTestAPI(t, apiEnv(redisSrv, prefix, defaultAnalysis))
-			r := get(h, "/analyze")
-			if r.status != http.StatusOK {
-				t.Fatalf("GET /analyze: %d %s", r.status, r.body)
-			}
 			var got map[string]any
-			if err := json.Unmarshal(r.body, &got); err != nil {
-				t.Fatal(err)
-			}
+			getJSON(t, h, "/analyze", &got)
 			want := map[string]any{"lag": tc.lag, "pending": tc.pending, "lag_unknown_shards": tc.unknownLags}
 			if !subset(got, want) {
-				t.Errorf("GET /analyze: %s, want %v", r.body, want)
+				t.Errorf("GET /analyze: %v, want %v", got, want)
 			}
 		})
 	}

@@ -186,14 +186,9 @@ func analyzeDevice(c *gin.Context, store resultStore, window int, log *zap.Logge
 
 func handleAnomalies(store resultStore, log *zap.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		limit, err := parseLimit(c)
+		id, limit, err := listQuery(c)
 		if err != nil {
 			writeError(c, log, err)
-			return
-		}
-		id, byDevice := c.GetQuery("device_id")
-		if byDevice && !metric.ValidDeviceID(id) {
-			writeError(c, log, errBadDeviceID)
 			return
 		}
 		list, err := store.Anomalies(c.Request.Context(), id, limit)
@@ -208,7 +203,7 @@ func handleAnomalies(store resultStore, log *zap.Logger) gin.HandlerFunc {
 // handleAlerts serves GET /alerts?device_id=X&state=open|closed|all&limit=N.
 func handleAlerts(store resultStore, log *zap.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		limit, err := parseLimit(c)
+		id, limit, err := listQuery(c)
 		if err != nil {
 			writeError(c, log, err)
 			return
@@ -219,11 +214,6 @@ func handleAlerts(store resultStore, log *zap.Logger) gin.HandlerFunc {
 		}
 		if which != results.AlertsAll && which != results.AlertsOpen && which != results.AlertsClosed {
 			writeError(c, log, errBadState)
-			return
-		}
-		id, byDevice := c.GetQuery("device_id")
-		if byDevice && !metric.ValidDeviceID(id) {
-			writeError(c, log, errBadDeviceID)
 			return
 		}
 		list, err := store.Alerts(c.Request.Context(), id, which, limit)
@@ -262,6 +252,19 @@ func handleDevices(store resultStore, log *zap.Logger) gin.HandlerFunc {
 		}
 		httpserver.WriteJSON(c, log, http.StatusOK, body)
 	}
+}
+
+// listQuery reads the query parameters the lists of anomalies and alerts
+// share: limit and the optional device_id filter.
+func listQuery(c *gin.Context) (deviceID string, limit int, err error) {
+	if limit, err = parseLimit(c); err != nil {
+		return "", 0, err
+	}
+	id, byDevice := c.GetQuery("device_id")
+	if byDevice && !metric.ValidDeviceID(id) {
+		return "", 0, errBadDeviceID
+	}
+	return id, limit, nil
 }
 
 func parseLimit(c *gin.Context) (int, error) {

@@ -89,6 +89,18 @@ func get(h http.Handler, path string) response {
 	return response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
 }
 
+// getJSON GETs path, which must answer 200, and decodes the body into v.
+func getJSON(t *testing.T, h http.Handler, path string, v any) {
+	t.Helper()
+	r := get(h, path)
+	if r.status != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, r.status, r.body)
+	}
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("GET %s: %s: %v", path, r.body, err)
+	}
+}
+
 // normalize turns v into what decoding its JSON gives (float64 numbers,
 // []any, map[string]any), so expectations compare with responses.
 func normalize(t *testing.T, v any) any {

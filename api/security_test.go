@@ -178,30 +178,7 @@ func TestAPIAdminListener(t *testing.T) {
 	env := apiEnv(redisSrv, redisSrv.Prefix(t), defaultAnalysis)
 	env["ADMIN_ADDR"] = "127.0.0.1:0"
 	a := startAPI(t, env)
-	var admin string
-	for deadline := time.Now().Add(10 * time.Second); admin == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		admin = a.Log.ListenAddr("api.admin")
-	}
-	if admin == "" {
-		t.Fatal("no listening line of api.admin")
-	}
-	admin = "http://" + admin
-	tests := []struct {
-		url      string
-		wantCode int
-	}{
-		{admin + "/debug/pprof/", 200},
-		{admin + "/debug/pprof/heap?debug=1", 200},
-		{admin + "/health", 200},
-		{admin + "/analyze", 404},
-		{a.URL + "/debug/pprof/", 404},
-		{a.URL + "/debug/pprof/goroutine", 404},
-	}
-	for _, tt := range tests {
-		if code, body := httpGet(tt.url, nil); code != tt.wantCode {
-			t.Errorf("GET %s: %d %.100s, want %d", tt.url, code, body, tt.wantCode)
-		}
-	}
+	a.CheckAdminListener(t, a.AdminURL(t, "api.admin"), "/analyze")
 	stopAPI(t, a)
 }
 

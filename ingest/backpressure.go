@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pulse-iot/pulse/internal/httpserver"
+	"github.com/pulse-iot/pulse/internal/instrument"
 	"github.com/pulse-iot/pulse/internal/shard"
 )
 
@@ -52,17 +53,12 @@ func newBacklogGate(rdb redis.Cmdable, keys shard.Keys, shards int, maxLag int64
 	m *ingestMetrics, reg prometheus.Registerer, log *zap.Logger) *backlogGate {
 	g := &backlogGate{
 		rdb: rdb, keys: keys, shards: shards, maxLag: maxLag, timeout: timeout, log: log,
-		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "pulse_ingest_backlog",
-			Help: "Events in the streams not yet analyzed (lag + pending of the analyzers' group, summed over shards), as last measured.",
-		}),
-		active: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "pulse_ingest_backpressure",
-			Help: "1 while ingest refuses writes because the backlog exceeds MAX_LAG, else 0.",
-		}),
+		backlog: instrument.Gauge(reg, "pulse_ingest_backlog",
+			"Events in the streams not yet analyzed (lag + pending of the analyzers' group, summed over shards), as last measured."),
+		active: instrument.Gauge(reg, "pulse_ingest_backpressure",
+			"1 while ingest refuses writes because the backlog exceeds MAX_LAG, else 0."),
 		rejected: m.rejected.WithLabelValues(reasonBackpressure),
 	}
-	reg.MustRegister(g.backlog, g.active)
 	return g
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/pulse-iot/pulse/internal/proctest"
 	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/shard"
 )
@@ -115,9 +116,7 @@ func TestBacklogGateOpensWhenRedisIsAway(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	g := newBacklogGate(rdb, keys, 4, 10, 200*time.Millisecond, newIngestMetrics(reg), reg, zap.NewNop())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx, 20*time.Millisecond) }()
+	stop := proctest.StartLoop(t, "Run", func(ctx context.Context) error { return g.Run(ctx, 20*time.Millisecond) })
 	eventually(t, 5*time.Second, "gate closed at a backlog of 20 > 10", func() (bool, string) {
 		return g.shedding.Load(), "open"
 	})
@@ -125,15 +124,7 @@ func TestBacklogGateOpensWhenRedisIsAway(t *testing.T) {
 	eventually(t, 5*time.Second, "gate open with Redis away", func() (bool, string) {
 		return !g.shedding.Load(), "closed"
 	})
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run = %v, want nil", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return after cancel")
-	}
+	stop()
 }
 
 // MAX_LAG=10 without a running analyzer: once 20 events wait, POSTs get
@@ -141,9 +132,7 @@ func TestBacklogGateOpensWhenRedisIsAway(t *testing.T) {
 // up, POSTs are accepted again.
 func TestBackpressure(t *testing.T) {
 	t.Parallel()
-	env := baseEnv(t, redisSrv)
-	env["MAX_LAG"] = "10"
-	env["MAX_BATCH"] = "20"
+	env := baseEnv(t, redisSrv, "MAX_LAG=10", "MAX_BATCH=20")
 	rdb := redisSrv.Client()
 	defer rdb.Close()
 	ctx := context.Background()

@@ -389,9 +389,7 @@ func TestIngestServiceEndpoints(t *testing.T) {
 // its own answer and have each of its events stored exactly once.
 func TestPostMetricsConcurrentRequestsStoreEachEventOnce(t *testing.T) {
 	t.Parallel()
-	env := baseEnv(t, redisSrv)
-	env["MAX_BATCH"] = "1000"
-	env["MAX_BODY_BYTES"] = "1048576"
+	env := baseEnv(t, redisSrv, "MAX_BATCH=1000", "MAX_BODY_BYTES=1048576")
 	in := newTestIngest(t, env)
 	const clients, perClient = 16, 10
 	var mu sync.Mutex

@@ -6,6 +6,7 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,9 +28,11 @@ var redisSrv *redistest.Server
 
 func TestMain(m *testing.M) { os.Exit(redistest.Main(m, &redisSrv)) }
 
-// baseEnv is a valid ingest configuration on srv under a new prefix.
-func baseEnv(t *testing.T, srv *redistest.Server) map[string]string {
-	return map[string]string{
+// baseEnv is a valid ingest configuration on srv under a new prefix,
+// with settings ("NAME=value") added or replacing its own.
+func baseEnv(t *testing.T, srv *redistest.Server, settings ...string) map[string]string {
+	t.Helper()
+	env := map[string]string{
 		"REDIS_ADDR":     srv.Addr,
 		"KEY_PREFIX":     srv.Prefix(t),
 		"SHARDS":         "4",
@@ -38,6 +41,14 @@ func baseEnv(t *testing.T, srv *redistest.Server) map[string]string {
 		"MAX_BODY_BYTES": "4096",
 		"REDIS_TIMEOUT":  "2s",
 	}
+	for _, s := range settings {
+		name, value, ok := strings.Cut(s, "=")
+		if !ok {
+			t.Fatalf("setting %q: want NAME=value", s)
+		}
+		env[name] = value
+	}
+	return env
 }
 
 // testIngest is the ingest router wired as run wires it, on a real Redis.

@@ -110,8 +110,7 @@ func metricBody(device string, rps int) string {
 // accepts again once Redis is back, without a restart.
 func TestIngestSurvivesRedisRestart(t *testing.T) {
 	srv := ownRedis(t)
-	env := baseEnv(t, srv)
-	env["REDIS_TIMEOUT"] = "1s"
+	env := baseEnv(t, srv, "REDIS_TIMEOUT=1s")
 	const bound = 1*time.Second + 1*time.Second // REDIS_TIMEOUT + slack
 	in := startIngest(t, env)
 	rdb := srv.Client()
@@ -177,19 +176,14 @@ func TestIngestSurvivesRedisRestart(t *testing.T) {
 // is fast again.
 func TestIngestAnswers503WhenRedisIsTooSlow(t *testing.T) {
 	srv := ownRedis(t)
-	env := baseEnv(t, srv)
-	env["REDIS_TIMEOUT"] = "500ms"
+	env := baseEnv(t, srv, "REDIS_TIMEOUT=500ms")
 	const bound = 500*time.Millisecond + 1*time.Second
 	in := startIngest(t, env)
-	admin := srv.Client()
-	defer admin.Close()
 	if r := do("POST", in.URL+"/metrics", metricBody("warm", 1)); r.status != 202 {
 		t.Fatalf("POST before the pause: %d %s %v", r.status, r.body, r.err)
 	}
 
-	if err := admin.Do(context.Background(), "CLIENT", "PAUSE", "3000", "WRITE").Err(); err != nil {
-		t.Fatal(err)
-	}
+	srv.PauseWrites(t, 3*time.Second)
 	r := do("POST", in.URL+"/metrics", metricBody("slow", 1))
 	if r.err != nil || r.status != 503 {
 		t.Fatalf("POST while Redis is paused: %d %s %v, want 503", r.status, r.body, r.err)
@@ -200,7 +194,7 @@ func TestIngestAnswers503WhenRedisIsTooSlow(t *testing.T) {
 	if r.header.Get("Retry-After") == "" {
 		t.Error("503 without Retry-After")
 	}
-	admin.Do(context.Background(), "CLIENT", "UNPAUSE")
+	srv.Unpause()
 	eventually(t, 10*time.Second, "POST accepted once Redis is fast again", func() (bool, string) {
 		r := do("POST", in.URL+"/metrics", metricBody("fast", 2))
 		return r.status == 202, fmt.Sprintf("%d %s %v", r.status, r.body, r.err)
@@ -213,24 +207,15 @@ func TestIngestDrainsInFlightRequestOnShutdown(t *testing.T) {
 	srv := ownRedis(t)
 	env := baseEnv(t, srv)
 	in := startIngest(t, env)
-	admin := srv.Client()
-	defer admin.Close()
 	ctx := context.Background()
 
-	if err := admin.Do(ctx, "CLIENT", "PAUSE", "700", "WRITE").Err(); err != nil {
-		t.Fatal(err)
-	}
+	srv.PauseWrites(t, 700*time.Millisecond)
 	res := make(chan httpResult, 1)
 	go func() { res <- do("POST", in.URL+"/metrics", metricBody("draining", 42)) }()
-	// In flight: ingest's XADD is blocked by the pause (flag b in CLIENT LIST).
+	// In flight: ingest's XADD is held by the pause.
 	eventually(t, 5*time.Second, "the POST's XADD waiting on the paused Redis", func() (bool, string) {
-		list, err := admin.ClientList(ctx).Result()
-		for _, line := range strings.Split(list, "\n") {
-			if strings.Contains(line, "cmd=xadd") && strings.Contains(line, "flags=b") {
-				return true, ""
-			}
-		}
-		return false, fmt.Sprintf("%v\n%s", err, list)
+		n, err := srv.Blocked(ctx, "xadd")
+		return n > 0, fmt.Sprintf("%d XADDs blocked (%v)", n, err)
 	})
 	in.Cancel()
 
@@ -241,7 +226,9 @@ func TestIngestDrainsInFlightRequestOnShutdown(t *testing.T) {
 	if err := in.Wait(t, 20*time.Second); err != nil {
 		t.Errorf("run returned %v, want nil", err)
 	}
-	if !streamHas(t, admin, env["KEY_PREFIX"], 4, "draining", 42) {
+	rdb := srv.Client()
+	defer rdb.Close()
+	if !streamHas(t, rdb, env["KEY_PREFIX"], 4, "draining", 42) {
 		t.Error("202 at shutdown but the event is not in its stream")
 	}
 	if r := do("POST", in.URL+"/metrics", metricBody("late", 1)); r.err == nil {
@@ -321,16 +308,10 @@ func TestRunServesAndStops(t *testing.T) {
 // gin had handed it to another request.
 func TestIngestTimeoutsUnderConcurrentLoad(t *testing.T) {
 	srv := ownRedis(t)
-	env := baseEnv(t, srv)
-	env["REDIS_TIMEOUT"] = "50ms"
+	env := baseEnv(t, srv, "REDIS_TIMEOUT=50ms")
 	const bound = 50*time.Millisecond + time.Second
 	in := newTestIngest(t, env)
-	admin := srv.Client()
-	defer admin.Close()
-	ctx := context.Background()
-	if err := admin.Do(ctx, "CLIENT", "PAUSE", "10000", "WRITE").Err(); err != nil {
-		t.Fatal(err)
-	}
+	srv.PauseWrites(t, 10*time.Second)
 	var wg sync.WaitGroup
 	errs := make(chan string, 1000)
 	stop := time.Now().Add(time.Second)
@@ -365,7 +346,7 @@ func TestIngestTimeoutsUnderConcurrentLoad(t *testing.T) {
 	for e := range errs {
 		t.Error(e)
 	}
-	admin.Do(ctx, "CLIENT", "UNPAUSE")
+	srv.Unpause()
 	eventually(t, 10*time.Second, "POST accepted once Redis resumes", func() (bool, string) {
 		rec := post(in.handler, nil, []byte(metricBody("resumed", 1)))
 		return rec.Code == 202, fmt.Sprintf("%d %s", rec.Code, rec.Body)

@@ -39,8 +39,7 @@ const unauthorizedBody = `{"error":"unauthorized"}`
 
 func TestPostMetricsNeedsAnAPIKey(t *testing.T) {
 	t.Parallel()
-	env := baseEnv(t, redisSrv)
-	env["API_KEYS"] = "ingest-key-one, ingest-key-two"
+	env := baseEnv(t, redisSrv, "API_KEYS=ingest-key-one, ingest-key-two")
 	in := newTestIngest(t, env)
 	tests := []struct {
 		name      string
@@ -123,10 +122,7 @@ func TestAPIKeyRotationWithoutRestart(t *testing.T) {
 	)
 	keyFile := filepath.Join(t.TempDir(), "api-keys")
 	writeKeyFile(t, keyFile, "# ingest API keys\n"+oldKey+"\n")
-	env := baseEnv(t, redisSrv)
-	env["API_KEYS"] = envKey
-	env["API_KEYS_FILE"] = keyFile
-	env["LOG_LEVEL"] = "debug"
+	env := baseEnv(t, redisSrv, "API_KEYS="+envKey, "API_KEYS_FILE="+keyFile, "LOG_LEVEL=debug")
 	in := startIngest(t, env)
 
 	before := []struct {
@@ -167,8 +163,7 @@ func TestAPIKeyRotationWithoutRestart(t *testing.T) {
 // starting it with fewer keys than intended.
 func TestUnreadableKeyFileStopsStart(t *testing.T) {
 	t.Parallel()
-	env := baseEnv(t, redisSrv)
-	env["API_KEYS_FILE"] = filepath.Join(t.TempDir(), "missing")
+	env := baseEnv(t, redisSrv, "API_KEYS_FILE="+filepath.Join(t.TempDir(), "missing"))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := run(ctx, config.MapEnv(env), &logcapture.Buffer{}); err == nil || !strings.Contains(err.Error(), "API_KEYS_FILE") {
@@ -181,26 +176,12 @@ func TestUnreadableKeyFileStopsStart(t *testing.T) {
 // answer; the held requests complete once Redis resumes.
 func TestInFlightCap(t *testing.T) {
 	srv := ownRedis(t)
-	env := baseEnv(t, srv)
-	env["MAX_INFLIGHT"] = "2"
-	env["REDIS_TIMEOUT"] = "10s"
+	env := baseEnv(t, srv, "MAX_INFLIGHT=2", "REDIS_TIMEOUT=10s")
 	in := newTestIngest(t, env)
-	admin := srv.Client()
-	defer admin.Close()
-	ctx := context.Background()
-	if err := admin.Do(ctx, "CLIENT", "PAUSE", "4000", "WRITE").Err(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Do(context.Background(), "CLIENT", "UNPAUSE") })
+	srv.PauseWrites(t, 4*time.Second)
 	blocked := func(n int) func() (bool, string) {
 		return func() (bool, string) {
-			list, err := admin.ClientList(ctx).Result()
-			got := 0
-			for _, line := range strings.Split(list, "\n") {
-				if strings.Contains(line, "cmd=xadd") && strings.Contains(line, "flags=b") {
-					got++
-				}
-			}
+			got, err := srv.Blocked(context.Background(), "xadd")
 			return got >= n, fmt.Sprintf("%d XADDs blocked (%v)", got, err)
 		}
 	}
@@ -226,7 +207,7 @@ func TestInFlightCap(t *testing.T) {
 		}
 	}
 
-	admin.Do(ctx, "CLIENT", "UNPAUSE")
+	srv.Unpause()
 	for i := 0; i < 2; i++ {
 		if rec := <-held; rec.Code != 202 {
 			t.Errorf("held POST: %d %s, want 202", rec.Code, rec.Body)
@@ -244,9 +225,7 @@ func TestInFlightCap(t *testing.T) {
 // with 429 and Retry-After; another address, and the probes, are not.
 func TestRateLimitPerClient(t *testing.T) {
 	t.Parallel()
-	env := baseEnv(t, redisSrv)
-	env["RATE_LIMIT"] = "5"
-	env["RATE_BURST"] = "5"
+	env := baseEnv(t, redisSrv, "RATE_LIMIT=5", "RATE_BURST=5")
 	in := newTestIngest(t, env)
 	var refused *httptest.ResponseRecorder
 	var client string
@@ -307,32 +286,10 @@ func get(url string) (int, string, error) {
 // never does. Both stop with run.
 func TestAdminListener(t *testing.T) {
 	t.Parallel()
-	env := baseEnv(t, redisSrv)
-	env["ADMIN_ADDR"] = "127.0.0.1:0"
+	env := baseEnv(t, redisSrv, "ADMIN_ADDR=127.0.0.1:0")
 	in := startIngest(t, env)
-	var admin string
-	eventually(t, 10*time.Second, "the admin listener", func() (bool, string) {
-		admin = in.Log.ListenAddr("ingest.admin")
-		return admin != "", "no listening line of ingest.admin"
-	})
-	admin = "http://" + admin
-	tests := []struct {
-		url      string
-		wantCode int
-	}{
-		{admin + "/debug/pprof/", 200},
-		{admin + "/debug/pprof/goroutine?debug=1", 200},
-		{admin + "/health", 200},
-		{admin + "/metrics", 404},
-		{in.URL + "/debug/pprof/", 404},
-		{in.URL + "/debug/pprof/heap", 404},
-		{in.URL + "/debug/pprof/cmdline", 404},
-	}
-	for _, tt := range tests {
-		if code, body, err := get(tt.url); err != nil || code != tt.wantCode {
-			t.Errorf("GET %s: %d %.100s %v, want %d", tt.url, code, body, err, tt.wantCode)
-		}
-	}
+	admin := in.AdminURL(t, "ingest.admin")
+	in.CheckAdminListener(t, admin, "/metrics")
 	in.Cancel()
 	if err := in.Wait(t, 20*time.Second); err != nil {
 		t.Errorf("run returned %v, want nil", err)
@@ -350,8 +307,7 @@ func TestAdminAddrInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	env := baseEnv(t, redisSrv)
-	env["ADMIN_ADDR"] = taken.Addr().String()
+	env := baseEnv(t, redisSrv, "ADMIN_ADDR="+taken.Addr().String())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := run(ctx, config.MapEnv(env), &logcapture.Buffer{}); err == nil || !strings.Contains(err.Error(), "ADMIN_ADDR") {
@@ -363,9 +319,7 @@ func TestAdminAddrInUse(t *testing.T) {
 // 408 with a JSON error, counted as reason="timeout", connection closed.
 func TestSlowGzipBodyIsCut(t *testing.T) {
 	t.Parallel()
-	env := baseEnv(t, redisSrv)
-	env["BODY_TIMEOUT"] = "1s"
-	env["READ_TOKENS"] = "scrape-token"
+	env := baseEnv(t, redisSrv, "BODY_TIMEOUT=1s", "READ_TOKENS=scrape-token")
 	in := startIngest(t, env)
 	body := gz(t, []byte(metricBody("slow-gz", 1)))
 	c, err := net.Dial("tcp", strings.TrimPrefix(in.URL, "http://"))

@@ -3,9 +3,10 @@ package check
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"path"
-	"sort"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -160,12 +161,7 @@ func (c *checker) container(deploy, name string) (*corev1.PodSpec, *corev1.Conta
 	if d == nil {
 		return nil, nil
 	}
-	for i := range d.Spec.Template.Spec.Containers {
-		if d.Spec.Template.Spec.Containers[i].Name == name {
-			return &d.Spec.Template.Spec, &d.Spec.Template.Spec.Containers[i]
-		}
-	}
-	return &d.Spec.Template.Spec, nil
+	return &d.Spec.Template.Spec, containerNamed(&d.Spec.Template.Spec, name)
 }
 
 // mountedFile finds what backs the file p inside a container: the volume
@@ -478,12 +474,7 @@ func (c *checker) grafanaWiring() {
 				c.p.add("grafana dashboard provider %s: path %s is not a mounted ConfigMap", p.Name, p.Options.Path)
 				continue
 			}
-			names := make([]string, 0, len(cm.Data))
-			for k := range cm.Data {
-				names = append(names, k)
-			}
-			sort.Strings(names)
-			for _, k := range names {
+			for _, k := range slices.Sorted(maps.Keys(cm.Data)) {
 				d, err := ParseDashboard([]byte(cm.Data[k]))
 				if err != nil {
 					c.p.add("dashboard %s: %v", k, err)

@@ -3,12 +3,13 @@ package check
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 
@@ -331,12 +332,7 @@ var RequiredPanels = map[string]map[string]string{
 func TestDashboards(t *testing.T) {
 	cm := baseConfigMap(t, "grafana-dashboards")
 	seen := map[string]bool{}
-	var files []string
-	for k := range cm.Data {
-		files = append(files, k)
-	}
-	sort.Strings(files)
-	for _, f := range files {
+	for _, f := range slices.Sorted(maps.Keys(cm.Data)) {
 		d, err := ParseDashboard([]byte(cm.Data[f]))
 		if err != nil {
 			t.Errorf("%s: %v", f, err)

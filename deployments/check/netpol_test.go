@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -245,26 +246,16 @@ func TestScrapeAuthChecksCatchMistakes(t *testing.T) {
 	}{
 		{"ingest's metrics left open", func(s *Set) {
 			c := namedContainer(s.Deployment("pulse", "ingest"), "ingest")
-			var env []corev1.EnvVar
-			for _, e := range c.Env {
-				if e.Name != "READ_TOKENS_FILE" {
-					env = append(env, e)
-				}
-			}
-			c.Env = env
+			c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "READ_TOKENS_FILE" })
 		}, "read tokens guard the metrics of [analyzer api] only"},
 		{"Prometheus without the token", func(s *Set) {
 			s.ConfigMapByPrefix("pulse", "prometheus-config").Data["prometheus.yml"] = baseCfg
 		}, "scrapes the pods without a token"},
 		{"token file not mounted", func(s *Set) {
 			c := namedContainer(s.Deployment("pulse", "prometheus"), "prometheus")
-			var kept []corev1.VolumeMount
-			for _, vm := range c.VolumeMounts {
-				if vm.MountPath != "/etc/prometheus-secrets" {
-					kept = append(kept, vm)
-				}
-			}
-			c.VolumeMounts = kept
+			c.VolumeMounts = slices.DeleteFunc(c.VolumeMounts, func(vm corev1.VolumeMount) bool {
+				return vm.MountPath == "/etc/prometheus-secrets"
+			})
 		}, "is not a mounted Secret key"},
 		{"token inline", func(s *Set) {
 			cm := s.ConfigMapByPrefix("pulse", "prometheus-config")

@@ -173,12 +173,7 @@ func findWorkload(s *Set, kind, ns, name string) (Workload, bool) {
 
 // ConfigMap returns the named ConfigMap or nil.
 func (s *Set) ConfigMap(ns, name string) *corev1.ConfigMap {
-	for _, c := range s.ConfigMaps() {
-		if c.Namespace == ns && c.Name == name {
-			return c
-		}
-	}
-	return nil
+	return named[*corev1.ConfigMap](s, ns, name)
 }
 
 // ConfigMapByPrefix returns the generated ConfigMap whose name is prefix
@@ -197,22 +192,23 @@ func (s *Set) ConfigMapByPrefix(ns, prefix string) *corev1.ConfigMap {
 
 // Deployment returns the named Deployment or nil.
 func (s *Set) Deployment(ns, name string) *appsv1.Deployment {
-	for _, d := range s.Deployments() {
-		if d.Namespace == ns && d.Name == name {
-			return d
-		}
-	}
-	return nil
+	return named[*appsv1.Deployment](s, ns, name)
 }
 
 // Service returns the named Service or nil.
 func (s *Set) Service(ns, name string) *corev1.Service {
-	for _, svc := range s.Services() {
-		if svc.Namespace == ns && svc.Name == name {
-			return svc
+	return named[*corev1.Service](s, ns, name)
+}
+
+// named returns the object of type T called ns/name, or T's zero value.
+func named[T any](s *Set, ns, name string) T {
+	for _, o := range s.Objects {
+		if t, ok := o.Obj.(T); ok && o.Namespace == ns && o.Name == name {
+			return t
 		}
 	}
-	return nil
+	var zero T
+	return zero
 }
 
 var _ runtime.Object = (*appsv1.Deployment)(nil)

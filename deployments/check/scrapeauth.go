@@ -152,12 +152,7 @@ func namedContainer(d *appsv1.Deployment, name string) *corev1.Container {
 	if d == nil {
 		return nil
 	}
-	for i := range d.Spec.Template.Spec.Containers {
-		if d.Spec.Template.Spec.Containers[i].Name == name {
-			return &d.Spec.Template.Spec.Containers[i]
-		}
-	}
-	return nil
+	return containerNamed(&d.Spec.Template.Spec, name)
 }
 
 func secretFile(spec *corev1.PodSpec, ctr *corev1.Container, file string) (secret, key string, ok bool) {

@@ -878,13 +878,12 @@ func (c *checker) redis() {
 
 // containerNamed returns the pod's container of that name, or nil.
 func containerNamed(spec *corev1.PodSpec, name string) *corev1.Container {
-	var found *corev1.Container
 	for i := range spec.Containers {
 		if spec.Containers[i].Name == name {
-			found = &spec.Containers[i]
+			return &spec.Containers[i]
 		}
 	}
-	return found
+	return nil
 }
 
 // redisConfFile returns the directives of the config file named on Redis's

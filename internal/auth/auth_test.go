@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -9,13 +8,15 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/pulse-iot/pulse/internal/logcapture"
+	"github.com/pulse-iot/pulse/internal/proctest"
 )
 
 func TestParseFile(t *testing.T) {
@@ -87,29 +88,9 @@ func TestBearerToken(t *testing.T) {
 	}
 }
 
-// logSink collects a logger's output for the test to search.
-type logSink struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *logSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *logSink) Sync() error { return nil }
-
-func (s *logSink) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newLogger(sink *logSink) *zap.Logger {
+func newLogger(sink *logcapture.Buffer) *zap.Logger {
 	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
-	return zap.New(zapcore.NewCore(enc, sink, zapcore.DebugLevel))
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(sink), zapcore.DebugLevel))
 }
 
 func testRouter(set *Set) *gin.Engine {
@@ -179,10 +160,23 @@ func writeFile(t *testing.T, path, data string) {
 	}
 }
 
+// fileSet returns a Set of the keys of a new key file holding data, and
+// the file's path.
+func fileSet(t *testing.T, data string) (*Set, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "keys")
+	writeFile(t, path, data)
+	set, err := NewSet(nil, path, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set, path
+}
+
 func TestSetFromFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "keys")
 	writeFile(t, path, "# comment\nfile-key-1\n")
-	sink := &logSink{}
+	sink := &logcapture.Buffer{}
 	set, err := NewSet([]string{"env-key-1"}, path, newLogger(sink))
 	if err != nil {
 		t.Fatal(err)
@@ -227,12 +221,7 @@ func TestSetFromFile(t *testing.T) {
 // A configured key file without keys refuses everything instead of
 // turning auth off.
 func TestEmptyKeyFileFailsClosed(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "keys")
-	writeFile(t, path, "\n# no keys yet\n")
-	set, err := NewSet(nil, path, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
+	set, _ := fileSet(t, "\n# no keys yet\n")
 	if !set.Required() || set.Len() != 0 || set.Match("") {
 		t.Fatalf("Required %v, Len %d", set.Required(), set.Len())
 	}
@@ -256,15 +245,8 @@ func TestNewSetNeedsAReadableFile(t *testing.T) {
 }
 
 func TestWatchFollowsTheFileAndStops(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "keys")
-	writeFile(t, path, "old-key\n")
-	set, err := NewSet(nil, path, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- set.Watch(ctx, 10*time.Millisecond) }()
+	set, path := fileSet(t, "old-key\n")
+	stop := proctest.StartLoop(t, "Watch", func(ctx context.Context) error { return set.Watch(ctx, 10*time.Millisecond) })
 	// Same length, rewritten at once: only the content tells it changed.
 	writeFile(t, path, "new-key\n")
 	deadline := time.Now().Add(5 * time.Second)
@@ -274,15 +256,7 @@ func TestWatchFollowsTheFileAndStops(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Watch = %v, want nil", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Watch did not return after cancel")
-	}
+	stop()
 
 	noFile, _ := NewSet([]string{"k"}, "", zap.NewNop())
 	if err := noFile.Watch(context.Background(), time.Millisecond); err != nil {

@@ -102,23 +102,11 @@ func (s *Scanner) Write(p []byte) (int, error) {
 	for len(p) > 0 && s.st != stDone {
 		switch s.st {
 		case stBody:
-			k := int64(len(p))
-			if k > s.remaining {
-				k = s.remaining
-			}
-			p = p[k:]
-			s.remaining -= k
-			if s.remaining == 0 {
+			if p = s.skipRemaining(p); s.remaining == 0 {
 				s.nextRequest()
 			}
 		case stChunkData:
-			k := int64(len(p))
-			if k > s.remaining {
-				k = s.remaining
-			}
-			p = p[k:]
-			s.remaining -= k
-			if s.remaining == 0 {
+			if p = s.skipRemaining(p); s.remaining == 0 {
 				s.st, s.crlf = stChunkCRLF, 0
 			}
 		case stChunkCRLF:
@@ -143,6 +131,14 @@ func (s *Scanner) Write(p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// skipRemaining consumes up to s.remaining bytes of the body or chunk
+// from p and returns the rest.
+func (s *Scanner) skipRemaining(p []byte) []byte {
+	k := min(int64(len(p)), s.remaining)
+	s.remaining -= k
+	return p[k:]
 }
 
 func (s *Scanner) addLine(b []byte) {

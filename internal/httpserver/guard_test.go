@@ -1,7 +1,6 @@
 package httpserver
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/pulse-iot/pulse/internal/proctest"
 )
 
 // serve runs h behind NewServer and Serve on a loopback port until the
@@ -34,32 +35,6 @@ func serve(t *testing.T, h http.Handler, bodyTimeout time.Duration) string {
 		}
 	})
 	return ln.Addr().String()
-}
-
-type client struct {
-	c net.Conn
-	r *bufio.Reader
-}
-
-func dial(t *testing.T, addr string) *client {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return &client{c: c, r: bufio.NewReader(c)}
-}
-
-func (c *client) read(d time.Duration) (*http.Response, string, error) {
-	c.c.SetReadDeadline(time.Now().Add(d))
-	resp, err := http.ReadResponse(c.r, nil)
-	if err != nil {
-		return nil, "", err
-	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return resp, string(b), err
 }
 
 // echo answers the path and the length of the body it read.
@@ -91,10 +66,10 @@ func TestGuardRefusesAmbiguousFraming(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := dial(t, addr)
-			io.WriteString(c.c, tt.write)
+			c := proctest.DialRaw(t, addr)
+			io.WriteString(c, tt.write)
 			for i, want := range tt.want {
-				resp, body, err := c.read(3 * time.Second)
+				resp, body, err := c.Response(3 * time.Second)
 				if err != nil {
 					t.Fatalf("response %d: %v", i, err)
 				}
@@ -105,7 +80,7 @@ func TestGuardRefusesAmbiguousFraming(t *testing.T) {
 					t.Errorf("response %d: no Connection: close", i)
 				}
 			}
-			if resp, body, err := c.read(3 * time.Second); err == nil {
+			if resp, body, err := c.Response(3 * time.Second); err == nil {
 				t.Errorf("a further response on the connection: %d %s", resp.StatusCode, body)
 			} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
 				t.Errorf("connection left open: %v", err)
@@ -116,12 +91,12 @@ func TestGuardRefusesAmbiguousFraming(t *testing.T) {
 
 func TestGuardKeepsValidConnectionsAlive(t *testing.T) {
 	addr := serve(t, echo, time.Second)
-	c := dial(t, addr)
-	io.WriteString(c.c, "POST /cl HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"+
+	c := proctest.DialRaw(t, addr)
+	io.WriteString(c, "POST /cl HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"+
 		"POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n2;x=y\r\ncd\r\n0\r\nT: 1\r\n\r\n"+
 		"GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
 	for _, want := range []string{"/cl 3", "/chunked 4", "/after 0"} {
-		resp, body, err := c.read(3 * time.Second)
+		resp, body, err := c.Response(3 * time.Second)
 		if err != nil || body != want || resp.Close {
 			t.Fatalf("got %v %q (close %v), want %q on an open connection", err, body, resp != nil && resp.Close, want)
 		}
@@ -145,8 +120,8 @@ func TestBodyTimeout(t *testing.T) {
 	addr := serve(t, h, 300*time.Millisecond)
 
 	// A trickling body: cut at the deadline, 408, connection closed.
-	c := dial(t, addr)
-	io.WriteString(c.c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+	c := proctest.DialRaw(t, addr)
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
 	start := time.Now()
 	go func(conn net.Conn) {
 		for i := 0; i < 30; i++ {
@@ -155,8 +130,8 @@ func TestBodyTimeout(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-	}(c.c)
-	resp, _, err := c.read(5 * time.Second)
+	}(c)
+	resp, _, err := c.Response(5 * time.Second)
 	if err != nil || resp.StatusCode != http.StatusRequestTimeout || !resp.Close {
 		t.Fatalf("trickling body: %v %v, want 408 and Connection: close", err, resp)
 	}
@@ -165,22 +140,22 @@ func TestBodyTimeout(t *testing.T) {
 	}
 
 	// A chunked body that never ends, likewise.
-	c = dial(t, addr)
-	io.WriteString(c.c, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n")
-	if resp, _, err := c.read(5 * time.Second); err != nil || resp.StatusCode != http.StatusRequestTimeout {
+	c = proctest.DialRaw(t, addr)
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n")
+	if resp, _, err := c.Response(5 * time.Second); err != nil || resp.StatusCode != http.StatusRequestTimeout {
 		t.Fatalf("unfinished chunked body: %v %v, want 408", err, resp)
 	}
 
 	// A body in time: served, the handler's context lives past the body
 	// deadline, and the connection serves the next request.
-	c = dial(t, addr)
+	c = proctest.DialRaw(t, addr)
 	for i, want := range []string{"3", "0"} {
 		req := "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
 		if i == 1 {
 			req = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 		}
-		io.WriteString(c.c, req)
-		resp, body, err := c.read(5 * time.Second)
+		io.WriteString(c, req)
+		resp, body, err := c.Response(5 * time.Second)
 		if err != nil || body != want || resp.Close {
 			t.Fatalf("request %d: %v %q, want %q on an open connection", i, err, body, want)
 		}
@@ -212,17 +187,17 @@ func TestGuardKeepsHalfClose(t *testing.T) {
 	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusRequestEntityTooLarge)
 	}), time.Second)
-	c := dial(t, addr)
+	c := proctest.DialRaw(t, addr)
 	const n = 4 << 20
-	fmt.Fprintf(c.c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", n)
-	go c.c.Write(make([]byte, n)) // fails once the server closes
-	resp, _, err := c.read(3 * time.Second)
+	fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", n)
+	go c.Write(make([]byte, n)) // fails once the server closes
+	resp, _, err := c.Response(3 * time.Second)
 	if err != nil || resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Fatalf("response: %v %v", err, resp)
 	}
 	start := time.Now()
-	c.c.SetReadDeadline(time.Now().Add(3 * time.Second))
-	_, err = c.r.ReadByte()
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err = c.R.ReadByte()
 	if err != io.EOF || time.Since(start) > 300*time.Millisecond {
 		t.Errorf("after the response: %v after %v, want EOF at once", err, time.Since(start))
 	}

@@ -21,6 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/pulse-iot/pulse/internal/instrument"
 )
 
 // Options configure a router.
@@ -135,21 +137,14 @@ type httpMetrics struct {
 func newHTTPMetrics(service string, reg prometheus.Registerer) *httpMetrics {
 	m := &httpMetrics{
 		service: service,
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "http_requests_total",
-			Help: "HTTP requests served, by route and status code.",
-		}, []string{"service", "method", "route", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "http_request_duration_seconds",
-			Help:    "Time to serve HTTP requests, by route.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
-		}, []string{"service", "method", "route"}),
+		requests: instrument.CounterVec(reg, "http_requests_total", "HTTP requests served, by route and status code.",
+			"service", "method", "route", "code"),
+		duration: instrument.HistogramVec(reg, "http_request_duration_seconds", "Time to serve HTTP requests, by route.",
+			[]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}, "service", "method", "route"),
 		rate: &rateMeter{},
 	}
-	reg.MustRegister(m.requests, m.duration, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "current_rps",
-		Help: "Requests per second this process served, averaged over the last 10 seconds.",
-	}, func() float64 { return m.rate.rate(time.Now()) }))
+	instrument.GaugeFunc(reg, "current_rps", "Requests per second this process served, averaged over the last 10 seconds.",
+		func() float64 { return m.rate.rate(time.Now()) })
 	return m
 }
 

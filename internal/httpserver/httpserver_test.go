@@ -66,19 +66,27 @@ func TestMetricsExposeRequests(t *testing.T) {
 		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/health", nil))
 	}
 	r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/nope", nil))
-	rec := httptest.NewRecorder()
-	r.ServeHTTP(rec, httptest.NewRequest("GET", "/prometheus", nil))
-	body := rec.Body.String()
-	for _, want := range []string{
+	scrape(t, r,
 		`http_requests_total{code="200",method="GET",route="/health",service="test"} 3`,
 		`http_requests_total{code="404",method="GET",route="unmatched",service="test"} 1`,
 		`http_request_duration_seconds_count{method="GET",route="/health",service="test"} 3`,
 		"current_rps ",
-	} {
+	)
+}
+
+// scrape GETs /prometheus from r, wants each of lines in it, and returns
+// the page.
+func scrape(t *testing.T, r http.Handler, lines ...string) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	r.ServeHTTP(rec, httptest.NewRequest("GET", "/prometheus", nil))
+	body := rec.Body.String()
+	for _, want := range lines {
 		if !strings.Contains(body, want) {
 			t.Errorf("/prometheus lacks %q", want)
 		}
 	}
+	return body
 }
 
 // Made-up methods share one label value, whatever their number.
@@ -88,17 +96,10 @@ func TestMetricsLabelsStayBounded(t *testing.T) {
 		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(fmt.Sprintf("M%d", i), "/health", nil))
 		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(fmt.Sprintf("M%d", i), fmt.Sprintf("/x%d", i), nil))
 	}
-	rec := httptest.NewRecorder()
-	r.ServeHTTP(rec, httptest.NewRequest("GET", "/prometheus", nil))
-	body := rec.Body.String()
-	for _, want := range []string{
+	body := scrape(t, r,
 		`http_requests_total{code="405",method="other",route="unmatched",service="test"} 50`,
 		`http_requests_total{code="404",method="other",route="unmatched",service="test"} 50`,
-	} {
-		if !strings.Contains(body, want) {
-			t.Errorf("/prometheus lacks %q", want)
-		}
-	}
+	)
 	if n := strings.Count(body, "\nhttp_requests_total{"); n != 2 {
 		t.Errorf("%d http_requests_total series, want 2:\n%s", n, body)
 	}

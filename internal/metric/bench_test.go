@@ -2,53 +2,31 @@ package metric
 
 import "testing"
 
-func BenchmarkDecodeSingle(b *testing.B) {
-	body := []byte(`{"device_id":"device_1","cpu":50.5,"rps":100.0,"timestamp":1714564000.25}`)
-	dst := make([]Metric, 0, 1)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		if _, _, err := Decode(body, JSON, testNow, 1000, dst); err != nil {
-			b.Fatal(err)
-		}
+func BenchmarkDecode(b *testing.B) {
+	benchmarks := []struct {
+		name   string
+		format Format
+		body   string
+		n      int
+	}{
+		{"Single", JSON, `{"device_id":"device_1","cpu":50.5,"rps":100.0,"timestamp":1714564000.25}`, 1},
+		{"SingleRFC3339", JSON, `{"device_id":"device_1","cpu":50.5,"rps":100.0,"timestamp":"2024-05-01T11:59:00.123Z"}`, 1},
+		{"Batch1000", JSON, batchBody(1000), 1000},
+		{"NDJSON1000", NDJSON, ndjsonBody(1000), 1000},
 	}
-}
-
-func BenchmarkDecodeSingleRFC3339(b *testing.B) {
-	body := []byte(`{"device_id":"device_1","cpu":50.5,"rps":100.0,"timestamp":"2024-05-01T11:59:00.123Z"}`)
-	dst := make([]Metric, 0, 1)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		if _, _, err := Decode(body, JSON, testNow, 1000, dst); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkDecodeBatch1000(b *testing.B) {
-	body := []byte(batchBody(1000))
-	dst := make([]Metric, 0, 1000)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		ms, _, err := Decode(body, JSON, testNow, 1000, dst)
-		if err != nil || len(ms) != 1000 {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkDecodeNDJSON1000(b *testing.B) {
-	body := []byte(ndjsonBody(1000))
-	dst := make([]Metric, 0, 1000)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		ms, _, err := Decode(body, NDJSON, testNow, 1000, dst)
-		if err != nil || len(ms) != 1000 {
-			b.Fatal(err)
-		}
+	for _, bm := range benchmarks {
+		b.Run(bm.name, func(b *testing.B) {
+			body := []byte(bm.body)
+			dst := make([]Metric, 0, bm.n)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				ms, _, err := Decode(body, bm.format, testNow, 1000, dst)
+				if err != nil || len(ms) != bm.n {
+					b.Fatal(err, len(ms))
+				}
+			}
+		})
 	}
 }
 

@@ -169,21 +169,13 @@ func (d *decoder) decodeJSON(ms []Metric, maxBatch int) ([]Metric, bool, *Error)
 				}
 				d.fieldError(i, "", ReasonNotObject)
 			}
-			d.ws()
-			if d.pos >= len(d.data) {
-				d.eof()
+			more, ok := d.more(']')
+			if !ok {
 				return nil, false, d.syntaxError()
 			}
-			if d.data[d.pos] == ',' {
-				d.pos++
-				continue
+			if !more {
+				break
 			}
-			if d.data[d.pos] != ']' {
-				d.unexpected()
-				return nil, false, d.syntaxError()
-			}
-			d.pos++
-			break
 		}
 		d.idx = 0
 		if !d.end() {
@@ -366,13 +358,7 @@ func (d *decoder) object(depth int) (m Metric, ok bool) {
 		d.pos++
 	} else {
 		for {
-			if d.pos >= len(d.data) {
-				return m, d.eof()
-			}
-			if d.data[d.pos] != '"' {
-				return m, d.unexpected()
-			}
-			key, esc, ok := d.str()
+			key, esc, ok := d.key()
 			if !ok {
 				return m, false
 			}
@@ -394,15 +380,6 @@ func (d *decoder) object(depth int) (m Metric, ok bool) {
 			default:
 				name = fieldName(key)
 			}
-			d.ws()
-			if d.pos >= len(d.data) {
-				return m, d.eof()
-			}
-			if d.data[d.pos] != ':' {
-				return m, d.unexpected()
-			}
-			d.pos++
-			d.ws()
 			k, raw, esc, ok := d.value(depth)
 			if !ok {
 				return m, false
@@ -416,19 +393,13 @@ func (d *decoder) object(depth int) (m Metric, ok bool) {
 				seen |= field
 				d.setField(&m, idx, field, k, raw, esc)
 			}
-			d.ws()
-			if d.pos >= len(d.data) {
-				return m, d.eof()
+			more, ok := d.more('}')
+			if !ok {
+				return m, false
 			}
-			c := d.data[d.pos]
-			d.pos++
-			if c == '}' {
+			if !more {
 				break
 			}
-			if c != ',' {
-				return m, d.unexpectedAt(d.pos - 1)
-			}
-			d.ws()
 		}
 	}
 	if seen&fieldDeviceID == 0 {
@@ -664,9 +635,9 @@ func (d *decoder) value(depth int) (k kind, raw []byte, esc, ok bool) {
 	case 'n':
 		return kindNull, nil, false, d.literal("null")
 	case '{':
-		return kindObject, nil, false, d.skipObject(depth + 1)
+		return kindObject, nil, false, d.skip(depth+1, '}')
 	case '[':
-		return kindArray, nil, false, d.skipArray(depth + 1)
+		return kindArray, nil, false, d.skip(depth+1, ']')
 	}
 	return 0, nil, false, d.unexpected()
 }
@@ -854,80 +825,73 @@ func unescape(dst, raw []byte) []byte {
 	return dst
 }
 
-func (d *decoder) skipObject(depth int) bool {
+// skip skips the object or array at d.pos; depth is the nesting depth of
+// its members and closing its last byte, '}' or ']'.
+func (d *decoder) skip(depth int, closing byte) bool {
 	if depth > MaxDepth {
 		return d.fail("nesting deeper than "+strconv.Itoa(MaxDepth), d.pos)
 	}
-	d.pos++ // '{'
+	d.pos++ // '{' or '['
 	d.ws()
-	if d.pos < len(d.data) && d.data[d.pos] == '}' {
+	if d.pos < len(d.data) && d.data[d.pos] == closing {
 		d.pos++
 		return true
 	}
 	for {
-		if d.pos >= len(d.data) {
-			return d.eof()
+		if closing == '}' {
+			if _, _, ok := d.key(); !ok {
+				return false
+			}
 		}
-		if d.data[d.pos] != '"' {
-			return d.unexpected()
-		}
-		if _, _, ok := d.str(); !ok {
-			return false
-		}
-		d.ws()
-		if d.pos >= len(d.data) {
-			return d.eof()
-		}
-		if d.data[d.pos] != ':' {
-			return d.unexpected()
-		}
-		d.pos++
-		d.ws()
 		if _, _, _, ok := d.value(depth); !ok {
 			return false
 		}
-		d.ws()
-		if d.pos >= len(d.data) {
-			return d.eof()
+		if more, ok := d.more(closing); !more {
+			return ok
 		}
-		c := d.data[d.pos]
-		d.pos++
-		if c == '}' {
-			return true
-		}
-		if c != ',' {
-			return d.unexpectedAt(d.pos - 1)
-		}
-		d.ws()
 	}
 }
 
-func (d *decoder) skipArray(depth int) bool {
-	if depth > MaxDepth {
-		return d.fail("nesting deeper than "+strconv.Itoa(MaxDepth), d.pos)
+// key scans an object member's key at d.pos, as str does, and the colon
+// after it.
+func (d *decoder) key() (raw []byte, esc, ok bool) {
+	if d.pos >= len(d.data) {
+		return nil, false, d.eof()
 	}
-	d.pos++ // '['
+	if d.data[d.pos] != '"' {
+		return nil, false, d.unexpected()
+	}
+	if raw, esc, ok = d.str(); !ok {
+		return nil, false, false
+	}
 	d.ws()
-	if d.pos < len(d.data) && d.data[d.pos] == ']' {
-		d.pos++
-		return true
+	if d.pos >= len(d.data) {
+		return nil, false, d.eof()
 	}
-	for {
-		if _, _, _, ok := d.value(depth); !ok {
-			return false
-		}
-		d.ws()
-		if d.pos >= len(d.data) {
-			return d.eof()
-		}
-		c := d.data[d.pos]
-		d.pos++
-		if c == ']' {
-			return true
-		}
-		if c != ',' {
-			return d.unexpectedAt(d.pos - 1)
-		}
-		d.ws()
+	if d.data[d.pos] != ':' {
+		return nil, false, d.unexpected()
 	}
+	d.pos++
+	d.ws()
+	return raw, esc, true
+}
+
+// more scans what follows a member of a container: a comma (more is true)
+// or closing, the container's last byte (more is false). ok is false
+// after a syntax error.
+func (d *decoder) more(closing byte) (more, ok bool) {
+	d.ws()
+	if d.pos >= len(d.data) {
+		return false, d.eof()
+	}
+	c := d.data[d.pos]
+	d.pos++
+	switch c {
+	case closing:
+		return false, true
+	case ',':
+		d.ws()
+		return true, true
+	}
+	return false, d.unexpectedAt(d.pos - 1)
 }

@@ -252,57 +252,43 @@ func TestDecodeRejects(t *testing.T) {
 // TestDecodeReasons pins the reason text of representative errors.
 func TestDecodeReasons(t *testing.T) {
 	tests := []struct {
+		format Format
 		body   string
 		reason string
 	}{
-		{`{"cpu":1,"rps":2}`, "required"},
-		{`{"device_id":null,"cpu":1,"rps":2}`, "must be a string"},
-		{`{"device_id":7,"cpu":1,"rps":2}`, "must be a string"},
-		{`{"device_id":"a b","cpu":1,"rps":2}`, "must be 1-128 characters of [A-Za-z0-9._:-]"},
-		{`{"device_id":"d1","cpu":null,"rps":2}`, "must be a number"},
-		{`{"device_id":"d1","cpu":"NaN","rps":2}`, "must be a number"},
-		{`{"device_id":"d1","cpu":1e999,"rps":2}`, "out of range"},
-		{`{"device_id":"d1","cpu":100.5,"rps":2}`, "must be between 0 and 100"},
-		{`{"device_id":"d1","cpu":1,"rps":-1}`, "must be >= 0"},
-		{`{"device_id":"d1","cpu":1,"rps":2,"timestamp":null}`, "must be a number of Unix seconds or an RFC 3339 string"},
-		{`{"device_id":"d1","cpu":1,"rps":2,"timestamp":"x"}`, "must be a valid RFC 3339 timestamp"},
-		{`{"device_id":"d1","cpu":1,"rps":2,"timestamp":1714565101}`, "must not be more than 5 minutes in the future"},
-		{`{"device_id":"d1","cpu":1,"rps":2,"timestamp":1}`, "must not be before 2000-01-01T00:00:00Z"},
-		{`{"device_id":"d1","cpu":1,"rps":2,"x":1}`, "unknown field"},
-		{`{"device_id":"d1","cpu":1,"rps":2,"cpu":1}`, "duplicate field"},
-		{`[1]`, "must be a JSON object"},
-		{`1`, "body must be a JSON object or an array of objects"},
-		{`{"device_id":"d1","cpu":NaN}`, "invalid character 'N' at offset 24"},
-		{`{"device_id":"d1","cpu":1,"rps":2} x`, "unexpected data after top-level value at offset 35"},
-		{`{"device_id":"d1"`, "unexpected end of input at offset 17"},
-		{"{\"device_id\":\"\xff\"}", "invalid UTF-8 in string at offset 14"},
-		{`{"device_id":"\q"}`, `invalid escape "\\q" at offset 14`},
-		{`[` + validObj + `,` + validObj + `,` + validObj + `,` + validObj + `,` + validObj + `,` + validObj + `]`, "more than 5 metrics"},
+		{JSON, `{"cpu":1,"rps":2}`, "required"},
+		{JSON, `{"device_id":null,"cpu":1,"rps":2}`, "must be a string"},
+		{JSON, `{"device_id":7,"cpu":1,"rps":2}`, "must be a string"},
+		{JSON, `{"device_id":"a b","cpu":1,"rps":2}`, "must be 1-128 characters of [A-Za-z0-9._:-]"},
+		{JSON, `{"device_id":"d1","cpu":null,"rps":2}`, "must be a number"},
+		{JSON, `{"device_id":"d1","cpu":"NaN","rps":2}`, "must be a number"},
+		{JSON, `{"device_id":"d1","cpu":1e999,"rps":2}`, "out of range"},
+		{JSON, `{"device_id":"d1","cpu":100.5,"rps":2}`, "must be between 0 and 100"},
+		{JSON, `{"device_id":"d1","cpu":1,"rps":-1}`, "must be >= 0"},
+		{JSON, `{"device_id":"d1","cpu":1,"rps":2,"timestamp":null}`, "must be a number of Unix seconds or an RFC 3339 string"},
+		{JSON, `{"device_id":"d1","cpu":1,"rps":2,"timestamp":"x"}`, "must be a valid RFC 3339 timestamp"},
+		{JSON, `{"device_id":"d1","cpu":1,"rps":2,"timestamp":1714565101}`, "must not be more than 5 minutes in the future"},
+		{JSON, `{"device_id":"d1","cpu":1,"rps":2,"timestamp":1}`, "must not be before 2000-01-01T00:00:00Z"},
+		{JSON, `{"device_id":"d1","cpu":1,"rps":2,"x":1}`, "unknown field"},
+		{JSON, `{"device_id":"d1","cpu":1,"rps":2,"cpu":1}`, "duplicate field"},
+		{JSON, `[1]`, "must be a JSON object"},
+		{JSON, `1`, "body must be a JSON object or an array of objects"},
+		{JSON, `{"device_id":"d1","cpu":NaN}`, "invalid character 'N' at offset 24"},
+		{JSON, `{"device_id":"d1","cpu":1,"rps":2} x`, "unexpected data after top-level value at offset 35"},
+		{JSON, `{"device_id":"d1"`, "unexpected end of input at offset 17"},
+		{JSON, "{\"device_id\":\"\xff\"}", "invalid UTF-8 in string at offset 14"},
+		{JSON, `{"device_id":"\q"}`, `invalid escape "\\q" at offset 14`},
+		{JSON, `[` + validObj + `,` + validObj + `,` + validObj + `,` + validObj + `,` + validObj + `,` + validObj + `]`, "more than 5 metrics"},
+		{NDJSON, validObj + "\n" + `{"device_id":"d1",` + "\n" + validObj, "unexpected end of line at offset 53"},
+		{NDJSON, validObj + "\n" + `{"device_id":"d1` + "\n", "unterminated string at offset 48"},
+		{NDJSON, validObj + "\n" + `{"device_id":"d1` + "\r\n", "control character in string at offset 51"},
+		{NDJSON, validObj + "\r\n\r\n" + validObj + " x\n", "unexpected data after top-level value at offset 73"},
 	}
 	for _, tt := range tests {
-		_, _, err := Decode([]byte(tt.body), JSON, testNow, testMax, nil)
+		_, _, err := Decode([]byte(tt.body), tt.format, testNow, testMax, nil)
 		var e *Error
 		if !errors.As(err, &e) || len(e.Details) != 1 || e.Details[0].Reason != tt.reason {
-			t.Errorf("Decode(%q) = %v; want one detail with reason %q", tt.body, err, tt.reason)
-		}
-	}
-}
-
-func TestDecodeNDJSONReasons(t *testing.T) {
-	tests := []struct {
-		body   string
-		reason string
-	}{
-		{validObj + "\n" + `{"device_id":"d1",` + "\n" + validObj, "unexpected end of line at offset 53"},
-		{validObj + "\n" + `{"device_id":"d1` + "\n", "unterminated string at offset 48"},
-		{validObj + "\n" + `{"device_id":"d1` + "\r\n", "control character in string at offset 51"},
-		{validObj + "\r\n\r\n" + validObj + " x\n", "unexpected data after top-level value at offset 73"},
-	}
-	for _, tt := range tests {
-		_, _, err := Decode([]byte(tt.body), NDJSON, testNow, testMax, nil)
-		var e *Error
-		if !errors.As(err, &e) || len(e.Details) != 1 || e.Details[0].Reason != tt.reason {
-			t.Errorf("Decode(%q) = %v; want one detail with reason %q", tt.body, err, tt.reason)
+			t.Errorf("Decode(%q, %v) = %v; want one detail with reason %q", tt.body, tt.format, err, tt.reason)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package proctest
 import (
 	"context"
 	"io"
+	"net/http"
 	"testing"
 	"time"
 
@@ -44,20 +45,67 @@ func StartInProcess(t testing.TB, name, logger string, run RunFunc, getenv func(
 			t.Logf("%s log:\n%s", name, s.Log.String())
 		}
 	})
+	s.URL = s.listening(t, logger)
+	return s
+}
+
+// AdminURL waits up to 15 s for the "listening" line of logger, the
+// service's second listener (e.g. "ingest.admin"), and returns its URL.
+func (s *InProcess) AdminURL(t testing.TB, logger string) string {
+	t.Helper()
+	return s.listening(t, logger)
+}
+
+func (s *InProcess) listening(t testing.TB, logger string) string {
+	t.Helper()
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
 		if addr := s.Log.ListenAddr(logger); addr != "" {
-			s.URL = "http://" + addr
-			return s
+			return "http://" + addr
 		}
 		select {
 		case err := <-s.done:
 			s.done <- err
-			t.Fatalf("%s: run returned before listening: %v", name, err)
+			t.Fatalf("%s: run returned before %s was listening: %v", s.name, logger, err)
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	t.Fatalf("%s: no \"listening\" log line within 15s; log:\n%s", name, s.Log.String())
-	return nil
+	t.Fatalf("%s: no \"listening\" log line of %s within 15s; log:\n%s", s.name, logger, s.Log.String())
+	return ""
+}
+
+// CheckAdminListener checks how a service splits its listeners: the one
+// at admin (ADMIN_ADDR) serves the profiles and /health but not
+// publicPath, one of the service's public routes; the public one at
+// s.URL serves no profile.
+func (s *InProcess) CheckAdminListener(t testing.TB, admin, publicPath string) {
+	t.Helper()
+	tests := []struct {
+		url      string
+		wantCode int
+	}{
+		{admin + "/debug/pprof/", http.StatusOK},
+		{admin + "/debug/pprof/heap?debug=1", http.StatusOK},
+		{admin + "/debug/pprof/goroutine?debug=1", http.StatusOK},
+		{admin + "/health", http.StatusOK},
+		{admin + publicPath, http.StatusNotFound},
+		{s.URL + "/debug/pprof/", http.StatusNotFound},
+		{s.URL + "/debug/pprof/heap", http.StatusNotFound},
+		{s.URL + "/debug/pprof/goroutine", http.StatusNotFound},
+		{s.URL + "/debug/pprof/cmdline", http.StatusNotFound},
+	}
+	c := &http.Client{Timeout: 10 * time.Second}
+	for _, tt := range tests {
+		resp, err := c.Get(tt.url)
+		if err != nil {
+			t.Errorf("GET %s: %v", tt.url, err)
+			continue
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 100))
+		resp.Body.Close()
+		if resp.StatusCode != tt.wantCode {
+			t.Errorf("GET %s: %d %s, want %d", tt.url, resp.StatusCode, body, tt.wantCode)
+		}
+	}
 }
 
 // Cancel cancels run's ctx, as SIGTERM does to main; Wait returns run's
@@ -82,4 +130,25 @@ func (s *InProcess) Stop(t testing.TB, limit time.Duration) error {
 	t.Helper()
 	s.Cancel()
 	return s.Wait(t, limit)
+}
+
+// StartLoop runs loop, a background loop of a service (e.g. a watcher),
+// in a goroutine until the function it returns is called: that cancels
+// loop's context and fails t unless loop then returns nil within 5 s.
+func StartLoop(t testing.TB, name string, loop func(ctx context.Context) error) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- loop(ctx) }()
+	return func() {
+		t.Helper()
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%s = %v, want nil after cancel", name, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s did not return within 5s of cancel", name)
+		}
+	}
 }

@@ -15,8 +15,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/fstest"
 	"time"
 )
 
@@ -256,18 +258,15 @@ func TestBuild(t *testing.T) {
 		t.Skip("no go tool")
 	}
 	root := t.TempDir()
-	write := func(name, s string) {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(root, name), []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	err := os.CopyFS(root, fstest.MapFS{
+		"good/go.mod":  {Data: []byte("module example.com/good\n\ngo 1.22\n")},
+		"good/main.go": {Data: []byte("package main\n\nfunc main() { println(\"good\") }\n")},
+		"bad/go.mod":   {Data: []byte("module example.com/bad\n\ngo 1.22\n")},
+		"bad/main.go":  {Data: []byte("package main\n\nfunc main() { undefinedThing() }\n")},
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	write("good/go.mod", "module example.com/good\n\ngo 1.22\n")
-	write("good/main.go", "package main\n\nfunc main() { println(\"good\") }\n")
-	write("bad/go.mod", "module example.com/bad\n\ngo 1.22\n")
-	write("bad/main.go", "package main\n\nfunc main() { undefinedThing() }\n")
 	o := BuildOptions{Root: root, Dir: t.TempDir(), Flags: []string{"-trimpath"}, Env: []string{"GOWORK=off", "GOFLAGS="}}
 	bins, err := Build(context.Background(), o, "good")
 	if err != nil {
@@ -310,17 +309,44 @@ func TestInProcess(t *testing.T) {
 		}
 		defer l.Close()
 		fmt.Fprintf(stdout, "{\"logger\":\"svc\",\"msg\":\"listening\",\"addr\":%q}\n", l.Addr())
+		fmt.Fprintf(stdout, "{\"logger\":\"svc.admin\",\"msg\":\"listening\",\"addr\":\"127.0.0.1:9\"}\n")
 		<-ctx.Done()
 		return errors.New("stopped")
 	}
 	s := StartInProcess(t, "svc-1", "svc", run, func(string) string { return "" })
-	if !strings.HasPrefix(s.URL, "http://127.0.0.1:") {
+	if !strings.HasPrefix(s.URL, "http://127.0.0.1:") || s.URL == "http://127.0.0.1:9" {
 		t.Errorf("URL %q", s.URL)
+	}
+	if got := s.AdminURL(t, "svc.admin"); got != "http://127.0.0.1:9" {
+		t.Errorf("AdminURL = %q, want the svc.admin line's address", got)
 	}
 	if err := s.Stop(t, 5*time.Second); err == nil || err.Error() != "stopped" {
 		t.Errorf("Stop = %v, want run's result", err)
 	}
 	if err := s.Wait(t, time.Second); err == nil || err.Error() != "stopped" {
 		t.Errorf("Wait after Stop = %v, want run's result again", err)
+	}
+}
+
+// The loop runs until stop, which cancels its context and waits for it.
+func TestStartLoop(t *testing.T) {
+	var ran, returned atomic.Bool
+	stop := StartLoop(t, "loop", func(ctx context.Context) error {
+		ran.Store(true)
+		<-ctx.Done()
+		returned.Store(true)
+		return nil
+	})
+	for deadline := time.Now().Add(5 * time.Second); !ran.Load(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("loop not started within 5s")
+		}
+	}
+	if returned.Load() {
+		t.Fatal("loop returned before stop")
+	}
+	stop()
+	if !returned.Load() {
+		t.Error("stop returned before the loop did")
 	}
 }

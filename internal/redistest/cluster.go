@@ -168,6 +168,16 @@ func (c *Cluster) KillMaster(i int) (*Server, error) {
 	return masters[i], nil
 }
 
+// Failover kills the i-th master (see KillMaster) and waits up to
+// timeout until its replica has taken over and the cluster is healthy.
+func (c *Cluster) Failover(i int, timeout time.Duration) (*Server, error) {
+	killed, err := c.KillMaster(i)
+	if err != nil {
+		return nil, err
+	}
+	return killed, c.WaitHealthy(timeout)
+}
+
 // Restart starts a killed node again on its port with its cluster
 // configuration, so it rejoins (a former master as a replica of the node
 // that replaced it), and waits until the cluster is healthy.

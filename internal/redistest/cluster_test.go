@@ -43,11 +43,8 @@ func TestClusterFailsOverAndTheKilledMasterRejoinsAsReplica(t *testing.T) {
 	}
 
 	killedAt := time.Now()
-	killed, err := c.KillMaster(1)
+	killed, err := c.Failover(1, 20*time.Second)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.WaitHealthy(20 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("replica promoted %v after the kill", time.Since(killedAt).Round(time.Millisecond))

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pulse-iot/pulse/internal/config"
+	"github.com/pulse-iot/pulse/internal/instrument"
 )
 
 // Options configure a client.
@@ -205,17 +206,10 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "pulse_redis_duration_seconds",
-			Help:    "Time of Redis commands and pipelines, by command.",
-			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
-		}, []string{"op"}),
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pulse_redis_errors_total",
-			Help: "Redis commands and pipelines that failed, by command.",
-		}, []string{"op"}),
+		duration: instrument.HistogramVec(reg, "pulse_redis_duration_seconds", "Time of Redis commands and pipelines, by command.",
+			[]float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}, "op"),
+		errors: instrument.CounterVec(reg, "pulse_redis_errors_total", "Redis commands and pipelines that failed, by command.", "op"),
 	}
-	reg.MustRegister(m.duration, m.errors)
 	return m
 }
 

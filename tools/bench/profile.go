@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pulse-iot/pulse/internal/backoff"
 )
 
 // profiler captures CPU profiles of the processes during a load: with
@@ -97,22 +99,12 @@ func (p *profiler) wait() []string {
 	return []string{p.file}
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 // pprof fetches a CPU profile from a service's /debug/pprof/profile and
 // returns `go tool pprof -top` of it.
 func (b *bench) pprof(ctx context.Context, delay time.Duration, secs int, name, base, dir string) string {
 	head := fmt.Sprintf("==== pprof %s (%ds CPU profile from %s/debug/pprof/profile)\n", name, secs, base)
-	if !sleepCtx(ctx, delay) {
+	backoff.Sleep(ctx, delay)
+	if ctx.Err() != nil {
 		return head + "cancelled\n"
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs+20)*time.Second)
@@ -153,7 +145,8 @@ func perfRecord(ctx context.Context, delay time.Duration, secs int, pr proc, dir
 	if err != nil {
 		return head + "perf not found (apt-get install linux-perf)\n"
 	}
-	if !sleepCtx(ctx, delay) {
+	backoff.Sleep(ctx, delay)
+	if ctx.Err() != nil {
 		return head + "cancelled\n"
 	}
 	data := filepath.Join(dir, pr.name+".perf.data")

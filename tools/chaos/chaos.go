@@ -206,13 +206,24 @@ func (p *pipeline) stopAll() {
 	}
 }
 
+// client returns a client of the pipeline's Redis that never retries: a
+// fault shows at once.
+func (p *pipeline) client() *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: p.redis.Addr, MaxRetries: -1})
+}
+
+// command runs cmd on a client of its own, within timeout.
+func (p *pipeline) command(ctx context.Context, timeout time.Duration, cmd func(context.Context, *redis.Client) error) error {
+	c := p.client()
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return cmd(ctx, c)
+}
+
 // flushAll empties Redis (FLUSHALL, synchronous).
 func (p *pipeline) flushAll(ctx context.Context) error {
-	c := redis.NewClient(&redis.Options{Addr: p.redis.Addr, MaxRetries: -1})
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	return c.FlushAll(ctx).Err()
+	return p.command(ctx, 5*time.Second, func(ctx context.Context, c *redis.Client) error { return c.FlushAll(ctx).Err() })
 }
 
 // waitAnalyzing waits until every shard has analyzed events since Redis
@@ -221,7 +232,7 @@ func (p *pipeline) flushAll(ctx context.Context) error {
 // (the load) ends first: without new events nothing would be analyzed
 // (what was acknowledged is then checked by the verification).
 func (p *pipeline) waitAnalyzing(ctx context.Context, timeout time.Duration) (time.Duration, error) {
-	c := redis.NewClient(&redis.Options{Addr: p.redis.Addr, MaxRetries: -1})
+	c := p.client()
 	defer c.Close()
 	keys := shard.Keys{Prefix: keyPrefix}
 	start := time.Now()
@@ -249,11 +260,7 @@ func (p *pipeline) waitAnalyzing(ctx context.Context, timeout time.Duration) (ti
 
 // rewriteAOF starts an AOF rewrite in the background.
 func (p *pipeline) rewriteAOF(ctx context.Context) error {
-	c := redis.NewClient(&redis.Options{Addr: p.redis.Addr, MaxRetries: -1})
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	return c.BgRewriteAOF(ctx).Err()
+	return p.command(ctx, 2*time.Second, func(ctx context.Context, c *redis.Client) error { return c.BgRewriteAOF(ctx).Err() })
 }
 
 // Run starts the pipeline, loads it while injecting faults, lets it drain

@@ -35,7 +35,7 @@ func (p *pipeline) verify(ctx context.Context, o Options, tr *tracker, rep *Repo
 		}
 	}
 
-	rdb := redis.NewClient(&redis.Options{Addr: p.redis.Addr, MaxRetries: -1})
+	rdb := p.client()
 	defer rdb.Close()
 	start := time.Now()
 	settled, why := p.drain(ctx, rdb, o.Drain)

@@ -51,26 +51,12 @@ func startClusterPipeline(t *testing.T, c *redistest.Cluster, analyzers int, det
 	return p
 }
 
-// checkClusterSettled asserts that nothing is left pending and nothing
-// valid was dead-lettered, on the cluster.
+// checkClusterSettled is checkSettled on the cluster.
 func checkClusterSettled(t *testing.T, c *redistest.Cluster, p *pipeline) {
 	t.Helper()
 	rdb := c.Client()
 	defer rdb.Close()
-	ctx := context.Background()
-	keys := shard.Keys{Prefix: p.prefix}
-	for s := 0; s < clusterShards; s++ {
-		pend, err := rdb.XPending(ctx, keys.Stream(s), shard.Group).Result()
-		if err != nil {
-			t.Fatalf("xpending shard %d: %v", s, err)
-		}
-		if pend.Count != 0 {
-			t.Errorf("shard %d: %d entries still pending", s, pend.Count)
-		}
-		if n := rdb.XLen(ctx, keys.DeadLetter(s)).Val(); n != 0 {
-			t.Errorf("shard %d: %d valid entries dead-lettered", s, n)
-		}
-	}
+	checkStreamsSettled(t, rdb, p.prefix, clusterShards)
 }
 
 // streamMasters returns, for each master address, the shards whose
@@ -226,11 +212,8 @@ func TestClusterMasterFailoverUnderLoad(t *testing.T) {
 	}
 	victimShards := shardsOn(t, c, p, victim[1].Addr)
 	killedAt := time.Now()
-	killed, err := c.KillMaster(1)
+	killed, err := c.Failover(1, 20*time.Second)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.WaitHealthy(20 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	healthyAt := time.Now()

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -299,41 +298,6 @@ func prometheusTargetsUp(addr string, lastErr *string) int {
 	return up
 }
 
-// rawConn is a client that writes bytes as given and reads responses.
-type rawConn struct {
-	c net.Conn
-	r *bufio.Reader
-}
-
-func dialRaw(t *testing.T, addr string) *rawConn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return &rawConn{c: c, r: bufio.NewReader(c)}
-}
-
-func (rc *rawConn) write(t *testing.T, s string) {
-	t.Helper()
-	if _, err := io.WriteString(rc.c, s); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// response reads one response within d; nil and the error if none came.
-func (rc *rawConn) response(d time.Duration) (*http.Response, string, error) {
-	rc.c.SetReadDeadline(time.Now().Add(d))
-	resp, err := http.ReadResponse(rc.r, nil)
-	if err != nil {
-		return nil, "", err
-	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return resp, string(b), err
-}
-
 // A request with both Content-Length and Transfer-Encoding is refused
 // with 400 and its connection closed (RFC 9112 §6.1): a request smuggled
 // in its body, which a front proxy reading Content-Length took for body,
@@ -355,21 +319,21 @@ func TestAmbiguousFramingIsRefusedAndClosed(t *testing.T) {
 		{"api after a clean request", "api", "GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /analyze HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			rc := dialRaw(t, s[tt.service].Addr)
-			rc.write(t, fmt.Sprintf(tt.head, len(chunked))+chunked)
+			rc := proctest.DialRaw(t, s[tt.service].Addr)
+			rc.Send(t, fmt.Sprintf(tt.head, len(chunked))+chunked)
 			if strings.HasPrefix(tt.head, "GET /health") {
-				if resp, body, err := rc.response(5 * time.Second); err != nil || resp.StatusCode != 200 {
+				if resp, body, err := rc.Response(5 * time.Second); err != nil || resp.StatusCode != 200 {
 					t.Fatalf("clean request before: %v %v %s", err, resp, body)
 				}
 			}
-			resp, body, err := rc.response(5 * time.Second)
+			resp, body, err := rc.Response(5 * time.Second)
 			if err != nil {
 				t.Fatalf("no response: %v", err)
 			}
 			if resp.StatusCode != 400 || !strings.Contains(body, "Content-Length and Transfer-Encoding") || !resp.Close {
 				t.Errorf("response: %d %s (close %v), want 400 naming both headers, with Connection: close", resp.StatusCode, body, resp.Close)
 			}
-			if resp, body, err := rc.response(3 * time.Second); err == nil {
+			if resp, body, err := rc.Response(3 * time.Second); err == nil {
 				t.Errorf("the smuggled request was answered on the same connection: %d %s", resp.StatusCode, body)
 			} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
 				t.Errorf("connection left open after the refusal: %v", err)
@@ -378,14 +342,14 @@ func TestAmbiguousFramingIsRefusedAndClosed(t *testing.T) {
 	}
 
 	// Valid framings on one keep-alive connection are all served.
-	rc := dialRaw(t, s["ingest"].Addr)
+	rc := proctest.DialRaw(t, s["ingest"].Addr)
 	ev := `{"device_id":"frame-1","cpu":1,"rps":2}`
-	rc.write(t, fmt.Sprintf("POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(ev), ev))
-	rc.write(t, fmt.Sprintf("POST /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\nX-Trailer: 1\r\n\r\n", len(ev), ev))
-	rc.write(t, fmt.Sprintf("POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nContent-Length: %d\r\n\r\n%s", len(ev), len(ev), ev))
-	rc.write(t, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+	rc.Send(t, fmt.Sprintf("POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(ev), ev))
+	rc.Send(t, fmt.Sprintf("POST /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\nX-Trailer: 1\r\n\r\n", len(ev), ev))
+	rc.Send(t, fmt.Sprintf("POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nContent-Length: %d\r\n\r\n%s", len(ev), len(ev), ev))
+	rc.Send(t, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
 	for i, want := range []int{202, 202, 202, 200} {
-		resp, body, err := rc.response(5 * time.Second)
+		resp, body, err := rc.Response(5 * time.Second)
 		if err != nil || resp.StatusCode != want || resp.Close {
 			t.Fatalf("keep-alive request %d: %v %v %s, want %d on an open connection", i, err, resp, body, want)
 		}
@@ -400,11 +364,11 @@ func TestSlowBodiesAreCut(t *testing.T) {
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	t.Cleanup(func() { close(stop); wg.Wait() })
-	conns := make([]*rawConn, slow)
+	conns := make([]*proctest.RawConn, slow)
 	for i := range conns {
-		rc := dialRaw(t, in.Addr)
+		rc := proctest.DialRaw(t, in.Addr)
 		conns[i] = rc
-		rc.write(t, "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n[")
+		rc.Send(t, "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n[")
 		wg.Add(1)
 		go func() { // one byte every 100 ms, for at most 8 s
 			defer wg.Done()
@@ -414,7 +378,7 @@ func TestSlowBodiesAreCut(t *testing.T) {
 					return
 				case <-time.After(100 * time.Millisecond):
 				}
-				if _, err := rc.c.Write([]byte(" ")); err != nil {
+				if _, err := rc.Write([]byte(" ")); err != nil {
 					return
 				}
 			}
@@ -437,7 +401,7 @@ func TestSlowBodiesAreCut(t *testing.T) {
 		t.Errorf("a normal POST while %d bodies trickle: still %d %s after 5s, want 202 once BODY_TIMEOUT=1s cut them", slow, code, body)
 	}
 	for i, rc := range conns {
-		resp, body, err := rc.response(3 * time.Second)
+		resp, body, err := rc.Response(3 * time.Second)
 		if err != nil {
 			t.Errorf("slow upload %d: no response: %v", i, err)
 			continue

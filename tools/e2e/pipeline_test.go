@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/pulse-iot/pulse/internal/alert"
 	"github.com/pulse-iot/pulse/internal/analysis"
 	"github.com/pulse-iot/pulse/internal/detector"
@@ -356,17 +358,25 @@ func (p *pipeline) checkSettled(t *testing.T) {
 	t.Helper()
 	c := p.redis.Client()
 	defer c.Close()
+	checkStreamsSettled(t, c, p.prefix, 4)
+}
+
+// checkStreamsSettled asserts that no entry of the streams of the first
+// shards under prefix is pending and none of their dead-letter streams
+// holds anything.
+func checkStreamsSettled(t *testing.T, rdb goredis.Cmdable, prefix string, shards int) {
+	t.Helper()
 	ctx := context.Background()
-	keys := shard.Keys{Prefix: p.prefix}
-	for s := 0; s < 4; s++ {
-		pend, err := c.XPending(ctx, keys.Stream(s), shard.Group).Result()
+	keys := shard.Keys{Prefix: prefix}
+	for s := 0; s < shards; s++ {
+		pend, err := rdb.XPending(ctx, keys.Stream(s), shard.Group).Result()
 		if err != nil {
 			t.Fatalf("xpending shard %d: %v", s, err)
 		}
 		if pend.Count != 0 {
 			t.Errorf("shard %d: %d entries still pending", s, pend.Count)
 		}
-		if n := c.XLen(ctx, keys.DeadLetter(s)).Val(); n != 0 {
+		if n := rdb.XLen(ctx, keys.DeadLetter(s)).Val(); n != 0 {
 			t.Errorf("shard %d: %d valid entries dead-lettered", s, n)
 		}
 	}

@@ -213,24 +213,34 @@ func RunClosed(ctx context.Context, t Target, c Closed) (Result, error) {
 	defer cancel()
 	r := newRun(t, start, c.Duration+requestTimeout(t.Client))
 	var next atomic.Int64
+	wait := r.workers(c.Concurrency, func(tl *tally) {
+		for ctx.Err() == nil && time.Now().Before(deadline) {
+			i := next.Add(1) - 1
+			if i >= c.MaxRequests {
+				return
+			}
+			r.send(ctx, tl, t.Pool.Body(i), time.Now())
+		}
+	})
+	wait()
+	return r.result(time.Now()), nil
+}
+
+// workers runs work in n goroutines, each counting in a tally of its own
+// that is merged into r when its work returns; the function returned
+// waits for all of them.
+func (r *run) workers(n int, work func(tl *tally)) (wait func()) {
 	var wg sync.WaitGroup
-	for w := 0; w < c.Concurrency; w++ {
+	for w := 0; w < n; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			tl := newTally()
 			defer r.merge(tl)
-			for ctx.Err() == nil && time.Now().Before(deadline) {
-				i := next.Add(1) - 1
-				if i >= c.MaxRequests {
-					return
-				}
-				r.send(ctx, tl, t.Pool.Body(i), time.Now())
-			}
+			work(tl)
 		}()
 	}
-	wg.Wait()
-	return r.result(time.Now()), nil
+	return wg.Wait
 }
 
 // Open configures an open-loop run.
@@ -272,24 +282,17 @@ func RunOpen(ctx context.Context, t Target, o Open) (Result, error) {
 		at time.Time
 	}
 	jobs := make(chan job, o.MaxInFlight)
-	var wg sync.WaitGroup
-	for w := 0; w < o.MaxInFlight; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tl := newTally()
-			defer r.merge(tl)
-			for j := range jobs {
-				if ctx.Err() != nil {
-					tl.errors["timeout"]++
-					tl.requests++
-					continue
-				}
-				tl.sendDelay.Record(time.Since(j.at))
-				r.send(ctx, tl, t.Pool.Body(j.i), j.at)
+	wait := r.workers(o.MaxInFlight, func(tl *tally) {
+		for j := range jobs {
+			if ctx.Err() != nil {
+				tl.errors["timeout"]++
+				tl.requests++
+				continue
 			}
-		}()
-	}
+			tl.sendDelay.Record(time.Since(j.at))
+			r.send(ctx, tl, t.Pool.Body(j.i), j.at)
+		}
+	})
 	var sent int64
 	timer := time.NewTimer(0)
 	<-timer.C
@@ -311,7 +314,7 @@ dispatch:
 		}
 	}
 	close(jobs)
-	wg.Wait()
+	wait()
 	res := r.result(time.Now())
 	res.Missed = n - sent
 	return res, nil

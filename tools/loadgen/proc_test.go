@@ -2,9 +2,9 @@ package loadgen
 
 import (
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/prometheus/procfs"
@@ -14,20 +14,17 @@ import (
 func fakeProc(t *testing.T) procfs.FS {
 	t.Helper()
 	dir := t.TempDir()
-	write := func(name, s string) {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	err := os.CopyFS(dir, fstest.MapFS{
+		// The command name may hold spaces and parentheses; utime and
+		// stime (fields 14 and 15) are 250 and 75 ticks.
+		"4242/stat": {Data: []byte("4242 (my (odd) cmd) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 75 0 0 20 0 8 0 100 1000000 500 18446744073709551615" +
+			strings.Repeat(" 0", 27) + "\n")},
+		"4242/status": {Data: []byte("Name:\tmy (odd) cmd\nVmPeak:\t  9000 kB\nVmHWM:\t    2048 kB\nVmRSS:\t    1024 kB\nThreads:\t8\n")},
+		"stat":        {Data: []byte("cpu  100 5 50 800 20 3 2 10 7 0\ncpu0 50 2 25 400 10 1 1 5 0 0\nintr 1 0\nctxt 5\nbtime 1700000000\nprocesses 9\nprocs_running 1\nprocs_blocked 0\n")},
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	// The command name may hold spaces and parentheses; utime and stime
-	// (fields 14 and 15) are 250 and 75 ticks.
-	write("4242/stat", "4242 (my (odd) cmd) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 75 0 0 20 0 8 0 100 1000000 500 18446744073709551615"+
-		strings.Repeat(" 0", 27)+"\n")
-	write("4242/status", "Name:\tmy (odd) cmd\nVmPeak:\t  9000 kB\nVmHWM:\t    2048 kB\nVmRSS:\t    1024 kB\nThreads:\t8\n")
-	write("stat", "cpu  100 5 50 800 20 3 2 10 7 0\ncpu0 50 2 25 400 10 1 1 5 0 0\nintr 1 0\nctxt 5\nbtime 1700000000\nprocesses 9\nprocs_running 1\nprocs_blocked 0\n")
 	fs, err := procfs.NewFS(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/pulse-iot/pulse/internal/cmdmain"
 	"github.com/pulse-iot/pulse/tools/docsection"
 	"github.com/pulse-iot/pulse/tools/nab"
 )
@@ -34,14 +35,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		threshold = flags.Float64("alert-threshold", cfg.Alert.Threshold, "ALERT_THRESHOLD")
 		recovery  = flags.Int("alert-recovery", cfg.Alert.Recovery, "ALERT_RECOVERY")
 	)
-	if err := flags.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if ok, err := cmdmain.ParseFlags(flags, args); !ok {
 		return err
-	}
-	if flags.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", flags.Args())
 	}
 	cfg.Alert.Threshold, cfg.Alert.Recovery = *threshold, *recovery
 	o := Options{NABDir: *nabDir, ASDDir: *asdDir, Config: cfg, ResultsDir: *results, Gaussian: *gaussian, Python: *python, Log: stdout}

@@ -6,19 +6,12 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
+	"github.com/pulse-iot/pulse/internal/cmdmain"
 	"github.com/pulse-iot/pulse/tools/bench"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := bench.Run(ctx, os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "pulse-bench:", err)
-		os.Exit(1)
-	}
+	cmdmain.Run("pulse-bench", func(ctx context.Context) error { return bench.Run(ctx, os.Args[1:], os.Stdout) })
 }

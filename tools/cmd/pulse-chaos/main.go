@@ -16,27 +16,20 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/pulse-iot/pulse/internal/cmdmain"
 	"github.com/pulse-iot/pulse/tools/chaos"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "pulse-chaos:", err)
-		os.Exit(1)
-	}
+	cmdmain.Run("pulse-chaos", func(ctx context.Context) error { return run(ctx, os.Args[1:], os.Stdout) })
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
@@ -66,14 +59,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		drain      = fs.Duration("drain", 2*time.Minute, "how long the pipeline may take to drain after the load")
 		seed       = fs.Uint64("seed", 1, "random seed (devices, values, fault targets and pauses)")
 	)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if ok, err := cmdmain.ParseFlags(fs, args); !ok {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	binDir, err := filepath.Abs(*bin)
 	if err != nil {

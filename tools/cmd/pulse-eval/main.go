@@ -15,10 +15,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 
+	"github.com/pulse-iot/pulse/internal/cmdmain"
 	"github.com/pulse-iot/pulse/internal/detector"
 	"github.com/pulse-iot/pulse/tools/docsection"
 	"github.com/pulse-iot/pulse/tools/eval"
@@ -26,12 +26,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "pulse-eval:", err)
-		os.Exit(1)
-	}
+	cmdmain.Run("pulse-eval", func(ctx context.Context) error { return run(ctx, os.Args[1:], os.Stdout) })
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
@@ -52,14 +47,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		check      = fs.Bool("check", false, "fail when the default detector misses a target")
 		study      = fs.Bool("study", false, "print the estimator study behind the robust detector (design seeds 101 and 102) and write nothing")
 	)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if ok, err := cmdmain.ParseFlags(fs, args); !ok {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if *devices < 1 || *events < 1 {
 		return errors.New("-devices and -events must be at least 1")

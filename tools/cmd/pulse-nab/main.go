@@ -7,18 +7,14 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"os/signal"
 
+	"github.com/pulse-iot/pulse/internal/cmdmain"
 	"github.com/pulse-iot/pulse/tools/realdata"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := realdata.Main(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "pulse-nab:", err)
-		os.Exit(1)
-	}
+	cmdmain.Run("pulse-nab", func(ctx context.Context) error {
+		return realdata.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	})
 }

@@ -190,7 +190,7 @@ func (p Params) Observe(st *State, t, x float64) Result {
 		st.N++
 	}
 	r := Result{Surprise: u, Low: lo, High: hi}
-	if int64(n) >= int64(p.Warmup) {
+	if int64(n) >= int64(p.Warmup) && lp < 0 { // lp = 0 scores +0, not −0
 		r.Score = math.Min(-lp/(decades*math.Ln10), 1)
 	}
 	return r

@@ -101,6 +101,24 @@ func TestNoiseRarelyReachesTheAlertThreshold(t *testing.T) {
 	}
 }
 
+// An ordinary value after the warm-up scores +0, never −0 (which JSON
+// writes as "-0").
+func TestScoreIsNeverNegativeZero(t *testing.T) {
+	p := DefaultParams()
+	ordinary := 0
+	for i, r := range observeAll(p, func(i int, rng *rand.Rand) float64 { return 50 + 2*rng.NormFloat64() }, 1000, 1) {
+		if math.Signbit(r.Score) {
+			t.Fatalf("value %d scores %v", i, r.Score)
+		}
+		if i >= p.Warmup && r.Score == 0 {
+			ordinary++
+		}
+	}
+	if ordinary == 0 {
+		t.Fatal("test data: no value after the warm-up scored 0")
+	}
+}
+
 func TestScoreIgnoresUnits(t *testing.T) {
 	p := DefaultParams()
 	gen := func(i int, rng *rand.Rand) float64 {

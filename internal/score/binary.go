@@ -9,19 +9,19 @@ import (
 )
 
 // The encoding: a version byte, N (4 bytes), 16 float64 (Last, Res,
-// Level, Err, Loss, SLevel, Rate, Excess), Lo and Hi (float64), RangeN and
-// Breaks (4 bytes each), the bucket mask (8 bytes), then the values of the
-// buckets whose bit is set, in order; little endian. A signal with a full
-// daily profile takes 549 bytes.
+// Level, Err, Loss, SLevel, Rate, Excess), Recent, Lo and Hi (float64),
+// RangeN and Breaks (4 bytes each), the bucket mask (8 bytes), then the
+// values of the buckets whose bit is set, in order; little endian. A
+// signal with a full daily profile takes 557 bytes.
 //
-// Version 1, written before the range test, is version 2 without Lo, Hi,
-// RangeN and Breaks; it decodes with the range of the last value alone,
-// learnt from there on.
+// Version 1, written before the burst and range tests, is version 2
+// without Recent, Lo, Hi, RangeN and Breaks; it decodes with no recent
+// exceedance and the range of the last value alone, learnt from there on.
 const (
 	version   = 2
 	versionV1 = 1
-	rangeSize = 2*8 + 2*4
-	fixedSize = 1 + 4 + 16*8 + rangeSize + 8
+	v2Size    = 3*8 + 2*4 // what version 2 added
+	fixedSize = 1 + 4 + 16*8 + v2Size + 8
 	// MaxBinarySize is the longest encoding.
 	MaxBinarySize = fixedSize + nBuckets*8
 )
@@ -51,6 +51,7 @@ func (st *State) AppendBinary(dst []byte) []byte {
 	for _, f := range st.floats() {
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(*f))
 	}
+	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(st.Recent))
 	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(st.Lo))
 	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(st.Hi))
 	dst = binary.LittleEndian.AppendUint32(dst, st.RangeN)
@@ -82,7 +83,7 @@ func DecodePrefix(b []byte) (State, int, error) {
 	var st State
 	fixed := fixedSize
 	if len(b) > 0 && b[0] == versionV1 {
-		fixed -= rangeSize
+		fixed -= v2Size
 	}
 	if len(b) < fixed {
 		return State{}, 0, fmt.Errorf("%w: %d bytes", ErrCorrupt, len(b))
@@ -100,12 +101,16 @@ func DecodePrefix(b []byte) (State, int, error) {
 		off += 8
 	}
 	if b[0] == version {
-		st.Lo = math.Float64frombits(binary.LittleEndian.Uint64(b[off:]))
-		st.Hi = math.Float64frombits(binary.LittleEndian.Uint64(b[off+8:]))
-		st.RangeN = binary.LittleEndian.Uint32(b[off+16:])
-		st.Breaks = binary.LittleEndian.Uint32(b[off+20:])
-		off += rangeSize
-		// Lo ≤ Last ≤ Hi also rules out NaN and ±Inf.
+		st.Recent = math.Float64frombits(binary.LittleEndian.Uint64(b[off:]))
+		st.Lo = math.Float64frombits(binary.LittleEndian.Uint64(b[off+8:]))
+		st.Hi = math.Float64frombits(binary.LittleEndian.Uint64(b[off+16:]))
+		st.RangeN = binary.LittleEndian.Uint32(b[off+24:])
+		st.Breaks = binary.LittleEndian.Uint32(b[off+28:])
+		off += v2Size
+		// These comparisons also rule out NaN and ±Inf.
+		if !(st.Recent >= 0 && st.Recent <= 1) {
+			return State{}, 0, fmt.Errorf("%w: recent rate", ErrCorrupt)
+		}
 		if !(st.Lo <= st.Last && st.Last <= st.Hi) || st.Breaks > st.RangeN || (st.N > 0) != (st.RangeN > 0) {
 			return State{}, 0, fmt.Errorf("%w: range", ErrCorrupt)
 		}

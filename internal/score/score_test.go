@@ -59,6 +59,12 @@ func TestScoreBehaviour(t *testing.T) {
 			}
 			return noise(i, rng)
 		}, 2500, 150, 2000, 0.5, 2000, 2003, 0.4},
+		{"a run of moderately unusual values scores high: 32 values alternate 2.5σ above and below", func(i int, rng *rand.Rand) float64 {
+			if i >= 2000 && i < 2032 {
+				return 50 + float64(10*(i%2)-5) + 0.5*rng.NormFloat64()
+			}
+			return noise(i, rng)
+		}, 2032, 150, 2000, 0.5, 2000, 2032, 0.33},
 		{"on a signal that jumps between two levels, a level never seen scores high", func(i int, rng *rand.Rand) float64 {
 			v := 10 + rng.NormFloat64()
 			if rng.IntN(8) == 0 {
@@ -295,11 +301,13 @@ func TestDecodeRejects(t *testing.T) {
 		"NaN":             corrupt(func(b []byte) { putU64(b[5:], nan) }),
 		"negative error":  corrupt(func(b []byte) { putU64(b[5+5*8:], math.Float64bits(-1)) }),
 		"rate above 1":    corrupt(func(b []byte) { putU64(b[5+14*8:], math.Float64bits(2)) }),
-		"bucket mask":     corrupt(func(b []byte) { b[5+16*8+rangeSize+7] = 0x80 }),
-		"range":           corrupt(func(b []byte) { putU64(b[5+16*8:], math.Float64bits(st.Last+1)) }),
-		"range NaN":       corrupt(func(b []byte) { putU64(b[5+17*8:], nan) }),
-		"breaks":          corrupt(func(b []byte) { b[5+18*8+7] = 0xff }),
-		"version 1 short": v1(good)[:fixedSize-rangeSize-1],
+		"bucket mask":     corrupt(func(b []byte) { b[5+16*8+v2Size+7] = 0x80 }),
+		"recent above 1":  corrupt(func(b []byte) { putU64(b[5+16*8:], math.Float64bits(1.5)) }),
+		"recent NaN":      corrupt(func(b []byte) { putU64(b[5+16*8:], nan) }),
+		"range":           corrupt(func(b []byte) { putU64(b[5+17*8:], math.Float64bits(st.Last+1)) }),
+		"range NaN":       corrupt(func(b []byte) { putU64(b[5+18*8:], nan) }),
+		"breaks":          corrupt(func(b []byte) { b[5+19*8+7] = 0xff }),
+		"version 1 short": v1(good)[:fixedSize-v2Size-1],
 	}
 	for name, b := range tests {
 		if _, err := Decode(b); !errors.Is(err, ErrCorrupt) {
@@ -311,7 +319,7 @@ func TestDecodeRejects(t *testing.T) {
 // v1 is enc (this version) as version 1 wrote it: without the range.
 func v1(enc []byte) []byte {
 	out := append([]byte{versionV1}, enc[1:5+16*8]...)
-	return append(out, enc[5+16*8+rangeSize:]...)
+	return append(out, enc[5+16*8+v2Size:]...)
 }
 
 // A state written by version 1 decodes with everything it held, and the
@@ -330,7 +338,7 @@ func TestDecodeVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := st
-	want.Lo, want.Hi, want.RangeN, want.Breaks = st.Last, st.Last, 1, 0
+	want.Recent, want.Lo, want.Hi, want.RangeN, want.Breaks = 0, st.Last, st.Last, 1, 0
 	if got != want {
 		t.Fatalf("decoded %+v, want %+v", got, want)
 	}

@@ -13,11 +13,12 @@ import (
 
 // Defaults. Threshold is the score threshold that maximises NAB's
 // standard profile on the pipeline's alerts (make nab); Recovery is a few
-// values: long enough that one quiet value inside an episode does not
-// close it, short enough that a real second episode opens its own alert.
+// values: long enough that the quiet values between the bursts of one
+// episode do not close it (8 values is 40 minutes at one value every 5
+// minutes), short enough that a real second episode opens its own alert.
 const (
 	DefaultThreshold = 0.33
-	DefaultRecovery  = 5
+	DefaultRecovery  = 8
 )
 
 // Params are the alert layer's knobs.

@@ -215,7 +215,6 @@ func (a *Applier) scoreAndAlert(res *Result, u *Update, ev *Event, sig int, x, z
 	st := u.State
 	s := &st.Signals[sig]
 	sc := a.p.Score.Observe(&s.Score, ev.Timestamp, x)
-	sc.Score = max(sc.Score, 0) // a score of −0 (−log of 1) reads as 0, not "-0", in JSON
 	ch := a.p.Alert.Step(&s.Alert, alert.Input{Time: ev.Timestamp, Value: x, Score: sc.Score, Z: z, Low: sc.Low, High: sc.High})
 	switch ch {
 	case alert.Opened:

@@ -9,15 +9,26 @@ import (
 )
 
 // The encoding: a version byte, N (4 bytes), 16 float64 (Last, Res,
-// Level, Err, Loss, SLevel, Rate, Excess), the bucket mask (8 bytes), then
-// the values of the buckets whose bit is set, in order; little endian.
-// A signal with a full daily profile takes 525 bytes.
+// Level, Err, Loss, SLevel, Rate, Excess), Recent, Lo and Hi (float64),
+// RangeN and Breaks (4 bytes each), the bucket mask (8 bytes), then the
+// values of the buckets whose bit is set, in order; little endian. A
+// signal with a full daily profile takes 557 bytes.
+//
+// Version 1, written before the burst and range tests, is version 2
+// without Recent, Lo, Hi, RangeN and Breaks; it decodes with no recent
+// exceedance and the range of the last value alone, learnt from there on.
 const (
-	version   = 1
-	fixedSize = 1 + 4 + 16*8 + 8
+	version   = 2
+	versionV1 = 1
+	v2Size    = 3*8 + 2*4 // what version 2 added
+	fixedSize = 1 + 4 + 16*8 + v2Size + 8
 	// MaxBinarySize is the longest encoding.
 	MaxBinarySize = fixedSize + nBuckets*8
 )
+
+// Version is the first byte of what AppendBinary writes; DecodePrefix
+// also reads version 1.
+const Version = version
 
 // ErrCorrupt is returned for bytes that are not a score state.
 var ErrCorrupt = errors.New("corrupt score state")
@@ -40,6 +51,11 @@ func (st *State) AppendBinary(dst []byte) []byte {
 	for _, f := range st.floats() {
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(*f))
 	}
+	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(st.Recent))
+	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(st.Lo))
+	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(st.Hi))
+	dst = binary.LittleEndian.AppendUint32(dst, st.RangeN)
+	dst = binary.LittleEndian.AppendUint32(dst, st.Breaks)
 	dst = binary.LittleEndian.AppendUint64(dst, st.Seen)
 	for b := range nBuckets {
 		if st.Seen&(1<<b) != 0 {
@@ -58,16 +74,21 @@ func Decode(b []byte) (State, error) {
 	return st, err
 }
 
-// DecodePrefix decodes the state at the start of b and returns how many
-// bytes it took. It accepts only states Observe can produce the shape of:
-// finite numbers, non-negative spreads, a rate in [0, 1], buckets of the
+// DecodePrefix decodes the state at the start of b, of this version or
+// version 1, and returns how many bytes it took. It accepts only states
+// Observe can produce the shape of: finite numbers, non-negative spreads,
+// a rate in [0, 1], a range that holds the last value, buckets of the
 // profile only; so scores stay finite and in [0, 1] after it.
 func DecodePrefix(b []byte) (State, int, error) {
 	var st State
-	if len(b) < fixedSize {
+	fixed := fixedSize
+	if len(b) > 0 && b[0] == versionV1 {
+		fixed -= v2Size
+	}
+	if len(b) < fixed {
 		return State{}, 0, fmt.Errorf("%w: %d bytes", ErrCorrupt, len(b))
 	}
-	if b[0] != version {
+	if b[0] != version && b[0] != versionV1 {
 		return State{}, 0, fmt.Errorf("%w: version %d", ErrCorrupt, b[0])
 	}
 	st.N = binary.LittleEndian.Uint32(b[1:])
@@ -79,13 +100,30 @@ func DecodePrefix(b []byte) (State, int, error) {
 		}
 		off += 8
 	}
+	if b[0] == version {
+		st.Recent = math.Float64frombits(binary.LittleEndian.Uint64(b[off:]))
+		st.Lo = math.Float64frombits(binary.LittleEndian.Uint64(b[off+8:]))
+		st.Hi = math.Float64frombits(binary.LittleEndian.Uint64(b[off+16:]))
+		st.RangeN = binary.LittleEndian.Uint32(b[off+24:])
+		st.Breaks = binary.LittleEndian.Uint32(b[off+28:])
+		off += v2Size
+		// These comparisons also rule out NaN and ±Inf.
+		if !(st.Recent >= 0 && st.Recent <= 1) {
+			return State{}, 0, fmt.Errorf("%w: recent rate", ErrCorrupt)
+		}
+		if !(st.Lo <= st.Last && st.Last <= st.Hi) || st.Breaks > st.RangeN || (st.N > 0) != (st.RangeN > 0) {
+			return State{}, 0, fmt.Errorf("%w: range", ErrCorrupt)
+		}
+	} else if st.N > 0 {
+		st.Lo, st.Hi, st.RangeN = st.Last, st.Last, 1
+	}
 	st.Seen = binary.LittleEndian.Uint64(b[off:])
 	off += 8
 	if st.Seen>>nBuckets != 0 {
 		return State{}, 0, fmt.Errorf("%w: bucket mask", ErrCorrupt)
 	}
-	if len(b) < st.BinarySize() {
-		return State{}, 0, fmt.Errorf("%w: %d bytes, want %d", ErrCorrupt, len(b), st.BinarySize())
+	if size := off + 8*bits.OnesCount64(st.Seen); len(b) < size {
+		return State{}, 0, fmt.Errorf("%w: %d bytes, want %d", ErrCorrupt, len(b), size)
 	}
 	for i := range nBuckets {
 		if st.Seen&(1<<i) == 0 {

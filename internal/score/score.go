@@ -2,7 +2,7 @@
 // [0, 1]: how unusual this moment is for this device and signal, in a unit
 // that is comparable across devices. It is pure (no I/O, no clock, no
 // allocation per value) and keeps a small fixed-size state per signal
-// (State, about 500 bytes encoded).
+// (State, at most 557 bytes encoded).
 //
 // The method, in three steps (docs/detector.md has the reasons and the
 // numbers):
@@ -30,6 +30,12 @@
 //     surprises are often large (bursty traffic) needs a larger surprise for
 //     the same score as a quiet one: that makes scores comparable across
 //     devices.
+//  4. Two more tests on the same history. Burst: the share of
+//     exceedances among the last ~32 values against the signal's long-run
+//     rate (a binomial tail). Range: a value beyond the signal's whole
+//     range, by more than 5% of its width, has the probability of such
+//     breaks on this signal so far. The score takes the smallest of the
+//     three probabilities.
 package score
 
 import "math"
@@ -78,6 +84,15 @@ const (
 	// minExcess keeps the tail from collapsing on a signal that has not
 	// yet had an exceedance (a flat one, say).
 	minExcess = 0.25
+	// recentAlpha is the memory of the recent share of exceedances: about
+	// 32 values. Exceedances come in clusters, so the recent count counts
+	// as recentValues independent values: 0.6 of them.
+	recentAlpha  = 1.0 / 32
+	recentValues = 0.6 / recentAlpha
+	// rangeTol: a value more than this share of the signal's range beyond
+	// it breaks the range (the spatial-anomaly test of Numenta's NAB
+	// detector uses the same 5%).
+	rangeTol = 0.05
 	// decades: p = 10^−decades scores 1.
 	decades = 10.0
 	uCap    = 1e6 // a surprise larger than this is this
@@ -101,6 +116,13 @@ type State struct {
 	Seen   uint64  // bit b: bucket b has a value
 	Rate   float64 // share of surprises above u0
 	Excess float64 // their mean excess over u0
+	Recent float64 // share of surprises above u0 among the last ~32 values
+	// The signal's range: the smallest and largest values of the RangeN
+	// values seen (saturates; counted from the upgrade for a state of
+	// version 1), Breaks of which broke it by more than rangeTol of its
+	// width.
+	Lo, Hi         float64
+	RangeN, Breaks uint32
 }
 
 // Result is a value's score, its surprise before calibration and the band
@@ -118,7 +140,7 @@ func (p Params) Observe(st *State, t, x float64) Result {
 		return Result{}
 	}
 	if st.N == 0 {
-		*st = State{N: 1, Last: x, SLevel: x, Rate: priorRate, Excess: priorExcess}
+		*st = State{N: 1, Last: x, SLevel: x, Rate: priorRate, Excess: priorExcess, Lo: x, Hi: x, RangeN: 1}
 		for k := range st.Level {
 			st.Level[k] = x
 		}
@@ -184,13 +206,15 @@ func (p Params) Observe(st *State, t, x float64) Result {
 		st.Excess += w * (math.Min(u, uCap) - u0 - st.Excess)
 	}
 	st.Rate += tailAlpha * (ex - st.Rate)
+	st.Recent += recentAlpha * (ex - st.Recent)
+	lp = min(lp, st.logBurst(), st.observeRange(x, floor))
 
 	n := st.N
 	if st.N < math.MaxUint32 {
 		st.N++
 	}
 	r := Result{Surprise: u, Low: lo, High: hi}
-	if int64(n) >= int64(p.Warmup) {
+	if int64(n) >= int64(p.Warmup) && lp < 0 { // lp = 0 scores +0, not −0
 		r.Score = math.Min(-lp/(decades*math.Ln10), 1)
 	}
 	return r
@@ -203,6 +227,50 @@ func (st *State) logTail(u float64) float64 {
 		return 0
 	}
 	return math.Log(math.Max(st.Rate, tailAlpha/16)) - (u-u0)/math.Max(st.Excess, minExcess)
+}
+
+// logBurst is the burst test: ln P of as many exceedances among the last
+// ~32 values as there were, for a signal whose exceedances come at its
+// long-run rate (the Chernoff bound of the binomial tail, −n·KL(recent ‖
+// rate)); 0 when they are not more frequent than usual. A run of
+// moderately surprising values, none of them extreme (a pattern that
+// changes shape, a variance that grows, spikes that get denser), is as
+// unusual as one extreme value.
+func (st *State) logBurst() float64 {
+	q, r := st.Recent, max(st.Rate, tailAlpha)
+	if !(q > r) {
+		return 0
+	}
+	kl := q * math.Log(q/r)
+	if q < 1 {
+		kl += (1 - q) * math.Log((1-q)/(1-r))
+	}
+	return -recentValues * kl
+}
+
+// observeRange is the range test: ln P that x breaks the signal's range by
+// more than rangeTol of its width (0 if it does not), and records x. A
+// new extreme well beyond everything the signal ever did is what point
+// forecasts miss on signals that jump between levels or burst from flat:
+// the jumps inflate the typical errors, so a jump to a level never seen
+// looks like any other. Its probability is the signal's own rate of such
+// breaks, (breaks + ½)/(values + 1) (Krichevsky–Trofimov): about 1/(2n)
+// for the first break after n values, as a record of n exchangeable values
+// has probability 1/n; a signal that keeps breaking its range (a trend, a
+// counter) soon scores its breaks low.
+func (st *State) observeRange(x, floor float64) float64 {
+	lp := 0.0
+	if w := rangeTol * max(diff(st.Hi, st.Lo), floor); x > st.Hi+w || x < st.Lo-w {
+		lp = math.Log((float64(st.Breaks) + 0.5) / (float64(st.RangeN) + 1))
+		if st.Breaks < math.MaxUint32 {
+			st.Breaks++
+		}
+	}
+	st.Lo, st.Hi = min(st.Lo, x), max(st.Hi, x)
+	if st.RangeN < math.MaxUint32 {
+		st.RangeN++
+	}
+	return lp
 }
 
 // bucket is the daily profile's bucket of Unix time t (UTC).

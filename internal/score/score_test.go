@@ -59,6 +59,22 @@ func TestScoreBehaviour(t *testing.T) {
 			}
 			return noise(i, rng)
 		}, 2500, 150, 2000, 0.5, 2000, 2003, 0.4},
+		{"a run of moderately unusual values scores high: 32 values alternate 2.5σ above and below", func(i int, rng *rand.Rand) float64 {
+			if i >= 2000 && i < 2032 {
+				return 50 + float64(10*(i%2)-5) + 0.5*rng.NormFloat64()
+			}
+			return noise(i, rng)
+		}, 2032, 150, 2000, 0.5, 2000, 2032, 0.33},
+		{"on a signal that jumps between two levels, a level never seen scores high", func(i int, rng *rand.Rand) float64 {
+			v := 10 + rng.NormFloat64()
+			if rng.IntN(8) == 0 {
+				v += 100
+			}
+			if i == 20000 {
+				v = 140
+			}
+			return v
+		}, 20001, 150, 20000, 0.33, 20000, 20001, 0.33},
 		{"a daily cycle is learnt: its ramps are not unusual", daily, 288 * 8, 288 * 2, 288 * 8, 0.3, 0, 0, 0},
 		{"warm-up: nothing is scored", func(i int, rng *rand.Rand) float64 { return float64(i * i) }, p.Warmup, 0, p.Warmup, 0, 0, 0, 0},
 	}
@@ -98,6 +114,24 @@ func TestNoiseRarelyReachesTheAlertThreshold(t *testing.T) {
 	}
 	if n > 40 { // 4 in 10⁴
 		t.Errorf("%d of 100000 Gaussian values score at least 0.34", n)
+	}
+}
+
+// An ordinary value after the warm-up scores +0, never −0 (which JSON
+// writes as "-0").
+func TestScoreIsNeverNegativeZero(t *testing.T) {
+	p := DefaultParams()
+	ordinary := 0
+	for i, r := range observeAll(p, func(i int, rng *rand.Rand) float64 { return 50 + 2*rng.NormFloat64() }, 1000, 1) {
+		if math.Signbit(r.Score) {
+			t.Fatalf("value %d scores %v", i, r.Score)
+		}
+		if i >= p.Warmup && r.Score == 0 {
+			ordinary++
+		}
+	}
+	if ordinary == 0 {
+		t.Fatal("test data: no value after the warm-up scored 0")
 	}
 }
 
@@ -259,20 +293,65 @@ func TestDecodeRejects(t *testing.T) {
 	}
 	nan := math.Float64bits(math.NaN())
 	tests := map[string][]byte{
-		"empty":          nil,
-		"short":          good[:fixedSize-1],
-		"truncated":      good[:len(good)-1],
-		"trailing":       append(bytes.Clone(good), 0),
-		"version":        corrupt(func(b []byte) { b[0] = 2 }),
-		"NaN":            corrupt(func(b []byte) { putU64(b[5:], nan) }),
-		"negative error": corrupt(func(b []byte) { putU64(b[5+5*8:], math.Float64bits(-1)) }),
-		"rate above 1":   corrupt(func(b []byte) { putU64(b[5+14*8:], math.Float64bits(2)) }),
-		"bucket mask":    corrupt(func(b []byte) { b[5+16*8+7] = 0x80 }),
+		"empty":           nil,
+		"short":           good[:fixedSize-1],
+		"truncated":       good[:len(good)-1],
+		"trailing":        append(bytes.Clone(good), 0),
+		"version":         corrupt(func(b []byte) { b[0] = 3 }),
+		"NaN":             corrupt(func(b []byte) { putU64(b[5:], nan) }),
+		"negative error":  corrupt(func(b []byte) { putU64(b[5+5*8:], math.Float64bits(-1)) }),
+		"rate above 1":    corrupt(func(b []byte) { putU64(b[5+14*8:], math.Float64bits(2)) }),
+		"bucket mask":     corrupt(func(b []byte) { b[5+16*8+v2Size+7] = 0x80 }),
+		"recent above 1":  corrupt(func(b []byte) { putU64(b[5+16*8:], math.Float64bits(1.5)) }),
+		"recent NaN":      corrupt(func(b []byte) { putU64(b[5+16*8:], nan) }),
+		"range":           corrupt(func(b []byte) { putU64(b[5+17*8:], math.Float64bits(st.Last+1)) }),
+		"range NaN":       corrupt(func(b []byte) { putU64(b[5+18*8:], nan) }),
+		"breaks":          corrupt(func(b []byte) { b[5+19*8+7] = 0xff }),
+		"version 1 short": v1(good)[:fixedSize-v2Size-1],
 	}
 	for name, b := range tests {
 		if _, err := Decode(b); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: Decode = %v, want ErrCorrupt", name, err)
 		}
+	}
+}
+
+// v1 is enc (this version) as version 1 wrote it: without the range.
+func v1(enc []byte) []byte {
+	out := append([]byte{versionV1}, enc[1:5+16*8]...)
+	return append(out, enc[5+16*8+v2Size:]...)
+}
+
+// A state written by version 1 decodes with everything it held, and the
+// range of its last value; the range is learnt from there on, without a
+// burst of high scores.
+func TestDecodeVersion1(t *testing.T) {
+	p := DefaultParams()
+	gen := func(i int, rng *rand.Rand) float64 { return 50 + 2*rng.NormFloat64() + 10*math.Sin(float64(i)/100) }
+	rng := rand.New(rand.NewPCG(3, 4))
+	var st State
+	for i := range 3000 {
+		p.Observe(&st, float64(1.7e9+300*i), gen(i, rng))
+	}
+	got, err := Decode(v1(st.AppendBinary(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := st
+	want.Recent, want.Lo, want.Hi, want.RangeN, want.Breaks = 0, st.Last, st.Last, 1, 0
+	if got != want {
+		t.Fatalf("decoded %+v, want %+v", got, want)
+	}
+	m := 0.0
+	for i := 3000; i < 4000; i++ {
+		m = max(m, p.Observe(&got, float64(1.7e9+300*i), gen(i, rng)).Score)
+	}
+	if m >= 0.3 {
+		t.Errorf("after the upgrade, highest score %.3f, want below 0.3", m)
+	}
+	var zero State
+	if z, err := Decode(v1(zero.AppendBinary(nil))); err != nil || z != zero {
+		t.Errorf("version 1 of a state never seen: %+v, %v", z, err)
 	}
 }
 
@@ -291,6 +370,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add(st.AppendBinary(nil), 1.0, 1e300)
 	f.Add([]byte{version}, 0.0, 0.0)
+	f.Add(v1(st.AppendBinary(nil)), 1.0, -1e300)
 	f.Fuzz(func(t *testing.T, b []byte, tm, x float64) {
 		st, err := Decode(b)
 		if err != nil {
@@ -299,7 +379,7 @@ func FuzzDecode(f *testing.F) {
 			}
 			return
 		}
-		if !bytes.Equal(st.AppendBinary(nil), b) {
+		if b[0] == version && !bytes.Equal(st.AppendBinary(nil), b) {
 			t.Fatalf("accepted %x but re-encodes differently", b)
 		}
 		// Whatever was accepted scores finite values in [0, 1].

@@ -15,8 +15,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pulse-iot/pulse/internal/analysis"
-	"github.com/pulse-iot/pulse/internal/detector"
 	"github.com/pulse-iot/pulse/internal/notify"
+	"github.com/pulse-iot/pulse/internal/poll"
 	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/state"
@@ -246,11 +246,11 @@ func TestMalformedEntriesAreDeadLettered(t *testing.T) {
 	check := func(wantGood []sent, wantBad []bad) {
 		t.Helper()
 		want := reference(t, wantGood)
-		eventually(t, 20*time.Second, "valid entries applied", func() (bool, string) {
+		poll.Until(t, 20*time.Second, "valid entries applied", func() (bool, string) {
 			got := f.storedStates(t, 1, want)
 			return reflect.DeepEqual(got, want), fmt.Sprintf("totals %v, want %v", totals(t, got), totals(t, want))
 		})
-		eventually(t, 20*time.Second, "every entry acknowledged", func() (bool, string) {
+		poll.Until(t, 20*time.Second, "every entry acknowledged", func() (bool, string) {
 			n := f.pending(t, 0)
 			return n == 0, fmt.Sprintf("%d pending", n)
 		})
@@ -477,15 +477,7 @@ func TestWorkerCountsAlertsOpened(t *testing.T) {
 		}
 	}
 	events := f.add(t, 0, gen)
-	det, err := detector.New("classic", testParams())
-	if err != nil {
-		t.Fatal(err)
-	}
-	entries := make([]analysis.Entry, len(events))
-	for i, e := range events {
-		entries[i] = analysis.Entry{ID: e.ID, Values: valuesMap(e.Values())}
-	}
-	ref := analysis.NewApplier(det, analysis.DefaultParams(testWindow)).Apply(analysis.Decode(entries), map[string]*state.Device{}, nil)
+	ref, _ := applyInOrder(t, events)
 	if ref.AlertsOpened == 0 {
 		t.Fatal("test data: no alert opens")
 	}
@@ -583,7 +575,7 @@ func (f *fixture) runUntilProcessedOf(t *testing.T, w *shardWorker, s int, n int
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.run(ctx) }()
-	eventually(t, 30*time.Second, "all events applied", func() (bool, string) {
+	poll.Until(t, 30*time.Second, "all events applied", func() (bool, string) {
 		got := f.processed(t, s)
 		return got >= n, fmt.Sprintf("%d processed", got)
 	})

@@ -82,8 +82,10 @@ type expected struct {
 	AlertsOpened int
 }
 
-// reference applies the events in order in one process.
-func reference(t *testing.T, detectorName string, events []event) expected {
+// applyInOrder applies the events in order in one process, with the
+// services' default settings, and returns the result and the devices'
+// states.
+func applyInOrder(t *testing.T, detectorName string, events []event) (analysis.Result, map[string]*state.Device) {
 	t.Helper()
 	det, err := detector.New(detectorName, detector.Params{WindowSize: 50, MinSamples: 10, Threshold: 2})
 	if err != nil {
@@ -99,7 +101,13 @@ func reference(t *testing.T, detectorName string, events []event) expected {
 		entries[i] = analysis.Entry{ID: strconv.Itoa(i+1) + "-0", Values: m}
 	}
 	states := map[string]*state.Device{}
-	res := analysis.NewApplier(det, analysis.DefaultParams(50)).Apply(analysis.Decode(entries), states, nil)
+	return analysis.NewApplier(det, analysis.DefaultParams(50)).Apply(analysis.Decode(entries), states, nil), states
+}
+
+// reference is what applying the events in order in one process leaves.
+func reference(t *testing.T, detectorName string, events []event) expected {
+	t.Helper()
+	res, states := applyInOrder(t, detectorName, events)
 	want := expected{States: states, Anomalies: map[string][]state.Anomaly{}, Anomalous: res.AnomalousEvents,
 		Alerts: map[string][]state.Alert{}, AlertsOpened: res.AlertsOpened}
 	for _, a := range res.Anomalies {

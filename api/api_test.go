@@ -387,11 +387,7 @@ func TestQueryErrors(t *testing.T) {
 // With Redis down every query answers 503 with Retry-After within
 // REDIS_TIMEOUT (never hangs), and answers again once Redis is back.
 func TestQueriesWhileRedisIsDown(t *testing.T) {
-	srv, err := redistest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
+	srv := redistest.StartTest(t)
 	env := apiEnv(srv, srv.Prefix(t), defaultAnalysis)
 	env["REDIS_TIMEOUT"] = "1s"
 	const bound = 1*time.Second + 1*time.Second // REDIS_TIMEOUT + slack

@@ -472,11 +472,7 @@ func TestFailuresCounted(t *testing.T) {
 // Delivery outlives a Redis outage: the sender retries, and delivers what
 // is written once Redis is back.
 func TestRedisOutage(t *testing.T) {
-	srv, err := redistest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
+	srv := redistest.StartTest(t)
 	rdb := srv.Client()
 	t.Cleanup(func() { rdb.Close() })
 	keys := KeysFor("pulse", 1)

@@ -41,11 +41,7 @@ func TestPipelineRecoversWhenRedisLosesEverything(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, err := redistest.Start()
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(srv.Stop)
+			srv := redistest.StartTest(t)
 			p := startPipelineOn(t, srv, 2, "classic")
 			before := workload(20, 40, 21)
 			if err := p.post(t, before, 25, nil); err != nil {

@@ -11,9 +11,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/pulse-iot/pulse/internal/config"
-	"github.com/pulse-iot/pulse/internal/logcapture"
 	"github.com/pulse-iot/pulse/internal/poll"
+	"github.com/pulse-iot/pulse/internal/proctest"
 	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/stream"
@@ -234,36 +233,21 @@ func TestAnalyzerStopsOnLostLease(t *testing.T) {
 
 func TestRunRejectsInvalidConfig(t *testing.T) {
 	t.Parallel()
-	tests := []struct{ name, value string }{
-		{"SHARDS", "0"},
-		{"LEASE_TTL", "500ms"},
-		{"LEASE_TTL", "soon"},
-		{"READ_COUNT", "x"},
-		{"READ_COUNT", "0"},
-		{"MIN_SAMPLES", "60"}, // above WINDOW_SIZE (50)
-		{"DETECTOR", "psychic"},
-		{"Z_THRESHOLD", "-1"},
-		{"WINDOW_SIZE", "1"},
-		{"REDIS_TIMEOUT", "abc"},
-		{"ALERT_THRESHOLD", "1.5"},
-		{"ALERT_RECOVERY", "0"},
-		{"ALERTMANAGER_URL", "alertmanager:9093"},
-		{"ALERT_RESEND", "0s"},
-		{"ALERT_OUTBOX_MAX", "-1"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
-			t.Parallel()
-			env := analyzerEnv(redisSrv.Prefix(t), "cfg", 1)
-			env[tc.name] = tc.value
-			// Were the value accepted, run would work until the timeout and
-			// return nil, failing the test.
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			defer cancel()
-			err := run(ctx, config.MapEnv(env), &logcapture.Buffer{})
-			if err == nil || !strings.Contains(err.Error(), tc.name) {
-				t.Errorf("run returned %v, want an error naming %s", err, tc.name)
-			}
-		})
-	}
+	proctest.RunRejects(t, run, func(t *testing.T) map[string]string { return analyzerEnv(redisSrv.Prefix(t), "cfg", 1) },
+		"SHARDS=0",
+		"LEASE_TTL=500ms",
+		"LEASE_TTL=soon",
+		"READ_COUNT=x",
+		"READ_COUNT=0",
+		"MIN_SAMPLES=60", // above WINDOW_SIZE (50)
+		"DETECTOR=psychic",
+		"Z_THRESHOLD=-1",
+		"WINDOW_SIZE=1",
+		"REDIS_TIMEOUT=abc",
+		"ALERT_THRESHOLD=1.5",
+		"ALERT_RECOVERY=0",
+		"ALERTMANAGER_URL=alertmanager:9093",
+		"ALERT_RESEND=0s",
+		"ALERT_OUTBOX_MAX=-1",
+	)
 }

@@ -16,9 +16,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/pulse-iot/pulse/internal/config"
-	"github.com/pulse-iot/pulse/internal/logcapture"
 	"github.com/pulse-iot/pulse/internal/poll"
+	"github.com/pulse-iot/pulse/internal/proctest"
 	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/redistest"
 	"github.com/pulse-iot/pulse/internal/shard"
@@ -209,37 +208,20 @@ func TestIngestDrainsInFlightRequestOnShutdown(t *testing.T) {
 
 func TestIngestRejectsInvalidConfig(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name, value string
-	}{
-		{"SHARDS", "0"},
-		{"SHARDS", "many"},
-		{"REDIS_TIMEOUT", "abc"},
-		{"REDIS_TIMEOUT", "-1s"},
-		{"MAX_BATCH", "x"},
-		{"MAX_BATCH", "0"},
-		{"MAX_BODY_BYTES", "10"},
-		{"KEY_PREFIX", "has space"},
-		{"REDIS_ADDR", "no-port"},
-		{"HTTP_ADDR", "nowhere"},
-		{"LOG_LEVEL", "loud"},
-		{"LOG_FORMAT", "xml"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
-			t.Parallel()
-			env := baseEnv(t, redisSrv)
-			env[tc.name] = tc.value
-			// Were the value accepted, run would serve until the timeout
-			// and return nil, failing the test.
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			defer cancel()
-			err := run(ctx, config.MapEnv(env), &logcapture.Buffer{})
-			if err == nil || !strings.Contains(err.Error(), tc.name) {
-				t.Errorf("run returned %v, want an error naming %s", err, tc.name)
-			}
-		})
-	}
+	proctest.RunRejects(t, run, func(t *testing.T) map[string]string { return baseEnv(t, redisSrv) },
+		"SHARDS=0",
+		"SHARDS=many",
+		"REDIS_TIMEOUT=abc",
+		"REDIS_TIMEOUT=-1s",
+		"MAX_BATCH=x",
+		"MAX_BATCH=0",
+		"MAX_BODY_BYTES=10",
+		"KEY_PREFIX=has space",
+		"REDIS_ADDR=no-port",
+		"HTTP_ADDR=nowhere",
+		"LOG_LEVEL=loud",
+		"LOG_FORMAT=xml",
+	)
 }
 
 // run serves the real router: a POST through it is stored, and canceling

@@ -77,6 +77,21 @@ func (f *fixture) worker(t *testing.T, s int, lease, consumer string, count int)
 	}, s, lease)
 }
 
+// firstBatch loads w, as its run starts, and reads its first batch, which
+// must hold n entries.
+func firstBatch(t *testing.T, w *shardWorker, n int) []analysis.Entry {
+	t.Helper()
+	ctx := context.Background()
+	if err := w.load(ctx); err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	entries, err := w.read(ctx, false)
+	if err != nil || len(entries) != n {
+		t.Fatalf("read: %d entries, %v; want %d", len(entries), err, n)
+	}
+	return entries
+}
+
 // grant acquires shard s's lease for owner as the coordinator does.
 func (f *fixture) grant(t *testing.T, s int, owner string) string {
 	t.Helper()

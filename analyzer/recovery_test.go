@@ -70,19 +70,12 @@ func TestLoadRecreatesAMissingGroup(t *testing.T) {
 // of the same name) would otherwise match the new lease and write.
 func TestLeaseFromBeforeALossIsFenced(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	f := newFixture(t)
 	f.createGroup(t, 0)
 	old := f.grant(t, 0, "a")
 	f.add(t, 0, genEvents([]string{"f1", "f2"}, 20))
 	stale := f.worker(t, 0, old, "a", 10)
-	if err := stale.load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	held, err := stale.read(ctx, false)
-	if err != nil || len(held) != 10 {
-		t.Fatalf("read: %d entries, %v", len(held), err)
-	}
+	held := firstBatch(t, stale, 10)
 
 	f.wipe(t)
 	// The shard starts again: a group, new events, a new lease for "a".

@@ -112,13 +112,7 @@ func TestFencedWorkerWritesNothing(t *testing.T) {
 			lease := f.grant(t, 0, "a")
 			f.add(t, 0, genEvents([]string{"d1", "d2"}, 20))
 			w := f.worker(t, 0, lease, "a", 10)
-			if err := w.load(ctx); err != nil {
-				t.Fatal(err)
-			}
-			first, err := w.read(ctx, false)
-			if err != nil || len(first) != 10 {
-				t.Fatalf("read: %d entries, %v", len(first), err)
-			}
+			first := firstBatch(t, w, 10)
 			if err := w.apply(first); err != nil {
 				t.Fatalf("apply while holding the lease: %v", err)
 			}
@@ -394,13 +388,7 @@ func TestEntriesReadByAFormerOwnerAreClaimedAndAppliedInOrder(t *testing.T) {
 	zombie := f.worker(t, 0, "zombie:0", "zombie", 10)
 	zombie.recent = &state.Recent{Size: testWindow} // it loaded before it lost the lease
 	owner := f.worker(t, 0, f.grant(t, 0, "owner"), "owner", 10)
-	if err := owner.load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	first, err := owner.read(ctx, false)
-	if err != nil || len(first) != 10 {
-		t.Fatalf("owner read: %d entries, %v", len(first), err)
-	}
+	first := firstBatch(t, owner, 10)
 	if err := owner.apply(first); err != nil {
 		t.Fatalf("owner apply: %v", err)
 	}

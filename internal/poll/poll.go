@@ -26,3 +26,15 @@ func Until(t testing.TB, timeout time.Duration, what string, cond func() (ok boo
 		time.Sleep(Interval)
 	}
 }
+
+// True is Until for a condition with no state worth showing.
+func True(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, timeout)
+		}
+		time.Sleep(Interval)
+	}
+}

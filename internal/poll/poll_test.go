@@ -21,17 +21,21 @@ func (r *fatalRecorder) Fatalf(format string, args ...any) {
 	runtime.Goexit()
 }
 
-// until runs Until on a fatalRecorder and returns what it failed with (""
-// when it returned).
-func until(timeout time.Duration, cond func() (bool, string)) string {
+// failure runs wait on a fatalRecorder and returns what it failed with
+// ("" when it returned).
+func failure(wait func(t testing.TB)) string {
 	r := &fatalRecorder{}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		Until(r, timeout, "the thing", cond)
+		wait(r)
 	}()
 	<-done
 	return r.msg
+}
+
+func until(timeout time.Duration, cond func() (bool, string)) string {
+	return failure(func(t testing.TB) { Until(t, timeout, "the thing", cond) })
 }
 
 func TestUntil(t *testing.T) {
@@ -60,4 +64,19 @@ func TestUntil(t *testing.T) {
 			t.Errorf("failed with %q after %d calls, want %q", msg, calls, want)
 		}
 	})
+}
+
+func TestTrue(t *testing.T) {
+	calls := 0
+	second := func() bool {
+		calls++
+		return calls == 2
+	}
+	if msg := failure(func(t testing.TB) { True(t, 5*time.Second, "the thing", second) }); msg != "" || calls != 2 {
+		t.Errorf("failed with %q after %d calls, want success on the 2nd", msg, calls)
+	}
+	msg := failure(func(t testing.TB) { True(t, 2*Interval, "the thing", func() bool { return false }) })
+	if want := fmt.Sprintf("the thing: not within %v", 2*Interval); msg != want {
+		t.Errorf("failed with %q, want %q", msg, want)
+	}
 }

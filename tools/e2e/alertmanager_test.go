@@ -16,6 +16,7 @@ import (
 	"github.com/pulse-iot/pulse/internal/alert"
 	"github.com/pulse-iot/pulse/internal/alertmanagertest"
 	"github.com/pulse-iot/pulse/internal/analysis"
+	"github.com/pulse-iot/pulse/internal/poll"
 )
 
 // episodeSeries is each device's rps in four phases: warm-up, a level
@@ -158,7 +159,7 @@ func TestDeviceAlertsReachAlertmanager(t *testing.T) {
 			p.analyzers[0].launch()
 			killed = true
 		case stopped:
-			waitFor(t, 60*time.Second, "the alerts open while Alertmanager is down", func() bool {
+			poll.True(t, 60*time.Second, "the alerts open while Alertmanager is down", func() bool {
 				var open struct {
 					Alerts []alertView `json:"alerts"`
 				}

@@ -18,6 +18,7 @@ import (
 	"github.com/pulse-iot/pulse/internal/alert"
 	"github.com/pulse-iot/pulse/internal/analysis"
 	"github.com/pulse-iot/pulse/internal/detector"
+	"github.com/pulse-iot/pulse/internal/poll"
 	"github.com/pulse-iot/pulse/internal/redistest"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/state"
@@ -266,7 +267,7 @@ type fleetView struct {
 func (p *pipeline) waitProcessed(t *testing.T, n int64) fleetView {
 	t.Helper()
 	var f fleetView
-	waitFor(t, 90*time.Second, fmt.Sprintf("%d events processed", n), func() bool {
+	poll.True(t, 90*time.Second, fmt.Sprintf("%d events processed", n), func() bool {
 		getJSON(t, p.api.URL("/analyze"), &f)
 		return f.TotalProcessed >= n
 	})
@@ -425,7 +426,7 @@ func TestAnalyzerKilledMidStreamLosesAndRepeatsNothing(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { errc <- p.post(t, events, 5, &sent) }()
 	at := func(frac float64) {
-		waitFor(t, 60*time.Second, fmt.Sprintf("%.0f%% of the events sent", 100*frac), func() bool {
+		poll.True(t, 60*time.Second, fmt.Sprintf("%.0f%% of the events sent", 100*frac), func() bool {
 			return sent.Load() >= int64(frac*float64(len(events)))
 		})
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/state"
+	"github.com/pulse-iot/pulse/internal/stream"
 )
 
 // snapshot returns the content of every key of the prefix but the lease
@@ -451,20 +452,26 @@ func TestEntriesOfEveryStreamOfAReply(t *testing.T) {
 	}
 }
 
+// alertingEvents are 600 events of two devices, 30 s apart, with a level
+// shift of rps after the scores' warm-up that opens alerts.
+func alertingEvents() []stream.Event {
+	gen := genEvents([]string{"s1", "s2"}, 600)
+	for i := range gen {
+		gen[i].Timestamp = 1_700_000_000 + 30*float64(i)
+		if i >= 500 && i < 520 {
+			gen[i].RPS += 400
+		}
+	}
+	return gen
+}
+
 // pulse_alerts_opened_total counts the alerts the worker's batches
 // opened: as many as applying the events in one process opens.
 func TestWorkerCountsAlertsOpened(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.createGroup(t, 0)
-	gen := genEvents([]string{"s1", "s2"}, 600)
-	for i := range gen {
-		gen[i].Timestamp = 1_700_000_000 + 30*float64(i)
-		if i >= 500 && i < 520 {
-			gen[i].RPS += 400 // a level shift after the scores' warm-up
-		}
-	}
-	events := f.add(t, 0, gen)
+	events := f.add(t, 0, alertingEvents())
 	ref, _ := applyInOrder(t, events)
 	if ref.AlertsOpened == 0 {
 		t.Fatal("test data: no alert opens")
@@ -509,14 +516,7 @@ func TestWorkerQueuesAndDeliversItsShardsAlerts(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.createGroup(t, 1)
-	gen := genEvents([]string{"s1", "s2"}, 600)
-	for i := range gen {
-		gen[i].Timestamp = 1_700_000_000 + 30*float64(i)
-		if i >= 500 && i < 520 {
-			gen[i].RPS += 400
-		}
-	}
-	events := f.add(t, 1, gen)
+	events := f.add(t, 1, alertingEvents())
 	rec := &sendRecorder{}
 	w := f.worker(t, 1, f.grant(t, 1, "a"), "a", 64)
 	w.alerts, w.outboxMax = rec, 1000

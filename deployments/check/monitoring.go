@@ -288,7 +288,7 @@ func (c *checker) prometheusWiring() {
 	if n == 0 {
 		c.p.add("prometheus.yml: no Alertmanager configured")
 	}
-	sort.Strings(c.promAlertmanagers)
+	slices.Sort(c.promAlertmanagers)
 	// Pod discovery needs list/watch on pods through the pod's ServiceAccount.
 	d := c.s.Deployment(c.ns, "prometheus")
 	sa := d.Spec.Template.Spec.ServiceAccountName

@@ -4,18 +4,11 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/pulse-iot/pulse/internal/cmdmain"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Getenv, os.Stdout)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "analyzer:", err)
-		os.Exit(1)
-	}
+	cmdmain.Run("analyzer", func(ctx context.Context) error { return run(ctx, os.Getenv, os.Stdout) })
 }

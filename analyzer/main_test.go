@@ -77,6 +77,21 @@ func (f *fixture) worker(t *testing.T, s int, lease, consumer string, count int)
 	}, s, lease)
 }
 
+// firstBatch loads w, as its run starts, and reads its first batch, which
+// must hold n entries.
+func firstBatch(t *testing.T, w *shardWorker, n int) []analysis.Entry {
+	t.Helper()
+	ctx := context.Background()
+	if err := w.load(ctx); err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	entries, err := w.read(ctx, false)
+	if err != nil || len(entries) != n {
+		t.Fatalf("read: %d entries, %v; want %d", len(entries), err, n)
+	}
+	return entries
+}
+
 // grant acquires shard s's lease for owner as the coordinator does.
 func (f *fixture) grant(t *testing.T, s int, owner string) string {
 	t.Helper()
@@ -169,10 +184,10 @@ func genEvents(devices []string, n int) []stream.Event {
 	return out
 }
 
-// reference applies events with internal/analysis, in the order given
-// (which must be each device's stream order), and returns each device's
-// state as the analyzer must have stored it.
-func reference(t *testing.T, events []sent) map[string][]byte {
+// applyInOrder applies events with internal/analysis, in the order given
+// (which must be each device's stream order), and returns the result and
+// each device's state.
+func applyInOrder(t *testing.T, events []sent) (analysis.Result, map[string]*state.Device) {
 	t.Helper()
 	det, err := detector.New("classic", testParams())
 	if err != nil {
@@ -183,7 +198,14 @@ func reference(t *testing.T, events []sent) map[string][]byte {
 		entries[i] = analysis.Entry{ID: e.ID, Values: valuesMap(e.Values())}
 	}
 	states := map[string]*state.Device{}
-	analysis.NewApplier(det, analysis.DefaultParams(testWindow)).Apply(analysis.Decode(entries), states, nil)
+	return analysis.NewApplier(det, analysis.DefaultParams(testWindow)).Apply(analysis.Decode(entries), states, nil), states
+}
+
+// reference returns each device's state as the analyzer must have stored
+// it after events (see applyInOrder).
+func reference(t *testing.T, events []sent) map[string][]byte {
+	t.Helper()
+	_, states := applyInOrder(t, events)
 	out := map[string][]byte{}
 	for id, st := range states {
 		out[id] = st.AppendBinary(nil)
@@ -242,22 +264,6 @@ func (f *fixture) pending(t *testing.T, s int) int64 {
 		t.Fatal(err)
 	}
 	return p.Count
-}
-
-// eventually polls cond every 50ms until it holds, failing after timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, st := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v; last: %s", what, timeout, st)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // ---- the analyzer through run ----

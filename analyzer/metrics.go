@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pulse-iot/pulse/internal/instrument"
 	"github.com/pulse-iot/pulse/internal/stream"
 )
 
@@ -24,60 +25,28 @@ type analyzerMetrics struct {
 
 func newAnalyzerMetrics(reg prometheus.Registerer) *analyzerMetrics {
 	batch := stream.NewBatchSizes()
-	apply := prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "pulse_analyzer_batch_duration_seconds",
-		Help:    "Time to load, apply and write one batch.",
-		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
-	})
-	e2e := prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "pulse_end_to_end_latency_seconds",
-		Help:    "Time from ingest receiving an event to its analysis being written.",
-		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
-	})
+	reg.MustRegister(batch)
 	m := &analyzerMetrics{
-		processed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pulse_events_processed_total",
-			Help: "Events analyzed and written.",
-		}),
-		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pulse_events_duplicate_total",
-			Help: "Redelivered events skipped because they were already applied.",
-		}),
-		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pulse_events_deadlettered_total",
-			Help: "Entries moved to the dead-letter stream, by reason.",
-		}, []string{"reason"}),
-		anomalies: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "anomalies_detected_total",
-			Help: "Anomalous values detected, by signal.",
-		}, []string{"signal"}),
-		alertsOpened: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pulse_alerts_opened_total",
-			Help: "Device alerts this analyzer opened (written with their batch; an alert opens exactly once whatever the analyzers). Open alerts: the api's pulse_alerts_open.",
-		}),
-		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "pulse_shard_lag",
-			Help: "Entries of a shard's stream not yet delivered to the analyzers (owned shards only); NaN while it cannot be measured (no consumer group, Redis errors).",
-		}, []string{"shard"}),
-		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "pulse_shard_pending",
-			Help: "Entries of a shard delivered but not yet acknowledged (owned shards only); NaN while it cannot be measured.",
-		}, []string{"shard"}),
-		healthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "pulse_shard_healthy",
-			Help: "1 while this analyzer processes the shard, 0 while it cannot (stream unreadable, consumer group not recreated, writes failing); owned shards only.",
-		}, []string{"shard"}),
-		shardsOwned: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "pulse_shards_owned",
-			Help: "Shards this analyzer holds the lease of.",
-		}),
-		leaseLost: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pulse_lease_lost_total",
-			Help: "Shard leases this analyzer lost before handing them over.",
-		}),
-		batchSize:     batch.WithLabelValues("analyzer"),
-		applyDuration: apply,
-		endToEnd:      e2e,
+		processed:  instrument.Counter(reg, "pulse_events_processed_total", "Events analyzed and written."),
+		duplicates: instrument.Counter(reg, "pulse_events_duplicate_total", "Redelivered events skipped because they were already applied."),
+		deadLettered: instrument.CounterVec(reg, "pulse_events_deadlettered_total",
+			"Entries moved to the dead-letter stream, by reason.", "reason"),
+		anomalies: instrument.CounterVec(reg, "anomalies_detected_total", "Anomalous values detected, by signal.", "signal"),
+		alertsOpened: instrument.Counter(reg, "pulse_alerts_opened_total",
+			"Device alerts this analyzer opened (written with their batch; an alert opens exactly once whatever the analyzers). Open alerts: the api's pulse_alerts_open."),
+		lag: instrument.GaugeVec(reg, "pulse_shard_lag",
+			"Entries of a shard's stream not yet delivered to the analyzers (owned shards only); NaN while it cannot be measured (no consumer group, Redis errors).", "shard"),
+		pending: instrument.GaugeVec(reg, "pulse_shard_pending",
+			"Entries of a shard delivered but not yet acknowledged (owned shards only); NaN while it cannot be measured.", "shard"),
+		healthy: instrument.GaugeVec(reg, "pulse_shard_healthy",
+			"1 while this analyzer processes the shard, 0 while it cannot (stream unreadable, consumer group not recreated, writes failing); owned shards only.", "shard"),
+		shardsOwned: instrument.Gauge(reg, "pulse_shards_owned", "Shards this analyzer holds the lease of."),
+		leaseLost:   instrument.Counter(reg, "pulse_lease_lost_total", "Shard leases this analyzer lost before handing them over."),
+		batchSize:   batch.WithLabelValues("analyzer"),
+		applyDuration: instrument.Histogram(reg, "pulse_analyzer_batch_duration_seconds", "Time to load, apply and write one batch.",
+			prometheus.ExponentialBuckets(0.0005, 2, 14)),
+		endToEnd: instrument.Histogram(reg, "pulse_end_to_end_latency_seconds", "Time from ingest receiving an event to its analysis being written.",
+			[]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}),
 	}
 	for _, s := range []string{"rps", "cpu"} {
 		m.anomalies.WithLabelValues(s)
@@ -85,8 +54,6 @@ func newAnalyzerMetrics(reg prometheus.Registerer) *analyzerMetrics {
 	for _, r := range []string{"malformed", "missing"} {
 		m.deadLettered.WithLabelValues(r)
 	}
-	reg.MustRegister(m.processed, m.duplicates, m.deadLettered, m.anomalies, m.alertsOpened, m.lag, m.pending,
-		m.healthy, m.shardsOwned, m.leaseLost, batch, apply, e2e)
 	return m
 }
 

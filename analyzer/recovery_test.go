@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulse-iot/pulse/internal/poll"
 	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/shard"
 )
@@ -69,19 +70,12 @@ func TestLoadRecreatesAMissingGroup(t *testing.T) {
 // of the same name) would otherwise match the new lease and write.
 func TestLeaseFromBeforeALossIsFenced(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	f := newFixture(t)
 	f.createGroup(t, 0)
 	old := f.grant(t, 0, "a")
 	f.add(t, 0, genEvents([]string{"f1", "f2"}, 20))
 	stale := f.worker(t, 0, old, "a", 10)
-	if err := stale.load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	held, err := stale.read(ctx, false)
-	if err != nil || len(held) != 10 {
-		t.Fatalf("read: %d entries, %v", len(held), err)
-	}
+	held := firstBatch(t, stale, 10)
 
 	f.wipe(t)
 	// The shard starts again: a group, new events, a new lease for "a".
@@ -119,7 +113,7 @@ func TestAnalyzerRecoversWhenRedisLosesEverything(t *testing.T) {
 		}
 		return n
 	}
-	eventually(t, 15*time.Second, "events before the loss applied", func() (bool, string) {
+	poll.Until(t, 15*time.Second, "events before the loss applied", func() (bool, string) {
 		n := processed()
 		return n == 120, fmt.Sprintf("%d processed", n)
 	})
@@ -129,7 +123,7 @@ func TestAnalyzerRecoversWhenRedisLosesEverything(t *testing.T) {
 	p := &producer{f: f, shards: shards}
 	p.send(t, genEvents(devices, 200))
 	want := reference(t, p.all())
-	eventually(t, 20*time.Second, "events sent after the loss applied exactly once", func() (bool, string) {
+	poll.Until(t, 20*time.Second, "events sent after the loss applied exactly once", func() (bool, string) {
 		got := f.storedStates(t, shards, want)
 		return reflect.DeepEqual(got, want), fmt.Sprintf("totals %v, want %v", totals(t, got), totals(t, want))
 	})
@@ -141,7 +135,7 @@ func TestAnalyzerRecoversWhenRedisLosesEverything(t *testing.T) {
 			t.Errorf("shard %d lease %q (before the loss %q), want survivor's with a new token", s, l, leasesBefore[s])
 		}
 	}
-	eventually(t, 15*time.Second, "lag gauges back, every shard healthy, ready", func() (bool, string) {
+	poll.Until(t, 15*time.Second, "lag gauges back, every shard healthy, ready", func() (bool, string) {
 		expo := a.scrape(t)
 		var bad []string
 		for s := 0; s < shards; s++ {
@@ -186,7 +180,7 @@ func TestUnreadableShardIsReportedNotHidden(t *testing.T) {
 		h, okH := promtext.Value(t, expo, "pulse_shard_healthy", l)
 		return okLag && okH && lag == 0 && h == 1, fmt.Sprintf("shard %d: lag %v healthy %v (present %v %v)", s, lag, h, okLag, okH)
 	}
-	eventually(t, 15*time.Second, "both shards healthy", func() (bool, string) {
+	poll.Until(t, 15*time.Second, "both shards healthy", func() (bool, string) {
 		ok0, st0 := healthy(0)
 		ok1, st1 := healthy(1)
 		return ok0 && ok1, st0 + "; " + st1
@@ -198,7 +192,7 @@ func TestUnreadableShardIsReportedNotHidden(t *testing.T) {
 	if err := f.rc.Set(ctx, f.keys.Stream(1), "not a stream", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 15*time.Second, "shard 1 reported broken", func() (bool, string) {
+	poll.Until(t, 15*time.Second, "shard 1 reported broken", func() (bool, string) {
 		code, body := a.ready(t)
 		expo := a.scrape(t)
 		l := map[string]string{"shard": "1"}
@@ -216,7 +210,7 @@ func TestUnreadableShardIsReportedNotHidden(t *testing.T) {
 	if err := f.rc.Del(ctx, f.keys.Stream(1)).Err(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 15*time.Second, "shard 1 back by itself", func() (bool, string) {
+	poll.Until(t, 15*time.Second, "shard 1 back by itself", func() (bool, string) {
 		ok, st := healthy(1)
 		code, body := a.ready(t)
 		return ok && code == http.StatusOK, fmt.Sprintf("%s; /ready %d %s", st, code, body)

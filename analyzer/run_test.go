@@ -11,8 +11,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/pulse-iot/pulse/internal/config"
-	"github.com/pulse-iot/pulse/internal/logcapture"
+	"github.com/pulse-iot/pulse/internal/poll"
+	"github.com/pulse-iot/pulse/internal/proctest"
 	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/stream"
@@ -89,14 +89,14 @@ func TestAnalyzersRebalanceAndHandOver(t *testing.T) {
 		}
 		return out
 	}
-	eventually(t, 10*time.Second, nameA+" alone owns every shard", func() (bool, string) {
+	poll.Until(t, 10*time.Second, nameA+" alone owns every shard", func() (bool, string) {
 		o := owners()
 		return reflect.DeepEqual(o, all(nameA)), fmt.Sprint(o)
 	})
 	p.send(t, genEvents(devices, 200))
 
 	b := startAnalyzer(t, analyzerEnv(f.keys.Prefix, nameB, shards))
-	eventually(t, 15*time.Second, "shards split by rendezvous hashing", func() (bool, string) {
+	poll.Until(t, 15*time.Second, "shards split by rendezvous hashing", func() (bool, string) {
 		o := owners()
 		return reflect.DeepEqual(o, split), fmt.Sprintf("%v, want %v", o, split)
 	})
@@ -124,7 +124,7 @@ func TestAnalyzersRebalanceAndHandOver(t *testing.T) {
 	if err := a.Stop(t, 15*time.Second); err != nil {
 		t.Errorf("%s: run returned %v, want nil", nameA, err)
 	}
-	eventually(t, 10*time.Second, nameB+" takes every shard over", func() (bool, string) {
+	poll.Until(t, 10*time.Second, nameB+" takes every shard over", func() (bool, string) {
 		o := owners()
 		return reflect.DeepEqual(o, all(nameB)), fmt.Sprint(o)
 	})
@@ -133,7 +133,7 @@ func TestAnalyzersRebalanceAndHandOver(t *testing.T) {
 
 	events := p.all()
 	want := reference(t, events)
-	eventually(t, 30*time.Second, "every event applied exactly once", func() (bool, string) {
+	poll.Until(t, 30*time.Second, "every event applied exactly once", func() (bool, string) {
 		got := f.storedStates(t, shards, want)
 		return reflect.DeepEqual(got, want), fmt.Sprintf("totals %v, want %v", totals(t, got), totals(t, want))
 	})
@@ -161,7 +161,7 @@ func TestShutdownReleasesLeases(t *testing.T) {
 	env := analyzerEnv(f.keys.Prefix, "leaving", shards)
 	env["LEASE_TTL"] = "60s" // were they not released, they would outlive the test
 	a := startAnalyzer(t, env)
-	eventually(t, 10*time.Second, "every shard acquired", func() (bool, string) {
+	poll.Until(t, 10*time.Second, "every shard acquired", func() (bool, string) {
 		l := f.leases(t, shards)
 		for _, v := range l {
 			if owner(v) != "leaving" {
@@ -196,7 +196,7 @@ func TestAnalyzerStopsOnLostLease(t *testing.T) {
 	p := &producer{f: f, shards: 1}
 	a := startAnalyzer(t, analyzerEnv(f.keys.Prefix, "victim", 1))
 	p.send(t, genEvents([]string{"ll-1", "ll-2"}, 50))
-	eventually(t, 10*time.Second, "first events applied", func() (bool, string) {
+	poll.Until(t, 10*time.Second, "first events applied", func() (bool, string) {
 		n := f.processed(t, 0)
 		return n == 50, fmt.Sprintf("%d processed", n)
 	})
@@ -204,7 +204,7 @@ func TestAnalyzerStopsOnLostLease(t *testing.T) {
 	if err := f.rc.Set(ctx, f.keys.Lease(0), "intruder:1000", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the lease loss noticed", func() (bool, string) {
+	poll.Until(t, 10*time.Second, "the lease loss noticed", func() (bool, string) {
 		v, ok := promtext.Value(t, a.scrape(t), "pulse_lease_lost_total", nil)
 		return ok && v == 1, fmt.Sprintf("pulse_lease_lost_total %v (present %v)", v, ok)
 	})
@@ -219,7 +219,7 @@ func TestAnalyzerStopsOnLostLease(t *testing.T) {
 
 	f.rc.Del(ctx, f.keys.Lease(0))
 	want := reference(t, p.all())
-	eventually(t, 10*time.Second, "work resumed once the lease is free", func() (bool, string) {
+	poll.Until(t, 10*time.Second, "work resumed once the lease is free", func() (bool, string) {
 		got := f.storedStates(t, 1, want)
 		return reflect.DeepEqual(got, want), fmt.Sprintf("totals %v, want %v", totals(t, got), totals(t, want))
 	})
@@ -233,36 +233,21 @@ func TestAnalyzerStopsOnLostLease(t *testing.T) {
 
 func TestRunRejectsInvalidConfig(t *testing.T) {
 	t.Parallel()
-	tests := []struct{ name, value string }{
-		{"SHARDS", "0"},
-		{"LEASE_TTL", "500ms"},
-		{"LEASE_TTL", "soon"},
-		{"READ_COUNT", "x"},
-		{"READ_COUNT", "0"},
-		{"MIN_SAMPLES", "60"}, // above WINDOW_SIZE (50)
-		{"DETECTOR", "psychic"},
-		{"Z_THRESHOLD", "-1"},
-		{"WINDOW_SIZE", "1"},
-		{"REDIS_TIMEOUT", "abc"},
-		{"ALERT_THRESHOLD", "1.5"},
-		{"ALERT_RECOVERY", "0"},
-		{"ALERTMANAGER_URL", "alertmanager:9093"},
-		{"ALERT_RESEND", "0s"},
-		{"ALERT_OUTBOX_MAX", "-1"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
-			t.Parallel()
-			env := analyzerEnv(redisSrv.Prefix(t), "cfg", 1)
-			env[tc.name] = tc.value
-			// Were the value accepted, run would work until the timeout and
-			// return nil, failing the test.
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			defer cancel()
-			err := run(ctx, config.MapEnv(env), &logcapture.Buffer{})
-			if err == nil || !strings.Contains(err.Error(), tc.name) {
-				t.Errorf("run returned %v, want an error naming %s", err, tc.name)
-			}
-		})
-	}
+	proctest.RunRejects(t, run, func(t *testing.T) map[string]string { return analyzerEnv(redisSrv.Prefix(t), "cfg", 1) },
+		"SHARDS=0",
+		"LEASE_TTL=500ms",
+		"LEASE_TTL=soon",
+		"READ_COUNT=x",
+		"READ_COUNT=0",
+		"MIN_SAMPLES=60", // above WINDOW_SIZE (50)
+		"DETECTOR=psychic",
+		"Z_THRESHOLD=-1",
+		"WINDOW_SIZE=1",
+		"REDIS_TIMEOUT=abc",
+		"ALERT_THRESHOLD=1.5",
+		"ALERT_RECOVERY=0",
+		"ALERTMANAGER_URL=alertmanager:9093",
+		"ALERT_RESEND=0s",
+		"ALERT_OUTBOX_MAX=-1",
+	)
 }

@@ -15,11 +15,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pulse-iot/pulse/internal/analysis"
-	"github.com/pulse-iot/pulse/internal/detector"
 	"github.com/pulse-iot/pulse/internal/notify"
+	"github.com/pulse-iot/pulse/internal/poll"
 	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/state"
+	"github.com/pulse-iot/pulse/internal/stream"
 )
 
 // snapshot returns the content of every key of the prefix but the lease
@@ -112,13 +113,7 @@ func TestFencedWorkerWritesNothing(t *testing.T) {
 			lease := f.grant(t, 0, "a")
 			f.add(t, 0, genEvents([]string{"d1", "d2"}, 20))
 			w := f.worker(t, 0, lease, "a", 10)
-			if err := w.load(ctx); err != nil {
-				t.Fatal(err)
-			}
-			first, err := w.read(ctx, false)
-			if err != nil || len(first) != 10 {
-				t.Fatalf("read: %d entries, %v", len(first), err)
-			}
+			first := firstBatch(t, w, 10)
 			if err := w.apply(first); err != nil {
 				t.Fatalf("apply while holding the lease: %v", err)
 			}
@@ -246,11 +241,11 @@ func TestMalformedEntriesAreDeadLettered(t *testing.T) {
 	check := func(wantGood []sent, wantBad []bad) {
 		t.Helper()
 		want := reference(t, wantGood)
-		eventually(t, 20*time.Second, "valid entries applied", func() (bool, string) {
+		poll.Until(t, 20*time.Second, "valid entries applied", func() (bool, string) {
 			got := f.storedStates(t, 1, want)
 			return reflect.DeepEqual(got, want), fmt.Sprintf("totals %v, want %v", totals(t, got), totals(t, want))
 		})
-		eventually(t, 20*time.Second, "every entry acknowledged", func() (bool, string) {
+		poll.Until(t, 20*time.Second, "every entry acknowledged", func() (bool, string) {
 			n := f.pending(t, 0)
 			return n == 0, fmt.Sprintf("%d pending", n)
 		})
@@ -394,13 +389,7 @@ func TestEntriesReadByAFormerOwnerAreClaimedAndAppliedInOrder(t *testing.T) {
 	zombie := f.worker(t, 0, "zombie:0", "zombie", 10)
 	zombie.recent = &state.Recent{Size: testWindow} // it loaded before it lost the lease
 	owner := f.worker(t, 0, f.grant(t, 0, "owner"), "owner", 10)
-	if err := owner.load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	first, err := owner.read(ctx, false)
-	if err != nil || len(first) != 10 {
-		t.Fatalf("owner read: %d entries, %v", len(first), err)
-	}
+	first := firstBatch(t, owner, 10)
 	if err := owner.apply(first); err != nil {
 		t.Fatalf("owner apply: %v", err)
 	}
@@ -463,29 +452,27 @@ func TestEntriesOfEveryStreamOfAReply(t *testing.T) {
 	}
 }
 
+// alertingEvents are 600 events of two devices, 30 s apart, with a level
+// shift of rps after the scores' warm-up that opens alerts.
+func alertingEvents() []stream.Event {
+	gen := genEvents([]string{"s1", "s2"}, 600)
+	for i := range gen {
+		gen[i].Timestamp = 1_700_000_000 + 30*float64(i)
+		if i >= 500 && i < 520 {
+			gen[i].RPS += 400
+		}
+	}
+	return gen
+}
+
 // pulse_alerts_opened_total counts the alerts the worker's batches
 // opened: as many as applying the events in one process opens.
 func TestWorkerCountsAlertsOpened(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.createGroup(t, 0)
-	gen := genEvents([]string{"s1", "s2"}, 600)
-	for i := range gen {
-		gen[i].Timestamp = 1_700_000_000 + 30*float64(i)
-		if i >= 500 && i < 520 {
-			gen[i].RPS += 400 // a level shift after the scores' warm-up
-		}
-	}
-	events := f.add(t, 0, gen)
-	det, err := detector.New("classic", testParams())
-	if err != nil {
-		t.Fatal(err)
-	}
-	entries := make([]analysis.Entry, len(events))
-	for i, e := range events {
-		entries[i] = analysis.Entry{ID: e.ID, Values: valuesMap(e.Values())}
-	}
-	ref := analysis.NewApplier(det, analysis.DefaultParams(testWindow)).Apply(analysis.Decode(entries), map[string]*state.Device{}, nil)
+	events := f.add(t, 0, alertingEvents())
+	ref, _ := applyInOrder(t, events)
 	if ref.AlertsOpened == 0 {
 		t.Fatal("test data: no alert opens")
 	}
@@ -529,14 +516,7 @@ func TestWorkerQueuesAndDeliversItsShardsAlerts(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.createGroup(t, 1)
-	gen := genEvents([]string{"s1", "s2"}, 600)
-	for i := range gen {
-		gen[i].Timestamp = 1_700_000_000 + 30*float64(i)
-		if i >= 500 && i < 520 {
-			gen[i].RPS += 400
-		}
-	}
-	events := f.add(t, 1, gen)
+	events := f.add(t, 1, alertingEvents())
 	rec := &sendRecorder{}
 	w := f.worker(t, 1, f.grant(t, 1, "a"), "a", 64)
 	w.alerts, w.outboxMax = rec, 1000
@@ -583,7 +563,7 @@ func (f *fixture) runUntilProcessedOf(t *testing.T, w *shardWorker, s int, n int
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.run(ctx) }()
-	eventually(t, 30*time.Second, "all events applied", func() (bool, string) {
+	poll.Until(t, 30*time.Second, "all events applied", func() (bool, string) {
 		got := f.processed(t, s)
 		return got >= n, fmt.Sprintf("%d processed", got)
 	})

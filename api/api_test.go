@@ -13,8 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/pulse-iot/pulse/internal/config"
-	"github.com/pulse-iot/pulse/internal/logcapture"
+	"github.com/pulse-iot/pulse/internal/proctest"
 	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/redistest"
 	"github.com/pulse-iot/pulse/internal/shard"
@@ -387,11 +386,7 @@ func TestQueryErrors(t *testing.T) {
 // With Redis down every query answers 503 with Retry-After within
 // REDIS_TIMEOUT (never hangs), and answers again once Redis is back.
 func TestQueriesWhileRedisIsDown(t *testing.T) {
-	srv, err := redistest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
+	srv := redistest.StartTest(t)
 	env := apiEnv(srv, srv.Prefix(t), defaultAnalysis)
 	env["REDIS_TIMEOUT"] = "1s"
 	const bound = 1*time.Second + 1*time.Second // REDIS_TIMEOUT + slack
@@ -451,28 +446,14 @@ func TestRunServesAndStops(t *testing.T) {
 
 func TestRunRejectsInvalidConfig(t *testing.T) {
 	t.Parallel()
-	tests := []struct{ name, value string }{
-		{"SHARDS", "0"},
-		{"WINDOW_SIZE", "1"},
-		{"WINDOW_SIZE", "fifty"},
-		{"REDIS_TIMEOUT", "abc"},
-		{"KEY_PREFIX", "a:b"},
-		{"HTTP_ADDR", "localhost"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
-			t.Parallel()
-			env := apiEnv(redisSrv, redisSrv.Prefix(t), defaultAnalysis)
-			env[tc.name] = tc.value
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			defer cancel()
-			err := run(ctx, config.MapEnv(env), &logcapture.Buffer{})
-			// The variable's own check, not MIN_SAMPLES ≤ WINDOW_SIZE.
-			if want := fmt.Sprintf("%s=%q", tc.name, tc.value); err == nil || !strings.Contains(err.Error(), want) {
-				t.Errorf("run returned %v, want an error naming %s", err, want)
-			}
-		})
-	}
+	proctest.RunRejects(t, run, func(t *testing.T) map[string]string { return apiEnv(redisSrv, redisSrv.Prefix(t), defaultAnalysis) },
+		"SHARDS=0",
+		"WINDOW_SIZE=1",
+		"WINDOW_SIZE=fifty",
+		"REDIS_TIMEOUT=abc",
+		"KEY_PREFIX=a:b",
+		"HTTP_ADDR=localhost",
+	)
 }
 
 // The fleet's lag and pending are sums over the shards; a shard whose

@@ -11,8 +11,10 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/pulse-iot/pulse/internal/poll"
 	"github.com/pulse-iot/pulse/internal/proctest"
 	"github.com/pulse-iot/pulse/internal/promtext"
+	"github.com/pulse-iot/pulse/internal/redistest"
 	"github.com/pulse-iot/pulse/internal/shard"
 )
 
@@ -107,7 +109,7 @@ func TestBacklogMeasure(t *testing.T) {
 // The gate closes when the backlog exceeds MAX_LAG and opens again when
 // Redis cannot be asked: that outage is the publish path's to report.
 func TestBacklogGateOpensWhenRedisIsAway(t *testing.T) {
-	srv := ownRedis(t)
+	srv := redistest.StartTest(t)
 	rdb := srv.Client()
 	defer rdb.Close()
 	keys := shard.Keys{Prefix: "gate"}
@@ -117,11 +119,11 @@ func TestBacklogGateOpensWhenRedisIsAway(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	g := newBacklogGate(rdb, keys, 4, 10, 200*time.Millisecond, newIngestMetrics(reg), reg, zap.NewNop())
 	stop := proctest.StartLoop(t, "Run", func(ctx context.Context) error { return g.Run(ctx, 20*time.Millisecond) })
-	eventually(t, 5*time.Second, "gate closed at a backlog of 20 > 10", func() (bool, string) {
+	poll.Until(t, 5*time.Second, "gate closed at a backlog of 20 > 10", func() (bool, string) {
 		return g.shedding.Load(), "open"
 	})
 	srv.Kill()
-	eventually(t, 5*time.Second, "gate open with Redis away", func() (bool, string) {
+	poll.Until(t, 5*time.Second, "gate open with Redis away", func() (bool, string) {
 		return !g.shedding.Load(), "closed"
 	})
 	stop()
@@ -151,7 +153,7 @@ func TestBackpressure(t *testing.T) {
 		t.Fatalf("POST of 20 events: %d %s %v", r.status, r.body, r.err)
 	}
 	var refused httpResult
-	eventually(t, 5*time.Second, "POST refused for backpressure", func() (bool, string) {
+	poll.Until(t, 5*time.Second, "POST refused for backpressure", func() (bool, string) {
 		refused = do("POST", in.URL+"/metrics", metricBody("bp-late", 1))
 		return refused.status == 503, fmt.Sprintf("%d %s", refused.status, refused.body)
 	})
@@ -188,7 +190,7 @@ func TestBackpressure(t *testing.T) {
 			}
 		}
 	}
-	eventually(t, 5*time.Second, "POST accepted once the backlog is gone", func() (bool, string) {
+	poll.Until(t, 5*time.Second, "POST accepted once the backlog is gone", func() (bool, string) {
 		r := do("POST", in.URL+"/metrics", metricBody("bp-after", 1))
 		return r.status == 202, fmt.Sprintf("%d %s", r.status, r.body)
 	})

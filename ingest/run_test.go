@@ -16,25 +16,13 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/pulse-iot/pulse/internal/config"
-	"github.com/pulse-iot/pulse/internal/logcapture"
+	"github.com/pulse-iot/pulse/internal/poll"
+	"github.com/pulse-iot/pulse/internal/proctest"
 	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/redistest"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/stream"
 )
-
-// ownRedis starts a redis-server for one test that kills or pauses it,
-// so that the package's shared server is never disturbed.
-func ownRedis(t *testing.T) *redistest.Server {
-	t.Helper()
-	s, err := redistest.Start()
-	if err != nil {
-		t.Fatalf("start redis: %v", err)
-	}
-	t.Cleanup(s.Stop)
-	return s
-}
 
 var httpClient = &http.Client{Timeout: 30 * time.Second}
 
@@ -60,24 +48,6 @@ func do(method, url, body string) httpResult {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return httpResult{status: resp.StatusCode, body: string(b), header: resp.Header, elapsed: time.Since(start), err: err}
-}
-
-// eventually polls cond every 50ms until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v; last: %s", what, timeout, last)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // streamHas reports whether srv's stream of deviceID under prefix holds
@@ -109,7 +79,7 @@ func metricBody(device string, rps int) string {
 // REDIS_TIMEOUT (never hangs), reports not ready, stays healthy, and
 // accepts again once Redis is back, without a restart.
 func TestIngestSurvivesRedisRestart(t *testing.T) {
-	srv := ownRedis(t)
+	srv := redistest.StartTest(t)
 	env := baseEnv(t, srv, "REDIS_TIMEOUT=1s")
 	const bound = 1*time.Second + 1*time.Second // REDIS_TIMEOUT + slack
 	in := startIngest(t, env)
@@ -154,7 +124,7 @@ func TestIngestSurvivesRedisRestart(t *testing.T) {
 		t.Fatalf("restart redis: %v", err)
 	}
 	rps := 100
-	eventually(t, 10*time.Second, "POST accepted after Redis restarted", func() (bool, string) {
+	poll.Until(t, 10*time.Second, "POST accepted after Redis restarted", func() (bool, string) {
 		rps++
 		r := do("POST", in.URL+"/metrics", metricBody("after", rps))
 		return r.status == 202, fmt.Sprintf("%d %s %v", r.status, r.body, r.err)
@@ -162,7 +132,7 @@ func TestIngestSurvivesRedisRestart(t *testing.T) {
 	if !streamHas(t, rdb, env["KEY_PREFIX"], 4, "after", float64(rps)) {
 		t.Error("202 after the restart but the event is not in its stream")
 	}
-	eventually(t, 10*time.Second, "ready after Redis restarted", func() (bool, string) {
+	poll.Until(t, 10*time.Second, "ready after Redis restarted", func() (bool, string) {
 		r := do("GET", in.URL+"/ready", "")
 		return r.status == 200, fmt.Sprintf("%d %s %v", r.status, r.body, r.err)
 	})
@@ -175,7 +145,7 @@ func TestIngestSurvivesRedisRestart(t *testing.T) {
 // Redis answers too slowly: 503 within REDIS_TIMEOUT, then 202 once it
 // is fast again.
 func TestIngestAnswers503WhenRedisIsTooSlow(t *testing.T) {
-	srv := ownRedis(t)
+	srv := redistest.StartTest(t)
 	env := baseEnv(t, srv, "REDIS_TIMEOUT=500ms")
 	const bound = 500*time.Millisecond + 1*time.Second
 	in := startIngest(t, env)
@@ -195,7 +165,7 @@ func TestIngestAnswers503WhenRedisIsTooSlow(t *testing.T) {
 		t.Error("503 without Retry-After")
 	}
 	srv.Unpause()
-	eventually(t, 10*time.Second, "POST accepted once Redis is fast again", func() (bool, string) {
+	poll.Until(t, 10*time.Second, "POST accepted once Redis is fast again", func() (bool, string) {
 		r := do("POST", in.URL+"/metrics", metricBody("fast", 2))
 		return r.status == 202, fmt.Sprintf("%d %s %v", r.status, r.body, r.err)
 	})
@@ -204,7 +174,7 @@ func TestIngestAnswers503WhenRedisIsTooSlow(t *testing.T) {
 // A request in flight when shutdown begins is finished: it gets its 202,
 // its event is stored, and run returns nil.
 func TestIngestDrainsInFlightRequestOnShutdown(t *testing.T) {
-	srv := ownRedis(t)
+	srv := redistest.StartTest(t)
 	env := baseEnv(t, srv)
 	in := startIngest(t, env)
 	ctx := context.Background()
@@ -213,7 +183,7 @@ func TestIngestDrainsInFlightRequestOnShutdown(t *testing.T) {
 	res := make(chan httpResult, 1)
 	go func() { res <- do("POST", in.URL+"/metrics", metricBody("draining", 42)) }()
 	// In flight: ingest's XADD is held by the pause.
-	eventually(t, 5*time.Second, "the POST's XADD waiting on the paused Redis", func() (bool, string) {
+	poll.Until(t, 5*time.Second, "the POST's XADD waiting on the paused Redis", func() (bool, string) {
 		n, err := srv.Blocked(ctx, "xadd")
 		return n > 0, fmt.Sprintf("%d XADDs blocked (%v)", n, err)
 	})
@@ -238,37 +208,20 @@ func TestIngestDrainsInFlightRequestOnShutdown(t *testing.T) {
 
 func TestIngestRejectsInvalidConfig(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name, value string
-	}{
-		{"SHARDS", "0"},
-		{"SHARDS", "many"},
-		{"REDIS_TIMEOUT", "abc"},
-		{"REDIS_TIMEOUT", "-1s"},
-		{"MAX_BATCH", "x"},
-		{"MAX_BATCH", "0"},
-		{"MAX_BODY_BYTES", "10"},
-		{"KEY_PREFIX", "has space"},
-		{"REDIS_ADDR", "no-port"},
-		{"HTTP_ADDR", "nowhere"},
-		{"LOG_LEVEL", "loud"},
-		{"LOG_FORMAT", "xml"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
-			t.Parallel()
-			env := baseEnv(t, redisSrv)
-			env[tc.name] = tc.value
-			// Were the value accepted, run would serve until the timeout
-			// and return nil, failing the test.
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			defer cancel()
-			err := run(ctx, config.MapEnv(env), &logcapture.Buffer{})
-			if err == nil || !strings.Contains(err.Error(), tc.name) {
-				t.Errorf("run returned %v, want an error naming %s", err, tc.name)
-			}
-		})
-	}
+	proctest.RunRejects(t, run, func(t *testing.T) map[string]string { return baseEnv(t, redisSrv) },
+		"SHARDS=0",
+		"SHARDS=many",
+		"REDIS_TIMEOUT=abc",
+		"REDIS_TIMEOUT=-1s",
+		"MAX_BATCH=x",
+		"MAX_BATCH=0",
+		"MAX_BODY_BYTES=10",
+		"KEY_PREFIX=has space",
+		"REDIS_ADDR=no-port",
+		"HTTP_ADDR=nowhere",
+		"LOG_LEVEL=loud",
+		"LOG_FORMAT=xml",
+	)
 }
 
 // run serves the real router: a POST through it is stored, and canceling
@@ -307,7 +260,7 @@ func TestRunServesAndStops(t *testing.T) {
 // deadline from gin's pooled Context, which the deadline's timer read after
 // gin had handed it to another request.
 func TestIngestTimeoutsUnderConcurrentLoad(t *testing.T) {
-	srv := ownRedis(t)
+	srv := redistest.StartTest(t)
 	env := baseEnv(t, srv, "REDIS_TIMEOUT=50ms")
 	const bound = 50*time.Millisecond + time.Second
 	in := newTestIngest(t, env)
@@ -347,7 +300,7 @@ func TestIngestTimeoutsUnderConcurrentLoad(t *testing.T) {
 		t.Error(e)
 	}
 	srv.Unpause()
-	eventually(t, 10*time.Second, "POST accepted once Redis resumes", func() (bool, string) {
+	poll.Until(t, 10*time.Second, "POST accepted once Redis resumes", func() (bool, string) {
 		rec := post(in.handler, nil, []byte(metricBody("resumed", 1)))
 		return rec.Code == 202, fmt.Sprintf("%d %s", rec.Code, rec.Body)
 	})

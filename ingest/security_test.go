@@ -18,7 +18,9 @@ import (
 
 	"github.com/pulse-iot/pulse/internal/config"
 	"github.com/pulse-iot/pulse/internal/logcapture"
+	"github.com/pulse-iot/pulse/internal/poll"
 	"github.com/pulse-iot/pulse/internal/promtext"
+	"github.com/pulse-iot/pulse/internal/redistest"
 )
 
 // send serves one request through h from remote with header.
@@ -136,7 +138,7 @@ func TestAPIKeyRotationWithoutRestart(t *testing.T) {
 	}
 
 	writeKeyFile(t, keyFile, newKey+"\n")
-	eventually(t, 5*time.Second, "the new key accepted and the old refused", func() (bool, string) {
+	poll.Until(t, 5*time.Second, "the new key accepted and the old refused", func() (bool, string) {
 		o, n := postWithKey(in.URL, oldKey, metricBody("rot", 2)), postWithKey(in.URL, newKey, metricBody("rot", 3))
 		return o.status == 401 && n.status == 202, fmt.Sprintf("old key %d, new key %d", o.status, n.status)
 	})
@@ -175,7 +177,7 @@ func TestUnreadableKeyFileStopsStart(t *testing.T) {
 // with Retry-After at once, never queued, while probes and scrapes still
 // answer; the held requests complete once Redis resumes.
 func TestInFlightCap(t *testing.T) {
-	srv := ownRedis(t)
+	srv := redistest.StartTest(t)
 	env := baseEnv(t, srv, "MAX_INFLIGHT=2", "REDIS_TIMEOUT=10s")
 	in := newTestIngest(t, env)
 	srv.PauseWrites(t, 4*time.Second)
@@ -190,7 +192,7 @@ func TestInFlightCap(t *testing.T) {
 		go func() { held <- send(in.handler, "POST", "/metrics", "", nil, metricBody("held", i)) }()
 		// Each held request waits in its own pipeline: a free writer
 		// takes it while the others are blocked.
-		eventually(t, 3*time.Second, fmt.Sprintf("POST %d waiting on the paused Redis", i), blocked(i))
+		poll.Until(t, 3*time.Second, fmt.Sprintf("POST %d waiting on the paused Redis", i), blocked(i))
 	}
 
 	start := time.Now()

@@ -364,7 +364,7 @@ func Load(service string, getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("ADMIN_ADDR=%q: must differ from HTTP_ADDR", c.AdminAddr))
 	}
 	if c.MinSamples > c.WindowSize {
-		errs = append(errs, fmt.Errorf("MIN_SAMPLES=%d: must not exceed WINDOW_SIZE=%d", c.MinSamples, c.WindowSize))
+		errs = append(errs, fmt.Errorf("MIN_SAMPLES=%q: must not exceed WINDOW_SIZE=%d", strconv.Itoa(c.MinSamples), c.WindowSize))
 	}
 	if len(errs) > 0 {
 		return Config{}, fmt.Errorf("invalid configuration: %w", errors.Join(errs...))

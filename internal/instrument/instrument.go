@@ -23,9 +23,19 @@ func Gauge(reg prometheus.Registerer, name, help string) prometheus.Gauge {
 	return promauto.With(reg).NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
 }
 
+// GaugeVec returns a gauge with the given labels registered on reg.
+func GaugeVec(reg prometheus.Registerer, name, help string, labels ...string) *prometheus.GaugeVec {
+	return promauto.With(reg).NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+}
+
 // GaugeFunc registers on reg a gauge whose value is f's at each scrape.
 func GaugeFunc(reg prometheus.Registerer, name, help string, f func() float64) {
 	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+}
+
+// Histogram returns a histogram with the given buckets registered on reg.
+func Histogram(reg prometheus.Registerer, name, help string, buckets []float64) prometheus.Histogram {
+	return promauto.With(reg).NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets})
 }
 
 // HistogramVec returns a histogram with the given buckets and labels

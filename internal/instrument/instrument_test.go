@@ -15,7 +15,9 @@ func TestRegistersOnTheGivenRegistry(t *testing.T) {
 	Counter(reg, "c_total", "A counter.").Add(2)
 	CounterVec(reg, "cv_total", "A counter by reason.", "reason").WithLabelValues("x").Inc()
 	Gauge(reg, "g", "A gauge.").Set(3)
+	GaugeVec(reg, "gv", "A gauge by shard.", "shard").WithLabelValues("0").Set(5)
 	GaugeFunc(reg, "gf", "A gauge read at scrape.", func() float64 { return 4 })
+	Histogram(reg, "hp_seconds", "A histogram.", []float64{1}).Observe(2)
 	HistogramVec(reg, "h_seconds", "A histogram by op.", []float64{1}, "op").WithLabelValues("get").Observe(0.5)
 
 	want := `# HELP c_total A counter.
@@ -30,12 +32,21 @@ g 3
 # HELP gf A gauge read at scrape.
 # TYPE gf gauge
 gf 4
+# HELP gv A gauge by shard.
+# TYPE gv gauge
+gv{shard="0"} 5
 # HELP h_seconds A histogram by op.
 # TYPE h_seconds histogram
 h_seconds_bucket{op="get",le="1"} 1
 h_seconds_bucket{op="get",le="+Inf"} 1
 h_seconds_sum{op="get"} 0.5
 h_seconds_count{op="get"} 1
+# HELP hp_seconds A histogram.
+# TYPE hp_seconds histogram
+hp_seconds_bucket{le="1"} 0
+hp_seconds_bucket{le="+Inf"} 1
+hp_seconds_sum 2
+hp_seconds_count 1
 `
 	if got := exposition(t, reg); got != want {
 		t.Errorf("exposition:\n%s\nwant:\n%s", got, want)

@@ -47,31 +47,36 @@ func TestParseURLs(t *testing.T) {
 	}
 }
 
+// parseCase is an input of a Parse function and what it must return: want,
+// or an error (and the zero value) with wantErr.
+type parseCase[T comparable] struct {
+	in      string
+	want    T
+	wantErr bool
+}
+
+func checkParse[T comparable](t *testing.T, name string, parse func(string) (T, error), tests []parseCase[T]) {
+	t.Helper()
+	for _, tt := range tests {
+		got, err := parse(tt.in)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("%s(%q) = %v, %v; want %v, error %v", name, tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
 func TestParseLinkBase(t *testing.T) {
-	tests := []struct {
-		in, want string
-		wantErr  bool
-	}{
+	checkParse(t, "ParseLinkBase", ParseLinkBase, []parseCase[string]{
 		{"", "", false},
 		{"https://pulse.example.com", "https://pulse.example.com", false},
 		{"https://pulse.example.com/api/", "https://pulse.example.com/api", false},
 		{"pulse.example.com", "", true},
 		{"https://pulse.example.com/?a=b", "", true},
-	}
-	for _, tt := range tests {
-		got, err := ParseLinkBase(tt.in)
-		if (err != nil) != tt.wantErr || got != tt.want {
-			t.Errorf("ParseLinkBase(%q) = %q, %v; want %q, error %v", tt.in, got, err, tt.want, tt.wantErr)
-		}
-	}
+	})
 }
 
 func TestParseResend(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    time.Duration
-		wantErr bool
-	}{
+	checkParse(t, "ParseResend", ParseResend, []parseCase[time.Duration]{
 		{"", time.Minute, false},
 		{"30s", 30 * time.Second, false},
 		{"1s", time.Second, false},
@@ -81,32 +86,16 @@ func TestParseResend(t *testing.T) {
 		{"0", 0, true},
 		{"-1m", 0, true},
 		{"60", 0, true},
-	}
-	for _, tt := range tests {
-		got, err := ParseResend(tt.in)
-		if (err != nil) != tt.wantErr || got != tt.want {
-			t.Errorf("ParseResend(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.wantErr)
-		}
-	}
+	})
 }
 
 func TestParseOutboxMax(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    int
-		wantErr bool
-	}{
+	checkParse(t, "ParseOutboxMax", ParseOutboxMax, []parseCase[int]{
 		{"", 10000, false},
 		{"1", 1, false},
 		{"1000000", 1000000, false},
 		{"0", 0, true},
 		{"1000001", 0, true},
 		{"1e4", 0, true},
-	}
-	for _, tt := range tests {
-		got, err := ParseOutboxMax(tt.in)
-		if (err != nil) != tt.wantErr || got != tt.want {
-			t.Errorf("ParseOutboxMax(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.wantErr)
-		}
-	}
+	})
 }

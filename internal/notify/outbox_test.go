@@ -42,6 +42,16 @@ func ids(entries []Entry) []string {
 	return out
 }
 
+// peek returns the first 10 entries of the outbox of keys.
+func peek(t *testing.T, rdb *redis.Client, keys Keys) []Entry {
+	t.Helper()
+	entries, err := Peek(context.Background(), rdb, keys, "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entries
+}
+
 func TestKeys(t *testing.T) {
 	k := KeysFor("pulse", 7)
 	want := Keys{"pulse:alert-outbox:{7}", "pulse:alert-open:{7}", "pulse:alert-meta:{7}"}
@@ -101,10 +111,7 @@ func TestEnqueueLayout(t *testing.T) {
 	if !reflect.DeepEqual(open, map[string]string{"B": string(recB)}) {
 		t.Errorf("open hash = %v, want only B", open)
 	}
-	entries, err := Peek(ctx, rdb, keys, "", 10)
-	if err != nil {
-		t.Fatal(err)
-	}
+	entries := peek(t, rdb, keys)
 	if got := ids(entries); !reflect.DeepEqual(got, []string{"A/open", "B/open", "A/closed"}) {
 		t.Errorf("Peek = %v", got)
 	}
@@ -147,10 +154,7 @@ func TestOutboxBound(t *testing.T) {
 	if dropped != 2 {
 		t.Errorf("Enqueue reported %d dropped, want 2", dropped)
 	}
-	entries, err := Peek(ctx, rdb, keys, "", 10)
-	if err != nil {
-		t.Fatal(err)
-	}
+	entries := peek(t, rdb, keys)
 	if got := ids(entries); !reflect.DeepEqual(got, []string{"A2/open", "A3/open", "A4/open"}) {
 		t.Errorf("outbox = %v, want the newest 3", got)
 	}
@@ -172,10 +176,7 @@ func TestAck(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	entries, err := Peek(ctx, rdb, keys, "", 10)
-	if err != nil {
-		t.Fatal(err)
-	}
+	entries := peek(t, rdb, keys)
 	names := []string{"http://am-0:9093", "http://am-1:9093"}
 	steps := []struct {
 		target   string
@@ -193,10 +194,7 @@ func TestAck(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		left, err := Peek(ctx, rdb, keys, "", 10)
-		if err != nil {
-			t.Fatal(err)
-		}
+		left := peek(t, rdb, keys)
 		if got := ids(left); !reflect.DeepEqual(got, s.wantLeft) || size != int64(len(s.wantLeft)) {
 			t.Errorf("step %d (%s acks %d): outbox %v (size %d), want %v", i, s.target, s.upTo, got, size, s.wantLeft)
 		}

@@ -92,16 +92,12 @@ func New(rdb redis.Cmdable, opt Options, reg prometheus.Registerer, log *zap.Log
 	if opt.Resend < MinResend/10 {
 		return nil, fmt.Errorf("notify: resend %v is too short", opt.Resend)
 	}
-	m, err := newMetrics(reg)
-	if err != nil {
-		return nil, fmt.Errorf("notify metrics: %w", err)
-	}
 	s := &Sender{
 		rdb:  rdb,
 		opt:  opt,
 		enc:  Encoder{Resend: opt.Resend, LinkBase: opt.LinkBase, CriticalScore: opt.CriticalScore},
 		log:  log.Named("notify"),
-		m:    m,
+		m:    newMetrics(reg),
 		runs: map[*shardRun]struct{}{},
 	}
 	for _, u := range opt.URLs {

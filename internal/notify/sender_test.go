@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/pulse-iot/pulse/internal/alertmanagertest"
+	"github.com/pulse-iot/pulse/internal/poll"
 	"github.com/pulse-iot/pulse/internal/redistest"
 )
 
@@ -116,18 +117,6 @@ func hasResult[L interface {
 		}
 	}
 	return false
-}
-
-// eventually fails the test when cond does not hold within waitLong.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLong)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v, still waiting for %s", waitLong, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func enqueue(t testing.TB, rdb redis.Scripter, keys Keys, alerts ...Alert) {
@@ -241,8 +230,8 @@ func TestDeliverOpenAndClose(t *testing.T) {
 	if f := count(ns, key, "firing"); f != 1 {
 		t.Errorf("%d firing notifications, want 1", f)
 	}
-	eventually(t, "an empty outbox", func() bool { return outboxLen(t, rdb, keys) == 0 })
-	eventually(t, "the outbox gauge at 0", func() bool { return s.value(t, "pulse_alert_outbox_size", "") == 0 })
+	poll.True(t, waitLong, "an empty outbox", func() bool { return outboxLen(t, rdb, keys) == 0 })
+	poll.True(t, waitLong, "the outbox gauge at 0", func() bool { return s.value(t, "pulse_alert_outbox_size", "") == 0 })
 	if v := s.value(t, "pulse_alert_notifications_total", ResultSent); v != 2 {
 		t.Errorf("sent = %v, want 2", v)
 	}
@@ -288,11 +277,11 @@ func TestTakeoverDuplicatesNotifyOnce(t *testing.T) {
 	// The new owner finds both in the outbox and both open.
 	heir := newSender(t, rdb, fastOptions(am.URL))
 	heir.run(t, keys)
-	eventually(t, "the outbox posted again and the open alerts re-sent", func() bool {
+	poll.True(t, waitLong, "the outbox posted again and the open alerts re-sent", func() bool {
 		return heir.value(t, "pulse_alert_notifications_total", ResultSent) == 2 &&
 			heir.value(t, "pulse_alert_notifications_total", ResultResent) == 2
 	})
-	eventually(t, "an empty outbox", func() bool { return outboxLen(t, rdb, keys) == 0 })
+	poll.True(t, waitLong, "an empty outbox", func() bool { return outboxLen(t, rdb, keys) == 0 })
 	// A new alert after the takeover is notified as usual.
 	enqueue(t, rdb, keys, alertOf("C", "d3", StateOpen))
 	heir.Wake()
@@ -321,11 +310,11 @@ func TestAlertmanagerDownThenBack(t *testing.T) {
 		enqueue(t, rdb, keys, alertOf("A"+strconv.Itoa(i), "d"+strconv.Itoa(i), StateOpen))
 	}
 	s.Wake()
-	eventually(t, "failed posts", func() bool { return s.value(t, "pulse_alert_notifications_total", ResultFailed) >= 6 })
+	poll.True(t, waitLong, "failed posts", func() bool { return s.value(t, "pulse_alert_notifications_total", ResultFailed) >= 6 })
 	if n := outboxLen(t, rdb, keys); n != 3 {
 		t.Errorf("outbox holds %d alerts while Alertmanager is down, want 3", n)
 	}
-	eventually(t, "the outbox gauge at 3", func() bool { return s.value(t, "pulse_alert_outbox_size", "") == 3 })
+	poll.True(t, waitLong, "the outbox gauge at 3", func() bool { return s.value(t, "pulse_alert_outbox_size", "") == 3 })
 
 	am.Restart(t)
 	hook.WaitFor(t, waitLong, "all three alerts", func(ns []alertmanagertest.Notification) bool {
@@ -336,7 +325,7 @@ func TestAlertmanagerDownThenBack(t *testing.T) {
 		}
 		return true
 	})
-	eventually(t, "an empty outbox", func() bool { return outboxLen(t, rdb, keys) == 0 })
+	poll.True(t, waitLong, "an empty outbox", func() bool { return outboxLen(t, rdb, keys) == 0 })
 	if v := s.value(t, "pulse_alert_notifications_total", ResultSent); v != 3 {
 		t.Errorf("sent = %v, want 3", v)
 	}
@@ -361,19 +350,19 @@ func TestTwoAlertmanagers(t *testing.T) {
 			return count(ns, groupKey("d1", "rps"), "firing") == 1 && count(ns, groupKey("d2", "rps"), "firing") == 1
 		})
 	}
-	eventually(t, "an empty outbox", func() bool { return outboxLen(t, rdb, keys) == 0 })
+	poll.True(t, waitLong, "an empty outbox", func() bool { return outboxLen(t, rdb, keys) == 0 })
 
 	ams[1].Kill()
 	enqueue(t, rdb, keys, alertOf("C", "d3", StateOpen))
 	s.Wake()
 	hooks[0].WaitFor(t, waitLong, "C at the live Alertmanager", has(groupKey("d3", "rps"), "firing", 1))
-	eventually(t, "failed posts to the dead one", func() bool { return s.value(t, "pulse_alert_notifications_total", ResultFailed) >= 2 })
+	poll.True(t, waitLong, "failed posts to the dead one", func() bool { return s.value(t, "pulse_alert_notifications_total", ResultFailed) >= 2 })
 	if n := outboxLen(t, rdb, keys); n != 1 {
 		t.Errorf("outbox holds %d alerts while one Alertmanager has not accepted C, want 1", n)
 	}
 	ams[1].Restart(t)
 	hooks[1].WaitFor(t, waitLong, "C at the restarted Alertmanager", has(groupKey("d3", "rps"), "firing", 1))
-	eventually(t, "an empty outbox", func() bool { return outboxLen(t, rdb, keys) == 0 })
+	poll.True(t, waitLong, "an empty outbox", func() bool { return outboxLen(t, rdb, keys) == 0 })
 }
 
 // The bound drops the oldest alerts while nothing delivers; the sender
@@ -392,7 +381,7 @@ func TestOutboxBoundDropsOldest(t *testing.T) {
 	rdb.Del(context.Background(), keys.Open)
 	s := newSender(t, rdb, fastOptions(am.URL))
 	s.run(t, keys)
-	eventually(t, "2 dropped counted", func() bool { return s.value(t, "pulse_alert_notifications_total", ResultDropped) == 2 })
+	poll.True(t, waitLong, "2 dropped counted", func() bool { return s.value(t, "pulse_alert_notifications_total", ResultDropped) == 2 })
 	hook.WaitFor(t, waitLong, "the newest 3", func(ns []alertmanagertest.Notification) bool {
 		return count(ns, groupKey("d2", "rps"), "") == 1 && count(ns, groupKey("d3", "rps"), "") == 1 && count(ns, groupKey("d4", "rps"), "") == 1
 	})
@@ -450,7 +439,7 @@ func TestFailuresCounted(t *testing.T) {
 	stop := wrong.run(t, keys)
 	enqueue(t, rdb, keys, alertOf("A", "d1", StateOpen))
 	wrong.Wake()
-	eventually(t, "failed posts", func() bool { return wrong.value(t, "pulse_alert_notifications_total", ResultFailed) >= 3 })
+	poll.True(t, waitLong, "failed posts", func() bool { return wrong.value(t, "pulse_alert_notifications_total", ResultFailed) >= 3 })
 	stop()
 	if n := outboxLen(t, rdb, keys); n != 1 {
 		t.Errorf("outbox holds %d alerts after failed posts, want 1", n)
@@ -463,7 +452,7 @@ func TestFailuresCounted(t *testing.T) {
 	hook.WaitFor(t, waitLong, "A and B past the unreadable record", func(ns []alertmanagertest.Notification) bool {
 		return count(ns, groupKey("d1", "rps"), "firing") == 1 && count(ns, groupKey("d2", "rps"), "firing") == 1
 	})
-	eventually(t, "an empty outbox", func() bool { return outboxLen(t, rdb, keys) == 0 })
+	poll.True(t, waitLong, "an empty outbox", func() bool { return outboxLen(t, rdb, keys) == 0 })
 	if v := s.value(t, "pulse_alert_notifications_total", ResultRejected); v != 1 {
 		t.Errorf("rejected = %v, want 1", v)
 	}
@@ -472,11 +461,7 @@ func TestFailuresCounted(t *testing.T) {
 // Delivery outlives a Redis outage: the sender retries, and delivers what
 // is written once Redis is back.
 func TestRedisOutage(t *testing.T) {
-	srv, err := redistest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
+	srv := redistest.StartTest(t)
 	rdb := srv.Client()
 	t.Cleanup(func() { rdb.Close() })
 	keys := KeysFor("pulse", 1)
@@ -490,12 +475,12 @@ func TestRedisOutage(t *testing.T) {
 	hook.WaitFor(t, waitLong, "A", has(groupKey("d1", "rps"), "firing", 1))
 
 	srv.Kill()
-	eventually(t, "the outage seen", func() bool { return logs.FilterMessage("read alert outbox").Len() > 0 })
+	poll.True(t, waitLong, "the outage seen", func() bool { return logs.FilterMessage("read alert outbox").Len() > 0 })
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
 	enqueue(t, rdb, keys, alertOf("B", "d2", StateOpen))
 	s.Wake()
 	hook.WaitFor(t, waitLong, "B after Redis came back", has(groupKey("d2", "rps"), "firing", 1))
-	eventually(t, "an empty outbox", func() bool { return outboxLen(t, rdb, keys) == 0 })
+	poll.True(t, waitLong, "an empty outbox", func() bool { return outboxLen(t, rdb, keys) == 0 })
 }

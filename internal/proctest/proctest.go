@@ -2,8 +2,8 @@
 // and development tools: free loopback ports; Proc, a supervised process
 // that can be signalled, paused, killed and started again on the same
 // address, its output kept in a file or in memory and every exit it did
-// not cause noted; InProcess, a service's run called inside a test; and
-// RawConn, an HTTP connection written byte by byte.
+// not cause noted; InProcess, a service's run called inside a test;
+// RunRejects, a service's refusal of invalid settings; and RawConn, an HTTP connection written byte by byte.
 // Nothing here is part of a service's image.
 package proctest
 

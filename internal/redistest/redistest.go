@@ -45,6 +45,18 @@ func Start(extra ...string) (*Server, error) {
 	})
 }
 
+// StartTest starts a server of the test's own, for a test that kills,
+// restarts or pauses it, and stops it in the test's cleanup.
+func StartTest(t testing.TB, extra ...string) *Server {
+	t.Helper()
+	s, err := Start(extra...)
+	if err != nil {
+		t.Fatalf("start redis: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
 // startOnFreePort starts a server with its files in dir on a free port,
 // trying another when the port was taken in between; argv is its command
 // line for a port. On failure dir is removed.

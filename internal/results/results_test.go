@@ -48,13 +48,12 @@ func addEvents(t *testing.T, rdb redis.UniversalClient, keys shard.Keys, events 
 	}
 }
 
-// applyShard reads every entry of shard s as consumer and writes its
-// results with w, the way an analyzer does.
-func applyShard(t *testing.T, rdb redis.UniversalClient, keys shard.Keys, s int, w *Writer, b Batch) error {
+// readNew reads up to count entries of shard s not yet delivered, as
+// consumer of the analyzers' group: none once the stream has no more.
+func readNew(t *testing.T, rdb redis.UniversalClient, keys shard.Keys, s int, consumer string, count int64) []analysis.Entry {
 	t.Helper()
-	ctx := context.Background()
-	res, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: shard.Group, Consumer: b.Consumer,
-		Streams: []string{keys.Stream(s), ">"}, Count: 1000, Block: -1}).Result()
+	res, err := rdb.XReadGroup(context.Background(), &redis.XReadGroupArgs{Group: shard.Group, Consumer: consumer,
+		Streams: []string{keys.Stream(s), ">"}, Count: count, Block: -1}).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil
 	}
@@ -65,7 +64,15 @@ func applyShard(t *testing.T, rdb redis.UniversalClient, keys shard.Keys, s int,
 	for _, m := range res[0].Messages {
 		entries = append(entries, analysis.Entry{ID: m.ID, Values: m.Values})
 	}
-	det, _ := detector.New("classic", detector.Params{WindowSize: testWindow, MinSamples: 2, Threshold: 1.5})
+	return entries
+}
+
+// applyBatch loads through w the states of the devices of entries and the
+// fleet's recent values, and applies entries to them with a, the way an
+// analyzer does: b is completed to be written with w.
+func applyBatch(t *testing.T, w *Writer, a *analysis.Applier, entries []analysis.Entry, b Batch) Batch {
+	t.Helper()
+	ctx := context.Background()
 	d := analysis.Decode(entries)
 	states, corrupt, err := w.States(ctx, d.DeviceIDs, testWindow)
 	if err != nil || len(corrupt) > 0 {
@@ -76,8 +83,19 @@ func applyShard(t *testing.T, rdb redis.UniversalClient, keys shard.Keys, s int,
 		t.Fatal(err)
 	}
 	b.Recent, b.Decoded = recent, d
-	b.Result = analysis.NewApplier(det, analysis.DefaultParams(testWindow)).Apply(d, states, recent)
-	return w.Write(ctx, b)
+	b.Result = a.Apply(d, states, recent)
+	return b
+}
+
+// applyShard reads every entry of shard s as b's consumer and writes its
+// results with w, the way an analyzer does.
+func applyShard(t *testing.T, rdb redis.UniversalClient, keys shard.Keys, s int, w *Writer, b Batch) error {
+	t.Helper()
+	entries := readNew(t, rdb, keys, s, b.Consumer, 1000)
+	if entries == nil {
+		return nil
+	}
+	return w.Write(context.Background(), applyBatch(t, w, testApplier(t), entries, b))
 }
 
 func setup(t *testing.T) (redis.UniversalClient, shard.Keys) {
@@ -309,32 +327,14 @@ func applyAll(t *testing.T, rdb redis.UniversalClient, keys shard.Keys, count, o
 	for s := 0; s < testShards; s++ {
 		w, a := NewWriter(rdb, keys, s), testApplier(t)
 		for {
-			res, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: shard.Group, Consumer: consumer,
-				Streams: []string{keys.Stream(s), ">"}, Count: int64(count), Block: -1}).Result()
-			if errors.Is(err, redis.Nil) {
+			entries := readNew(t, rdb, keys, s, consumer, int64(count))
+			if entries == nil {
 				break
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			var entries []analysis.Entry
-			for _, m := range res[0].Messages {
-				entries = append(entries, analysis.Entry{ID: m.ID, Values: m.Values})
-			}
-			d := analysis.Decode(entries)
-			states, corrupt, err := w.States(ctx, d.DeviceIDs, testWindow)
-			if err != nil || len(corrupt) > 0 {
-				t.Fatalf("states: %v, corrupt %v", err, corrupt)
-			}
-			recent, err := w.Recent(ctx, testWindow)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := a.Apply(d, states, recent)
-			changes = append(changes, r.Alerts...)
-			err = w.Write(ctx, Batch{Lease: lease, Consumer: consumer, Detector: "classic", Window: testWindow,
-				LeaseTTL: time.Minute, Recent: recent, Decoded: d, Result: r, OutboxMax: outboxMax})
-			if err != nil {
+			b := applyBatch(t, w, a, entries, Batch{Lease: lease, Consumer: consumer, Detector: "classic", Window: testWindow,
+				LeaseTTL: time.Minute, OutboxMax: outboxMax})
+			changes = append(changes, b.Result.Alerts...)
+			if err := w.Write(ctx, b); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -16,9 +16,7 @@ import (
 	"github.com/pulse-iot/pulse/internal/alert"
 	"github.com/pulse-iot/pulse/internal/alertmanagertest"
 	"github.com/pulse-iot/pulse/internal/analysis"
-	"github.com/pulse-iot/pulse/internal/detector"
-	"github.com/pulse-iot/pulse/internal/state"
-	"github.com/pulse-iot/pulse/internal/stream"
+	"github.com/pulse-iot/pulse/internal/poll"
 )
 
 // episodeSeries is each device's rps in four phases: warm-up, a level
@@ -61,26 +59,6 @@ func (s *episodeSeries) phase(perDevice int, shift float64) []event {
 	return out
 }
 
-// alertChanges applies events in one process, with the services' default
-// detector and alert settings, and returns the alert changes.
-func alertChanges(t *testing.T, events []event) []analysis.AlertChange {
-	t.Helper()
-	det, err := detector.New("robust", detector.Params{WindowSize: 50, MinSamples: 10, Threshold: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	entries := make([]analysis.Entry, len(events))
-	for i, e := range events {
-		vals := stream.Event{DeviceID: e.DeviceID, CPU: e.CPU, RPS: e.RPS, Timestamp: e.Timestamp}.Values()
-		m := map[string]any{}
-		for j := 0; j < len(vals); j += 2 {
-			m[vals[j]] = vals[j+1]
-		}
-		entries[i] = analysis.Entry{ID: fmt.Sprintf("%d-0", i+1), Values: m}
-	}
-	return analysis.NewApplier(det, analysis.DefaultParams(50)).Apply(analysis.Decode(entries), map[string]*state.Device{}, nil).Alerts
-}
-
 // notified counts the notifications of status per device.
 func notified(ns []alertmanagertest.Notification, status string) map[string]int {
 	out := map[string]int{}
@@ -111,8 +89,10 @@ func TestDeviceAlertsReachAlertmanager(t *testing.T) {
 		all = append(all, p...)
 	}
 	// The change points: after which event the alerts of each change open
-	// or close (one event a second per device, interleaved).
-	changes := alertChanges(t, all)
+	// or close (one event a second per device, interleaved), as applying
+	// the events in one process with the services' settings says.
+	res, _ := applyInOrder(t, "robust", all)
+	changes := res.Alerts
 	index := func(c analysis.AlertChange) int {
 		ts := c.Alert.OpenedAt
 		if c.Change == alert.Closed {
@@ -179,7 +159,7 @@ func TestDeviceAlertsReachAlertmanager(t *testing.T) {
 			p.analyzers[0].launch()
 			killed = true
 		case stopped:
-			waitFor(t, 60*time.Second, "the alerts open while Alertmanager is down", func() bool {
+			poll.True(t, 60*time.Second, "the alerts open while Alertmanager is down", func() bool {
 				var open struct {
 					Alerts []alertView `json:"alerts"`
 				}

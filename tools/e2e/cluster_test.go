@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulse-iot/pulse/internal/poll"
 	"github.com/pulse-iot/pulse/internal/redistest"
 	"github.com/pulse-iot/pulse/internal/shard"
 )
@@ -269,7 +270,7 @@ func TestClusterMasterFailoverUnderLoad(t *testing.T) {
 	// the total steady.
 	var f fleetView
 	var steady int
-	waitFor(t, 60*time.Second, "the analyzers to settle", func() bool {
+	poll.True(t, 60*time.Second, "the analyzers to settle", func() bool {
 		prev := f.TotalProcessed
 		f = fleetView{}
 		if getJSON(t, p.api.URL("/analyze"), &f) != 200 || f.Lag != 0 || f.Pending != 0 || f.TotalProcessed != prev {

@@ -20,6 +20,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/pulse-iot/pulse/internal/poll"
 	"github.com/pulse-iot/pulse/internal/proctest"
 	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/shard"
@@ -168,7 +169,7 @@ func TestHugeRPSNeverBreaksTheAnswers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 30*time.Second, "the legacy entries settled", func() bool {
+	poll.True(t, 30*time.Second, "the legacy entries settled", func() bool {
 		gs, err := c.XInfoGroups(ctx, key).Result()
 		return err == nil && len(gs) == 1 && gs[0].Lag == 0 && gs[0].Pending == 0
 	})
@@ -208,7 +209,7 @@ func TestMetricsNeedAReadToken(t *testing.T) {
 	if code != 202 {
 		t.Fatalf("POST with the API key: %d %s", code, body)
 	}
-	waitFor(t, 20*time.Second, "the event analyzed", func() bool {
+	poll.True(t, 20*time.Second, "the event analyzed", func() bool {
 		code, _, _ := do(t, "GET", s["api"].URL("/analyze?device_id=m1"), http.Header{"Authorization": {"Bearer " + token}}, "")
 		return code == 200
 	})

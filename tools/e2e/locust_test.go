@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulse-iot/pulse/internal/poll"
 	"github.com/pulse-iot/pulse/internal/promtext"
 )
 
@@ -146,7 +147,7 @@ func checkEveryAcceptedEventAnalyzed(t *testing.T, p *pipeline, stats map[string
 			accepted, sent, stats[locustSingle].requests, stats[locustBatch].requests)
 	}
 	var f fleetView
-	waitFor(t, 90*time.Second, fmt.Sprintf("all %d accepted events analyzed", accepted), func() bool {
+	poll.True(t, 90*time.Second, fmt.Sprintf("all %d accepted events analyzed", accepted), func() bool {
 		getJSON(t, p.api.URL("/analyze"), &f)
 		return f.TotalProcessed >= accepted && f.Lag == 0 && f.Pending == 0
 	})

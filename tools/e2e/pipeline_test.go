@@ -18,6 +18,7 @@ import (
 	"github.com/pulse-iot/pulse/internal/alert"
 	"github.com/pulse-iot/pulse/internal/analysis"
 	"github.com/pulse-iot/pulse/internal/detector"
+	"github.com/pulse-iot/pulse/internal/poll"
 	"github.com/pulse-iot/pulse/internal/redistest"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/state"
@@ -82,8 +83,10 @@ type expected struct {
 	AlertsOpened int
 }
 
-// reference applies the events in order in one process.
-func reference(t *testing.T, detectorName string, events []event) expected {
+// applyInOrder applies the events in order in one process, with the
+// services' default settings, and returns the result and the devices'
+// states.
+func applyInOrder(t *testing.T, detectorName string, events []event) (analysis.Result, map[string]*state.Device) {
 	t.Helper()
 	det, err := detector.New(detectorName, detector.Params{WindowSize: 50, MinSamples: 10, Threshold: 2})
 	if err != nil {
@@ -99,7 +102,13 @@ func reference(t *testing.T, detectorName string, events []event) expected {
 		entries[i] = analysis.Entry{ID: strconv.Itoa(i+1) + "-0", Values: m}
 	}
 	states := map[string]*state.Device{}
-	res := analysis.NewApplier(det, analysis.DefaultParams(50)).Apply(analysis.Decode(entries), states, nil)
+	return analysis.NewApplier(det, analysis.DefaultParams(50)).Apply(analysis.Decode(entries), states, nil), states
+}
+
+// reference is what applying the events in order in one process leaves.
+func reference(t *testing.T, detectorName string, events []event) expected {
+	t.Helper()
+	res, states := applyInOrder(t, detectorName, events)
 	want := expected{States: states, Anomalies: map[string][]state.Anomaly{}, Anomalous: res.AnomalousEvents,
 		Alerts: map[string][]state.Alert{}, AlertsOpened: res.AlertsOpened}
 	for _, a := range res.Anomalies {
@@ -258,7 +267,7 @@ type fleetView struct {
 func (p *pipeline) waitProcessed(t *testing.T, n int64) fleetView {
 	t.Helper()
 	var f fleetView
-	waitFor(t, 90*time.Second, fmt.Sprintf("%d events processed", n), func() bool {
+	poll.True(t, 90*time.Second, fmt.Sprintf("%d events processed", n), func() bool {
 		getJSON(t, p.api.URL("/analyze"), &f)
 		return f.TotalProcessed >= n
 	})
@@ -417,7 +426,7 @@ func TestAnalyzerKilledMidStreamLosesAndRepeatsNothing(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { errc <- p.post(t, events, 5, &sent) }()
 	at := func(frac float64) {
-		waitFor(t, 60*time.Second, fmt.Sprintf("%.0f%% of the events sent", 100*frac), func() bool {
+		poll.True(t, 60*time.Second, fmt.Sprintf("%.0f%% of the events sent", 100*frac), func() bool {
 			return sent.Load() >= int64(frac*float64(len(events)))
 		})
 	}

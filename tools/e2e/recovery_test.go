@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulse-iot/pulse/internal/poll"
 	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/redistest"
 	"github.com/pulse-iot/pulse/internal/shard"
@@ -41,11 +42,7 @@ func TestPipelineRecoversWhenRedisLosesEverything(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, err := redistest.Start()
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(srv.Stop)
+			srv := redistest.StartTest(t)
 			p := startPipelineOn(t, srv, 2, "classic")
 			before := workload(20, 40, 21)
 			if err := p.post(t, before, 25, nil); err != nil {
@@ -66,7 +63,7 @@ func TestPipelineRecoversWhenRedisLosesEverything(t *testing.T) {
 			}
 			// The services find out by themselves; ingest answers again once
 			// its connections are new (an empty restart breaks them).
-			waitFor(t, 30*time.Second, "ingest ready", func() bool { return httpStatus(p.ingest.URL("/ready")) == http.StatusOK })
+			poll.True(t, 30*time.Second, "ingest ready", func() bool { return httpStatus(p.ingest.URL("/ready")) == http.StatusOK })
 
 			after := workload(20, 150, 22)
 			if err := p.post(t, after, 25, nil); err != nil {
@@ -84,7 +81,7 @@ func TestPipelineRecoversWhenRedisLosesEverything(t *testing.T) {
 // 0, and that the api reports lag and pending 0 (not unknown).
 func (p *pipeline) checkHealthy(t *testing.T, shards int) {
 	t.Helper()
-	waitFor(t, 30*time.Second, "analyzers ready, every shard measured and healthy", func() bool {
+	poll.True(t, 30*time.Second, "analyzers ready, every shard measured and healthy", func() bool {
 		lag, healthy := map[string]float64{}, map[string]float64{}
 		for _, a := range p.analyzers {
 			if httpStatus(a.URL("/ready")) != http.StatusOK {

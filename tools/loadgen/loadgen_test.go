@@ -16,6 +16,16 @@ import (
 	"github.com/pulse-iot/pulse/internal/metric"
 )
 
+// generate returns w's pool of bodies; w must be valid.
+func generate(t *testing.T, w Workload) *Pool {
+	t.Helper()
+	p, err := w.Generate()
+	if err != nil {
+		t.Fatalf("Generate(%+v): %v", w, err)
+	}
+	return p
+}
+
 func TestHistogramQuantilesOfKnownData(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -137,10 +147,7 @@ func TestGeneratedBodiesDecode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := tt.w.Generate()
-			if err != nil {
-				t.Fatal(err)
-			}
+			p := generate(t, tt.w)
 			perDevice := map[string]int{}
 			var prevTS float64
 			for i, b := range p.Bodies {
@@ -176,10 +183,7 @@ func TestGeneratedBodiesDecode(t *testing.T) {
 }
 
 func TestGeneratedValuesLookLikeDevices(t *testing.T) {
-	p, err := Workload{Devices: 10, Batch: 1000, Bodies: 20, Prefix: "d", Seed: 9}.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := generate(t, Workload{Devices: 10, Batch: 1000, Bodies: 20, Prefix: "d", Seed: 9})
 	var spikes, n int
 	rps := map[string][]float64{}
 	for _, b := range p.Bodies {
@@ -246,10 +250,7 @@ func server(t *testing.T, got *atomic.Int64) *httptest.Server {
 func TestRunClosedStopsAtMaxRequests(t *testing.T) {
 	var got atomic.Int64
 	s := server(t, &got)
-	p, err := Workload{Devices: 7, Batch: 3, Bodies: 5, Prefix: "c", Seed: 1}.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := generate(t, Workload{Devices: 7, Batch: 3, Bodies: 5, Prefix: "c", Seed: 1})
 	res, err := RunClosed(context.Background(), Target{Client: NewClient(4, 10*time.Second), URL: s.URL, Pool: p},
 		Closed{Concurrency: 4, Duration: time.Minute, MaxRequests: 101})
 	if err != nil {
@@ -267,10 +268,7 @@ func TestRunClosedStopsAtMaxRequests(t *testing.T) {
 func TestRunOpenSendsEveryScheduledRequest(t *testing.T) {
 	var got atomic.Int64
 	s := server(t, &got)
-	p, err := Workload{Devices: 3, Batch: 1, Bodies: 4, Prefix: "o", Seed: 1}.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := generate(t, Workload{Devices: 3, Batch: 1, Bodies: 4, Prefix: "o", Seed: 1})
 	o := Open{Rate: 400, Duration: 250 * time.Millisecond, MaxInFlight: 8, Grace: 30 * time.Second}
 	res, err := RunOpen(context.Background(), Target{Client: NewClient(8, 30*time.Second), URL: s.URL, Pool: p}, o)
 	if err != nil {
@@ -290,7 +288,7 @@ func TestRunCountsRefusedRequests(t *testing.T) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}))
 	defer s.Close()
-	p, _ := Workload{Devices: 1, Batch: 1, Bodies: 1, Prefix: "x"}.Generate()
+	p := generate(t, Workload{Devices: 1, Batch: 1, Bodies: 1, Prefix: "x"})
 	res, err := RunClosed(context.Background(), Target{Client: NewClient(2, 10*time.Second), URL: s.URL, Pool: p},
 		Closed{Concurrency: 2, Duration: time.Minute, MaxRequests: 10})
 	if err != nil {

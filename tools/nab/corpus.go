@@ -151,40 +151,63 @@ func nullBaseline(p string) (float64, error) {
 }
 
 func readSeries(p, name string) (*Series, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	r := csv.NewReader(f)
-	r.ReuseRecord = true
-	head, err := r.Read()
-	if err != nil || len(head) < 2 || head[0] != "timestamp" || head[1] != "value" {
-		return nil, fmt.Errorf("%s: want a timestamp,value header", p)
-	}
 	s := &Series{Name: name}
-	for line := 2; ; line++ {
-		rec, err := r.Read()
-		if err == io.EOF {
-			break
+	err := readCSV(p, func(head []string) error {
+		if len(head) < 2 || head[0] != "timestamp" || head[1] != "value" {
+			return errors.New("want a timestamp,value header")
 		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p, err)
-		}
+		return nil
+	}, func(rec []string) error {
 		t, err := parseStamp(rec[0])
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", p, line, err)
+			return err
 		}
 		v, err := strconv.ParseFloat(rec[1], 64)
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", p, line, err)
+			return err
 		}
 		s.Stamps = append(s.Stamps, rec[0])
 		s.Times = append(s.Times, t)
 		s.Values = append(s.Values, v)
 		s.Raw = append(s.Raw, rec[1])
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return s, nil
+}
+
+// readCSV reads the CSV file p: header checks its first record, row is
+// called on each of the others (a slice reused from row to row). Errors
+// name the file, and the line of a row's.
+func readCSV(p string, header func(head []string) error, row func(rec []string) error) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	r.ReuseRecord = true
+	head, err := r.Read()
+	if err == nil {
+		err = header(head)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	for line := 2; ; line++ {
+		rec, err := r.Read()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		if err := row(rec); err != nil {
+			return fmt.Errorf("%s:%d: %w", p, line, err)
+		}
+	}
 }
 
 // windowsOf turns labelled timestamps into row windows; as NAB requires,
@@ -228,7 +251,7 @@ func WriteResults(dir, detector string, s *Series, scores []float64) error {
 	if len(scores) != len(s.Values) {
 		return fmt.Errorf("%s: %d scores for %d rows", s.Name, len(scores), len(s.Values))
 	}
-	p := filepath.Join(dir, detector, filepath.FromSlash(path.Dir(s.Name)), detector+"_"+path.Base(s.Name))
+	p := resultsPath(dir, detector, s)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
@@ -255,39 +278,29 @@ func WriteResults(dir, detector string, s *Series, scores []float64) error {
 	return os.WriteFile(p, []byte(b.String()), 0o644)
 }
 
+// resultsPath is where NAB keeps detector's results for s.
+func resultsPath(dir, detector string, s *Series) string {
+	return filepath.Join(dir, detector, filepath.FromSlash(path.Dir(s.Name)), detector+"_"+path.Base(s.Name))
+}
+
 // ReadResults reads the anomaly_score column of a results file as
 // WriteResults (or a NAB detector) wrote it.
 func ReadResults(dir, detector string, s *Series) ([]float64, error) {
-	p := filepath.Join(dir, detector, filepath.FromSlash(path.Dir(s.Name)), detector+"_"+path.Base(s.Name))
-	f, err := os.Open(p)
+	p := resultsPath(dir, detector, s)
+	col := -1
+	var scores []float64
+	err := readCSV(p, func(head []string) error {
+		if col = slices.Index(head, "anomaly_score"); col < 0 {
+			return errors.New("no anomaly_score column")
+		}
+		return nil
+	}, func(rec []string) error {
+		v, err := strconv.ParseFloat(rec[col], 64)
+		scores = append(scores, v)
+		return err
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	r := csv.NewReader(f)
-	r.ReuseRecord = true
-	head, err := r.Read()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
-	}
-	col := slices.Index(head, "anomaly_score")
-	if col < 0 {
-		return nil, fmt.Errorf("%s: no anomaly_score column", p)
-	}
-	var scores []float64
-	for {
-		rec, err := r.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p, err)
-		}
-		v, err := strconv.ParseFloat(rec[col], 64)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p, err)
-		}
-		scores = append(scores, v)
 	}
 	if len(scores) != len(s.Values) {
 		return nil, fmt.Errorf("%s: %d rows, the data file has %d", p, len(scores), len(s.Values))

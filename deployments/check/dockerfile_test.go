@@ -1,6 +1,8 @@
 package check
 
 import (
+	"go/parser"
+	"go/token"
 	"os"
 	"path"
 	"path/filepath"
@@ -13,7 +15,7 @@ import (
 	"github.com/pulse-iot/pulse/internal/config"
 )
 
-// The flags the lead's contract puts in the Makefile, used only while the
+// The flags the build contract puts in the Makefile, used only while the
 // Makefile does not exist yet (outside CI).
 const contractBuildFlags = `-trimpath -ldflags="-s -w"`
 
@@ -203,7 +205,8 @@ func TestShellWords(t *testing.T) {
 // The image's build context holds the product only: the development tools,
 // the workspace and the test helpers stay out of it.
 func TestDockerignoreKeepsToolsOut(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join(repoRoot(t), ".dockerignore"))
+	root := repoRoot(t)
+	raw, err := os.ReadFile(filepath.Join(root, ".dockerignore"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,10 +214,62 @@ func TestDockerignoreKeepsToolsOut(t *testing.T) {
 	for _, l := range strings.Split(string(raw), "\n") {
 		ignored[path.Clean(strings.TrimSpace(l))] = true
 	}
-	for _, p := range []string{"tools", "go.work", "internal/redistest", "internal/logcapture", "internal/alertmanagertest",
-		"internal/proctest", "internal/promtext", "**/*_test.go"} {
+	for _, p := range []string{"tools", "go.work", "**/*_test.go"} {
 		if !ignored[p] {
 			t.Errorf(".dockerignore does not exclude %s", p)
 		}
 	}
+	// The internal packages the services build from must be in the
+	// context; every other one (test helpers) must not.
+	used := servicePackages(t, root)
+	dirs, err := os.ReadDir(filepath.Join(root, "internal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs {
+		if !d.IsDir() {
+			continue
+		}
+		p := "internal/" + d.Name()
+		switch {
+		case used[p] && ignored[p]:
+			t.Errorf(".dockerignore excludes %s, which the services import", p)
+		case !used[p] && !ignored[p]:
+			t.Errorf(".dockerignore does not exclude %s, which no service imports (a test helper?)", p)
+		}
+	}
+}
+
+// servicePackages returns the repository's packages ("internal/x") that
+// the services' non-test code imports, directly or through one another.
+func servicePackages(t *testing.T, root string) map[string]bool {
+	t.Helper()
+	const module = "github.com/pulse-iot/pulse/"
+	used := map[string]bool{}
+	queue := []string{"ingest", "analyzer", "api"}
+	for len(queue) > 0 {
+		dir := queue[0]
+		queue = queue[1:]
+		files, err := filepath.Glob(filepath.Join(root, dir, "*.go"))
+		if err != nil || len(files) == 0 {
+			t.Fatalf("no Go files in %s: %v", dir, err)
+		}
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			parsed, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.ImportsOnly)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, imp := range parsed.Imports {
+				p, _ := strconv.Unquote(imp.Path.Value)
+				if rel, ok := strings.CutPrefix(p, module); ok && !used[rel] {
+					used[rel] = true
+					queue = append(queue, rel)
+				}
+			}
+		}
+	}
+	return used
 }

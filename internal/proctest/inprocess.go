@@ -93,7 +93,10 @@ func (s *InProcess) CheckAdminListener(t testing.TB, admin, publicPath string) {
 		{s.URL + "/debug/pprof/goroutine", http.StatusNotFound},
 		{s.URL + "/debug/pprof/cmdline", http.StatusNotFound},
 	}
-	c := &http.Client{Timeout: 10 * time.Second}
+	// One connection per request, each read to its end: a spare connection
+	// the client dialled but never used would hold the server's shutdown
+	// (it waits up to 5 s for connections that have not sent a request).
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	for _, tt := range tests {
 		resp, err := c.Get(tt.url)
 		if err != nil {
@@ -101,6 +104,7 @@ func (s *InProcess) CheckAdminListener(t testing.TB, admin, publicPath string) {
 			continue
 		}
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 100))
+		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != tt.wantCode {
 			t.Errorf("GET %s: %d %s, want %d", tt.url, resp.StatusCode, body, tt.wantCode)

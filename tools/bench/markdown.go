@@ -133,7 +133,7 @@ func (r *Report) markdown(mdPath, jsonPath string) string {
 		ceiling := x.Shapes[len(x.Shapes)-1].Median
 		var ratios []string
 		for _, sc := range r.Scenarios {
-			if sc.Kind == "closed" {
+			if sc.Kind == "closed" && !sc.HTTPCeiling {
 				ratios = append(ratios, fmt.Sprintf("%s accepted %.1f%% and analyzed %.1f%% of it", sc.Name,
 					100*sc.AcceptedPerSec/ceiling, 100*sc.AnalyzedPerSecDuringLoad/ceiling))
 			}
@@ -164,6 +164,12 @@ func (r *Report) markdown(mdPath, jsonPath string) string {
 			drain := fmt.Sprintf("%.1f", sc.DrainSeconds)
 			if !sc.Drained {
 				drain += " (not drained)"
+			}
+			if sc.HTTPCeiling {
+				p("| %s<br>%s | %s | %s | %.2f / %.2f / %.2f / %.1f | – | – | – | – | %s |\n",
+					sc.Name, sc.Description, thousands(sc.AcceptedPerSec), thousands(sc.RequestsPerSec),
+					sc.Latency.P50Ms, sc.Latency.P95Ms, sc.Latency.P99Ms, sc.Latency.MaxMs, failed)
+				continue
 			}
 			p("| %s<br>%s | %s | %s | %.2f / %.2f / %.2f / %.1f | %s (%s) | %s / %s | %s | %s | %s |\n",
 				sc.Name, sc.Description, thousands(sc.AcceptedPerSec), thousands(sc.RequestsPerSec),
@@ -224,7 +230,7 @@ func (r *Report) cpuTable(b *strings.Builder) {
 	if len(names) == 0 {
 		return
 	}
-	order := []string{"ingest", "analyzer-1", "analyzer-2", "redis", "api", "loadgen"}
+	order := []string{"ingest", "analyzer-1", "analyzer-2", "redis", "api", "ceiling", "loadgen"}
 	var cols []string
 	for _, n := range order {
 		if names[n] {
@@ -238,7 +244,11 @@ func (r *Report) cpuTable(b *strings.Builder) {
 	for _, sc := range r.Scenarios {
 		fmt.Fprintf(b, "| %s |", sc.Name)
 		for _, c := range cols {
-			pc := sc.CPU[c]
+			pc, ok := sc.CPU[c]
+			if !ok {
+				fmt.Fprintf(b, " – |")
+				continue
+			}
 			fmt.Fprintf(b, " %.2f (%.1f) |", pc.Cores, pc.MicrosPerEvent)
 		}
 		fmt.Fprintf(b, " %.2f | %.2f | %.2f | %.2f of %d |\n", sc.IRQCores, sc.OthersCores, sc.StealCores, sc.MachineBusyCores, r.Machine.CPUs)

@@ -74,8 +74,11 @@ type XaddShape struct {
 
 // LoadResult is one load scenario.
 type LoadResult struct {
-	Name        string `json:"name"`
-	Kind        string `json:"kind"` // closed or open
+	Name string `json:"name"`
+	Kind string `json:"kind"` // closed or open
+	// HTTPCeiling: the load went to a bare net/http 202 handler, not to
+	// the pipeline; its analysis figures are empty.
+	HTTPCeiling bool   `json:"http_ceiling,omitempty"`
 	Description string `json:"description"`
 	BatchSize   int    `json:"batch_size"`
 	Devices     int    `json:"devices"`

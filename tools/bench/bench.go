@@ -90,7 +90,7 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs.StringVar(&rates, "rates", "1000,5000", "open-loop rates, events per second, comma-separated")
 	fs.DurationVar(&o.duration, "duration", 20*time.Second, "length of each open- and closed-loop load")
 	fs.BoolVar(&long, "long", false, "60 s loads (the targets' sustained runs); overrides -duration")
-	fs.IntVar(&o.concurrency, "concurrency", 32, "closed-loop connections for single-event POSTs (and the HTTP ceiling)")
+	fs.IntVar(&o.concurrency, "concurrency", 64, "closed-loop connections for single-event POSTs (and the HTTP ceiling)")
 	fs.IntVar(&o.batchConcurrency, "batch-concurrency", 4, "closed-loop connections for batch POSTs")
 	fs.IntVar(&o.batch, "batch", 1000, "events per batch POST (at most ingest's MAX_BATCH)")
 	fs.IntVar(&o.devices, "devices", 10000, "distinct devices of the load scenarios")

@@ -12,6 +12,8 @@
 //	xadd    redis-benchmark's pipelined XADD rate on the same Redis: the ceiling
 //	open    open loop, single-event POSTs at each -rates rate (default 1000,5000 events/s),
 //	        latency from each request's scheduled send time
+//	ceiling closed loop like single, against a bare net/http handler answering
+//	        202 (this executable again, in a process of its own): the HTTP ceiling
 //	single  closed loop, single-event POSTs, maximum throughput
 //	batch   closed loop, POSTs of -batch events (1000), maximum throughput
 //	memory  100,000 new devices × 3 events: Redis bytes per device, analyzer RSS
@@ -66,7 +68,7 @@ type options struct {
 	args             []string
 }
 
-var allScenarios = []string{"xadd", "open", "single", "batch", "memory"}
+var allScenarios = []string{"xadd", "open", "ceiling", "single", "batch", "memory"}
 
 func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("pulse-bench", flag.ContinueOnError)
@@ -88,7 +90,7 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs.StringVar(&rates, "rates", "1000,5000", "open-loop rates, events per second, comma-separated")
 	fs.DurationVar(&o.duration, "duration", 20*time.Second, "length of each open- and closed-loop load")
 	fs.BoolVar(&long, "long", false, "60 s loads (the targets' sustained runs); overrides -duration")
-	fs.IntVar(&o.concurrency, "concurrency", 32, "closed-loop connections for single-event POSTs")
+	fs.IntVar(&o.concurrency, "concurrency", 64, "closed-loop connections for single-event POSTs (and the HTTP ceiling)")
 	fs.IntVar(&o.batchConcurrency, "batch-concurrency", 4, "closed-loop connections for batch POSTs")
 	fs.IntVar(&o.batch, "batch", 1000, "events per batch POST (at most ingest's MAX_BATCH)")
 	fs.IntVar(&o.devices, "devices", 10000, "distinct devices of the load scenarios")
@@ -223,6 +225,9 @@ func contains(list []string, s string) bool {
 // Run parses the command line args, runs the benchmark and reports on
 // stdout.
 func Run(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 2 && args[0] == serveCeilingFlag {
+		return serveCeiling(ctx, args[1])
+	}
 	o, err := parseFlags(args, stdout)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -17,7 +17,7 @@ func TestParseFlags(t *testing.T) {
 		check   func(*options) bool
 	}{
 		{"defaults start a pipeline", nil, "", func(o *options) bool {
-			return o.ingest == "" && o.duration == 20*time.Second && len(o.scenarios) == 5 && strings.HasPrefix(o.out, "docs/bench/")
+			return o.ingest == "" && o.duration == 20*time.Second && len(o.scenarios) == 6 && strings.HasPrefix(o.out, "docs/bench/")
 		}},
 		{"-long is 60 s", []string{"-long", "-duration", "7s"}, "", func(o *options) bool { return o.duration == time.Minute }},
 		{"given loopback URLs", []string{"-ingest", "http://127.0.0.1:8080/", "-api", "http://localhost:8081"}, "", func(o *options) bool {

@@ -114,6 +114,10 @@ func (r *Report) markdown(mdPath, jsonPath string) string {
 		p(", %s", strings.Join(s.ServiceEnv, ", "))
 	}
 	p("; %s devices; %.0f s per load.\n\n", thousands(float64(s.Devices)), s.LoadSeconds)
+	for _, line := range r.headlines() {
+		p("%s\n", line)
+	}
+	p("\n")
 
 	p("### Targets\n\n| target | goal | measured | |\n|---|---|---|---|\n")
 	for _, t := range r.Targets {
@@ -133,7 +137,7 @@ func (r *Report) markdown(mdPath, jsonPath string) string {
 		ceiling := x.Shapes[len(x.Shapes)-1].Median
 		var ratios []string
 		for _, sc := range r.Scenarios {
-			if sc.Kind == "closed" {
+			if sc.Kind == "closed" && !sc.HTTPCeiling {
 				ratios = append(ratios, fmt.Sprintf("%s accepted %.1f%% and analyzed %.1f%% of it", sc.Name,
 					100*sc.AcceptedPerSec/ceiling, 100*sc.AnalyzedPerSecDuringLoad/ceiling))
 			}
@@ -164,6 +168,12 @@ func (r *Report) markdown(mdPath, jsonPath string) string {
 			drain := fmt.Sprintf("%.1f", sc.DrainSeconds)
 			if !sc.Drained {
 				drain += " (not drained)"
+			}
+			if sc.HTTPCeiling {
+				p("| %s<br>%s | %s | %s | %.2f / %.2f / %.2f / %.1f | – | – | – | – | %s |\n",
+					sc.Name, sc.Description, thousands(sc.AcceptedPerSec), thousands(sc.RequestsPerSec),
+					sc.Latency.P50Ms, sc.Latency.P95Ms, sc.Latency.P99Ms, sc.Latency.MaxMs, failed)
+				continue
 			}
 			p("| %s<br>%s | %s | %s | %.2f / %.2f / %.2f / %.1f | %s (%s) | %s / %s | %s | %s | %s |\n",
 				sc.Name, sc.Description, thousands(sc.AcceptedPerSec), thousands(sc.RequestsPerSec),
@@ -214,6 +224,56 @@ func (r *Report) markdown(mdPath, jsonPath string) string {
 	return b.String()
 }
 
+// headlines are the run's figures in a sentence each: the pipeline's CPU
+// per analyzed event, and the single scenario against the HTTP ceiling.
+func (r *Report) headlines() []string {
+	var out, parts, procs []string
+	var loadgen []string
+	for _, sc := range r.Scenarios {
+		pc := sc.PipelineCPU
+		if pc == nil || sc.Kind != "closed" {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s **%.1f µs**", sc.Name, pc.MicrosPerEvent))
+		if pc.LoadgenMicros > 0 {
+			loadgen = append(loadgen, fmt.Sprintf("%s %.1f µs", sc.Name, pc.LoadgenMicros))
+		}
+		if procs == nil {
+			procs = pc.Processes
+		}
+	}
+	if len(parts) > 0 {
+		line := fmt.Sprintf("**CPU per analyzed event, whole pipeline** (%s; from /proc, load and drain): %s.",
+			strings.Join(procs, ", "), strings.Join(parts, ", "))
+		if len(loadgen) > 0 {
+			line += " The load generator, not counted: " + strings.Join(loadgen, ", ") + "."
+		}
+		out = append(out, line)
+	}
+	if c := r.ceilingScenario(); c != nil {
+		line := fmt.Sprintf("**HTTP ceiling:** a bare `net/http` handler answering 202 took **%s requests/s** (p99 %.2f ms) under the single scenario's load",
+			thousands(c.AcceptedPerSec), c.Latency.P99Ms)
+		if sc := r.scenario("single"); sc != nil {
+			if f, ok := share(sc.AnalyzedPerSecDuringLoad, c.AcceptedPerSec); ok {
+				line += fmt.Sprintf("; Pulse analyzed **%.1f%%** of that (%s events/s)", 100*f, thousands(sc.AnalyzedPerSecDuringLoad))
+			}
+		}
+		out = append(out, line+".")
+	}
+	if x, cmd := r.xaddCeiling(); x > 0 {
+		if sc := r.scenario("batch"); sc != nil {
+			f, _ := share(sc.AnalyzedPerSecDuringLoad, x)
+			out = append(out, fmt.Sprintf("**Redis ceiling:** `%s` stored %s entries/s; batches analyzed **%.1f%%** of that (%s events/s).",
+				cmd, thousands(x), 100*f, thousands(sc.AnalyzedPerSecDuringLoad)))
+		}
+	}
+	// One paragraph: Markdown joins the lines.
+	for i := range out[:max(len(out)-1, 0)] {
+		out[i] += "<br>"
+	}
+	return out
+}
+
 func (r *Report) cpuTable(b *strings.Builder) {
 	names := map[string]bool{}
 	for _, sc := range r.Scenarios {
@@ -224,7 +284,7 @@ func (r *Report) cpuTable(b *strings.Builder) {
 	if len(names) == 0 {
 		return
 	}
-	order := []string{"ingest", "analyzer-1", "analyzer-2", "redis", "api", "loadgen"}
+	order := []string{"ingest", "analyzer-1", "analyzer-2", "redis", "api", "ceiling", "loadgen"}
 	var cols []string
 	for _, n := range order {
 		if names[n] {
@@ -233,15 +293,25 @@ func (r *Report) cpuTable(b *strings.Builder) {
 	}
 	fmt.Fprintf(b, "### CPU\n\nCores used during the load (CPU µs per accepted event, load and drain together), from /proc.\n")
 	fmt.Fprintf(b, "*irq*: interrupts and softirqs, in no process's time (loopback TCP, mostly); *others*: processes that are\n")
-	fmt.Fprintf(b, "not part of the benchmark (the machine is shared); *steal*: taken by the hypervisor.\n\n")
-	fmt.Fprintf(b, "| scenario | %s | irq | others | steal | machine busy |\n|---|%s---:|---:|---:|---:|\n", strings.Join(cols, " | "), strings.Repeat("---:|", len(cols)))
+	fmt.Fprintf(b, "not part of the benchmark (the machine is shared); *steal*: taken by the hypervisor; *pipeline*: CPU µs of\n")
+	fmt.Fprintf(b, "all the pipeline's processes (not the load generator's) per **analyzed** event, load and drain together.\n\n")
+	fmt.Fprintf(b, "| scenario | %s | irq | others | steal | machine busy | pipeline µs / analyzed event |\n|---|%s---:|---:|---:|---:|---:|\n",
+		strings.Join(cols, " | "), strings.Repeat("---:|", len(cols)))
 	for _, sc := range r.Scenarios {
 		fmt.Fprintf(b, "| %s |", sc.Name)
 		for _, c := range cols {
-			pc := sc.CPU[c]
+			pc, ok := sc.CPU[c]
+			if !ok {
+				fmt.Fprintf(b, " – |")
+				continue
+			}
 			fmt.Fprintf(b, " %.2f (%.1f) |", pc.Cores, pc.MicrosPerEvent)
 		}
-		fmt.Fprintf(b, " %.2f | %.2f | %.2f | %.2f of %d |\n", sc.IRQCores, sc.OthersCores, sc.StealCores, sc.MachineBusyCores, r.Machine.CPUs)
+		pipe := "–"
+		if pc := sc.PipelineCPU; pc != nil {
+			pipe = fmt.Sprintf("%.1f", pc.MicrosPerEvent)
+		}
+		fmt.Fprintf(b, " %.2f | %.2f | %.2f | %.2f of %d | %s |\n", sc.IRQCores, sc.OthersCores, sc.StealCores, sc.MachineBusyCores, r.Machine.CPUs, pipe)
 	}
 	fmt.Fprintf(b, "\n")
 	r.internalsTable(b)

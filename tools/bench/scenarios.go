@@ -41,6 +41,13 @@ func (b *bench) runScenarios(ctx context.Context) error {
 			}
 		}
 	}
+	// The ceiling right before single: the same machine state for the
+	// ratio of the two.
+	if want("ceiling") {
+		if err := b.ceiling(ctx); err != nil {
+			return err
+		}
+	}
 	if want("single") {
 		if err := b.closed(ctx, "single", 1, b.o.concurrency); err != nil {
 			return err

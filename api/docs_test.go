@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pulse-iot/pulse/internal/notify"
 	"github.com/pulse-iot/pulse/internal/state"
 )
 
@@ -60,7 +61,7 @@ func TestAPIDocExamplesHaveTheServiceFieldOrder(t *testing.T) {
 		"fleet":     fleetResponse{UnknownLag: []int{}, Detectors: []string{}},
 		"device":    deviceResponse{OpenAlerts: []openAlert{{}}},
 		"anomalies": map[string]any{"anomalies": []state.Anomaly{{}}},
-		"alerts":    map[string]any{"alerts": []alertRecord{{ClosedAt: &closed}}},
+		"alerts":    map[string]any{"alerts": []notify.Alert{{ClosedAt: &closed}}},
 	}
 	kind := func(doc string) string {
 		switch {

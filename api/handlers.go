@@ -13,6 +13,7 @@ import (
 	"github.com/pulse-iot/pulse/internal/detector"
 	"github.com/pulse-iot/pulse/internal/httpserver"
 	"github.com/pulse-iot/pulse/internal/metric"
+	"github.com/pulse-iot/pulse/internal/notify"
 	"github.com/pulse-iot/pulse/internal/results"
 	"github.com/pulse-iot/pulse/internal/state"
 )
@@ -84,36 +85,6 @@ type openAlert struct {
 	Signal   string  `json:"signal"`
 	OpenedAt float64 `json:"opened_at"`
 	Score    float64 `json:"score"`
-}
-
-// alertRecord is one alert of /alerts.
-type alertRecord struct {
-	ID       string   `json:"id"`
-	DeviceID string   `json:"device_id"`
-	Signal   string   `json:"signal"`
-	State    string   `json:"state"` // results.AlertsOpen or results.AlertsClosed
-	OpenedAt float64  `json:"opened_at"`
-	ClosedAt *float64 `json:"closed_at"` // null while open
-	Score    float64  `json:"score"`
-	ZScore   float64  `json:"z_score"`
-	Value    float64  `json:"value"`
-	Expected band     `json:"expected"`
-	Events   uint32   `json:"events"`
-}
-
-type band struct {
-	Low  float64 `json:"low"`
-	High float64 `json:"high"`
-}
-
-func newAlertRecord(a state.Alert) alertRecord {
-	r := alertRecord{ID: a.ID(), DeviceID: a.DeviceID, Signal: a.Signal, State: results.AlertsOpen, OpenedAt: a.OpenedAt,
-		Score: a.Score, ZScore: a.Z, Value: a.Value, Expected: band{a.Low, a.High}, Events: a.Events}
-	if !a.Open {
-		closed := a.ClosedAt
-		r.State, r.ClosedAt = results.AlertsClosed, &closed
-	}
-	return r
 }
 
 type deviceResponse struct {
@@ -221,9 +192,9 @@ func handleAlerts(store resultStore, log *zap.Logger) gin.HandlerFunc {
 			writeError(c, log, err)
 			return
 		}
-		out := make([]alertRecord, len(list))
+		out := make([]notify.Alert, len(list))
 		for i, a := range list {
-			out[i] = newAlertRecord(a)
+			out[i] = results.AlertRecord(a)
 		}
 		c.JSON(http.StatusOK, gin.H{"alerts": out})
 	}

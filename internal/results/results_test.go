@@ -485,7 +485,7 @@ func TestAlertsQueuedForDelivery(t *testing.T) {
 			open := map[int]map[string]notify.Alert{}
 			for _, c := range changes {
 				s := shard.For(c.Alert.DeviceID, testShards)
-				a := outboxAlert(c.Alert)
+				a := AlertRecord(c.Alert)
 				perShard[s] = append(perShard[s], a)
 				if open[s] == nil {
 					open[s] = map[string]notify.Alert{}

@@ -294,7 +294,7 @@ func appendAlertArgs(args []any, res analysis.Result, keep uint64) []any {
 func appendOutboxArgs(args []any, res analysis.Result) ([]any, error) {
 	alerts := make([]notify.Alert, len(res.Alerts))
 	for i, c := range res.Alerts {
-		alerts[i] = outboxAlert(c.Alert)
+		alerts[i] = AlertRecord(c.Alert)
 	}
 	triples, err := notify.EnqueueArgs(alerts)
 	if err != nil {
@@ -303,9 +303,9 @@ func appendOutboxArgs(args []any, res analysis.Result) ([]any, error) {
 	return append(args, triples...), nil
 }
 
-// outboxAlert is a as Alertmanager is told about it: the record of GET
-// /alerts.
-func outboxAlert(a state.Alert) notify.Alert {
+// AlertRecord is a as GET /alerts shows it and as Alertmanager is told
+// about it (the outbox's record): one shape for both.
+func AlertRecord(a state.Alert) notify.Alert {
 	n := notify.Alert{ID: a.ID(), DeviceID: a.DeviceID, Signal: a.Signal, State: notify.StateOpen, OpenedAt: a.OpenedAt,
 		Score: a.Score, ZScore: a.Z, Value: a.Value, Expected: notify.Band{Low: a.Low, High: a.High}, Events: int(a.Events)}
 	if !a.Open {

@@ -54,9 +54,11 @@ func ParseAlertID(s string) (deviceID string, seq uint64, err error) {
 // anomaly records are: each device keeps its last 1000. Layout, little
 // endian: version, signal code, flags (bit 0: open), Seq, OpenedID (ms,
 // seq) as uint64, OpenedAt, ClosedAt, Score, Z, Value, Low and High as
-// float64, Events as uint32, then the device id.
+// float64, Events as uint32, for a named signal its name (a length byte
+// and the bytes), then the device id. Version 1 knows only rps and cpu.
 const (
-	alertVersion    = 1
+	alertVersion    = 2
+	alertVersionV1  = 1
 	alertFixedBytes = 3 + 3*8 + 7*8 + 4
 )
 
@@ -66,7 +68,8 @@ func (a Alert) AppendBinary(dst []byte) []byte {
 	if a.Open {
 		flags = 1
 	}
-	dst = append(dst, alertVersion, signalCode(a.Signal), flags)
+	code := signalCode(a.Signal)
+	dst = append(dst, alertVersion, code, flags)
 	for _, u := range [...]uint64{a.Seq, a.OpenedID.Ms, a.OpenedID.Seq} {
 		dst = binary.LittleEndian.AppendUint64(dst, u)
 	}
@@ -74,19 +77,25 @@ func (a Alert) AppendBinary(dst []byte) []byte {
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
 	}
 	dst = binary.LittleEndian.AppendUint32(dst, a.Events)
+	dst = appendSignalName(dst, code, a.Signal)
 	return append(dst, a.DeviceID...)
 }
 
 // DecodeAlert decodes what Alert.AppendBinary wrote.
 func DecodeAlert(b []byte) (Alert, error) {
-	if len(b) <= alertFixedBytes || b[0] != alertVersion || b[1] >= NumSignals || b[2] > 1 {
+	if len(b) <= alertFixedBytes || (b[0] != alertVersion && b[0] != alertVersionV1) || b[2] > 1 ||
+		b[0] == alertVersionV1 && b[1] >= NumSignals {
 		return Alert{}, fmt.Errorf("%w: alert record", ErrCorrupt)
 	}
 	r := reader{b: b[3:]}
-	a := Alert{Signal: SignalNames[b[1]], Open: b[2] == 1}
+	a := Alert{Open: b[2] == 1}
 	a.Seq, a.OpenedID.Ms, a.OpenedID.Seq = r.u64(), r.u64(), r.u64()
 	a.OpenedAt, a.ClosedAt, a.Score, a.Z, a.Value, a.Low, a.High = r.f64(), r.f64(), r.f64(), r.f64(), r.f64(), r.f64(), r.f64()
 	a.Events = binary.LittleEndian.Uint32(r.take(4))
-	a.DeviceID = string(r.b)
+	name, ok := r.signalName(b[1])
+	if !ok || len(r.b) == 0 {
+		return Alert{}, fmt.Errorf("%w: alert record", ErrCorrupt)
+	}
+	a.Signal, a.DeviceID = name, string(r.b)
 	return a, nil
 }

@@ -8,11 +8,13 @@
 package state
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -76,7 +78,23 @@ type Signal struct {
 	// none yet), OpenedID the stream id of the event that opened it.
 	AlertSeq uint64
 	OpenedID ID
+	// Anomalies counts the signal's anomalous values (for rps and cpu:
+	// since states carry it, version 3).
+	Anomalies uint64
 }
+
+// Named is a named signal of a device ("metrics": {"temperature": …}):
+// its window, its newest value with that value's z-score and anomaly
+// score, and its Signal.
+type Named struct {
+	Name                        string
+	Window                      *detector.Window
+	LastValue, LastZ, LastScore float64
+	Signal
+}
+
+// Tag is one of a device's tags.
+type Tag struct{ Key, Value string }
 
 // Device is one device's analysis state.
 type Device struct {
@@ -90,6 +108,44 @@ type Device struct {
 	// AlertSeq counts the device's alerts, all signals: the next one is
 	// number AlertSeq+1. With the device id it names alerts (AlertID).
 	AlertSeq uint64
+	// Named are the device's named signals in the order it first sent
+	// them; their signal numbers (Signal, Alert) follow rps's and cpu's.
+	Named []Named
+	// Tags are the device's latest tags, by key.
+	Tags []Tag
+	// DroppedSignals counts values of named signals the device could not
+	// track: beyond MAX_SIGNALS_PER_DEVICE or MAX_FLEET_SIGNALS.
+	DroppedSignals uint64
+}
+
+// SignalCount is how many signals the device tracks: rps, cpu and the
+// named ones, numbered from 0 in that order.
+func (d *Device) SignalCount() int { return NumSignals + len(d.Named) }
+
+// Signal returns signal number sig's score and alert state.
+func (d *Device) Signal(sig int) *Signal {
+	if sig < NumSignals {
+		return &d.Signals[sig]
+	}
+	return &d.Named[sig-NumSignals].Signal
+}
+
+// SignalName returns the name of signal number sig.
+func (d *Device) SignalName(sig int) string {
+	if sig < NumSignals {
+		return SignalNames[sig]
+	}
+	return d.Named[sig-NumSignals].Name
+}
+
+// FindNamed returns the number of the named signal name, or -1.
+func (d *Device) FindNamed(name string) int {
+	for i := range d.Named {
+		if d.Named[i].Name == name {
+			return NumSignals + i
+		}
+	}
+	return -1
 }
 
 // NewDevice returns the state of a device never seen, keeping window values.
@@ -100,12 +156,12 @@ func NewDevice(window int) *Device {
 // Alert returns signal sig's current or last alert as a record; ok is
 // false when the signal never had one.
 func (d *Device) Alert(deviceID string, sig int) (a Alert, ok bool) {
-	s := &d.Signals[sig]
+	s := d.Signal(sig)
 	if s.AlertSeq == 0 {
 		return Alert{}, false
 	}
 	e := s.Alert.Alert
-	return Alert{DeviceID: deviceID, Seq: s.AlertSeq, Signal: SignalNames[sig], Open: e.Open, OpenedID: s.OpenedID,
+	return Alert{DeviceID: deviceID, Seq: s.AlertSeq, Signal: d.SignalName(sig), Open: e.Open, OpenedID: s.OpenedID,
 		OpenedAt: e.OpenedAt, ClosedAt: e.ClosedAt, Score: e.Score, Z: e.Z, Value: e.Value, Low: e.Low, High: e.High,
 		Events: e.Events}, true
 }
@@ -113,14 +169,12 @@ func (d *Device) Alert(deviceID string, sig int) (a Alert, ok bool) {
 // OpenAlerts returns the device's open alerts, newest first.
 func (d *Device) OpenAlerts(deviceID string) []Alert {
 	var out []Alert
-	for sig := range d.Signals {
+	for sig := range d.SignalCount() {
 		if a, ok := d.Alert(deviceID, sig); ok && a.Open {
 			out = append(out, a)
 		}
 	}
-	if len(out) == 2 && out[0].Seq < out[1].Seq {
-		out[0], out[1] = out[1], out[0]
-	}
+	slices.SortFunc(out, func(a, b Alert) int { return cmp.Compare(b.Seq, a.Seq) })
 	return out
 }
 
@@ -136,11 +190,22 @@ func (d *Device) OpenAlerts(deviceID string) []Alert {
 // alert: they spend one byte on it instead of 89, and every byte of a
 // state is copied several times per event on its way through Redis.
 //
-// Version 1, written before scores and alerts, is version 2 without
-// AlertSeq, ScoreRPS, ScoreCPU and the signals: it still decodes, with
-// scores and alerts starting from nothing.
+// Version 3 appends to version 2: rps's and cpu's Anomalies (uint64),
+// DroppedSignals (uint64), the tags (a count byte, then per tag its key
+// and value, each a length byte and the bytes), and the named signals (a
+// uint16 count, then per signal its name as a length byte and the bytes,
+// LastValue, LastZ and LastScore as float64, its window as a uint16 count and the
+// values, Anomalies as uint64, and its alert and score parts as rps's
+// and cpu's).
+//
+// Version 2, written before named signals and tags, decodes with none
+// and per-signal anomaly counts from 0. Version 1, written before scores
+// and alerts, is version 2 without AlertSeq, ScoreRPS, ScoreCPU and the
+// signals: it still decodes, with scores and alerts starting from
+// nothing.
 const (
-	deviceVersion   = 2
+	deviceVersion   = 3
+	deviceVersionV2 = 2
 	deviceVersionV1 = 1
 )
 
@@ -148,10 +213,24 @@ const (
 func (d *Device) BinarySize() int {
 	n := 1 + 5*8 + 8*8 + 1 + 2 + 8*d.RPS.Len() + 2 + 8*d.CPU.Len()
 	for i := range d.Signals {
-		n += 1 + d.Signals[i].Score.BinarySize()
-		if d.Signals[i].alerted() {
-			n += 3*8 + alert.BinarySize
-		}
+		n += d.Signals[i].binarySize()
+	}
+	n += 2*8 + 8 + 1 + 2
+	for _, t := range d.Tags {
+		n += 2 + len(t.Key) + len(t.Value)
+	}
+	for i := range d.Named {
+		s := &d.Named[i]
+		n += 1 + len(s.Name) + 3*8 + 2 + 8*s.Window.Len() + 8 + s.Signal.binarySize()
+	}
+	return n
+}
+
+// binarySize is the length of the signal's alert and score parts.
+func (s *Signal) binarySize() int {
+	n := 1 + s.Score.BinarySize()
+	if s.alerted() {
+		n += 3*8 + alert.BinarySize
 	}
 	return n
 }
@@ -178,26 +257,61 @@ func (d *Device) AppendBinary(dst []byte) []byte {
 		flags = 1
 	}
 	dst = append(dst, flags)
-	for _, w := range [...]*detector.Window{d.RPS, d.CPU} {
-		dst = binary.LittleEndian.AppendUint16(dst, uint16(w.Len()))
-		for i := 0; i < w.Len(); i++ {
-			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(w.At(i)))
-		}
-	}
+	dst = appendWindow(dst, d.RPS)
+	dst = appendWindow(dst, d.CPU)
 	for i := range d.Signals {
-		s := &d.Signals[i]
-		if !s.alerted() {
-			dst = append(dst, 0)
-		} else {
-			dst = append(dst, 1)
-			for _, u := range [...]uint64{s.AlertSeq, s.OpenedID.Ms, s.OpenedID.Seq} {
-				dst = binary.LittleEndian.AppendUint64(dst, u)
-			}
-			dst = s.Alert.AppendBinary(dst)
+		dst = d.Signals[i].appendBinary(dst)
+	}
+	for _, u := range [...]uint64{d.Signals[SignalRPS].Anomalies, d.Signals[SignalCPU].Anomalies, d.DroppedSignals} {
+		dst = binary.LittleEndian.AppendUint64(dst, u)
+	}
+	dst = append(dst, byte(len(d.Tags)))
+	for _, t := range d.Tags {
+		dst = appendShortString(dst, t.Key)
+		dst = appendShortString(dst, t.Value)
+	}
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(d.Named)))
+	for i := range d.Named {
+		s := &d.Named[i]
+		dst = appendShortString(dst, s.Name)
+		for _, f := range [...]float64{s.LastValue, s.LastZ, s.LastScore} {
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
 		}
-		dst = s.Score.AppendBinary(dst)
+		dst = appendWindow(dst, s.Window)
+		dst = binary.LittleEndian.AppendUint64(dst, s.Anomalies)
+		dst = s.Signal.appendBinary(dst)
 	}
 	return dst
+}
+
+func appendWindow(dst []byte, w *detector.Window) []byte {
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(w.Len()))
+	for i := 0; i < w.Len(); i++ {
+		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(w.At(i)))
+	}
+	return dst
+}
+
+// appendShortString appends s (names, tags: at most 64 bytes) as a
+// length byte and the bytes.
+func appendShortString(dst []byte, s string) []byte {
+	return append(append(dst, byte(len(s))), s...)
+}
+
+// appendBinary appends the signal's alert part (a flags byte, then for a
+// signal that has had an alert its AlertSeq, OpenedID and alert state)
+// and its score state.
+func (s *Signal) appendBinary(dst []byte) []byte {
+	if !s.alerted() {
+		dst = append(dst, 0)
+	} else {
+		dst = append(dst, 1)
+		for _, u := range [...]uint64{s.AlertSeq, s.OpenedID.Ms, s.OpenedID.Seq} {
+			dst = binary.LittleEndian.AppendUint64(dst, u)
+		}
+		dst = s.Alert.AppendBinary(dst)
+	}
+	return s.Score.AppendBinary(dst)
 }
 
 // ErrCorrupt is returned for bytes that are not a device state.
@@ -210,58 +324,97 @@ func DecodeDevice(b []byte, window int) (*Device, error) {
 	d := NewDevice(window)
 	r := reader{b: b}
 	v := r.byte()
-	if v != deviceVersion && v != deviceVersionV1 {
+	if v != deviceVersion && v != deviceVersionV2 && v != deviceVersionV1 {
 		return nil, fmt.Errorf("%w: version", ErrCorrupt)
 	}
 	d.LastID.Ms, d.LastID.Seq, d.Total, d.Anomalies = r.u64(), r.u64(), r.u64(), r.u64()
-	if v == deviceVersion {
+	if v >= deviceVersionV2 {
 		d.AlertSeq = r.u64()
 	}
 	l := &d.Last
 	d.LastSeen, l.Timestamp, l.RPS, l.CPU, l.ZRPS, l.ZCPU = r.f64(), r.f64(), r.f64(), r.f64(), r.f64(), r.f64()
-	if v == deviceVersion {
+	if v >= deviceVersionV2 {
 		l.ScoreRPS, l.ScoreCPU = r.f64(), r.f64()
 	}
 	l.Anomaly = r.byte()&1 == 1
-	var buf [64]float64
-	for _, w := range [...]*detector.Window{d.RPS, d.CPU} {
-		n := int(r.u16())
-		vals := buf[:0]
-		for i := 0; i < n; i++ {
-			vals = append(vals, r.f64())
-		}
-		w.Reset(vals)
-	}
-	if v == deviceVersion {
+	r.window(d.RPS)
+	r.window(d.CPU)
+	if v >= deviceVersionV2 {
 		for i := range d.Signals {
-			s := &d.Signals[i]
-			switch r.byte() {
-			case 0:
-			case 1:
-				s.AlertSeq, s.OpenedID.Ms, s.OpenedID.Seq = r.u64(), r.u64(), r.u64()
-				a, err := alert.Decode(r.take(alert.BinarySize))
-				if err != nil && !r.err {
-					return nil, fmt.Errorf("%w: %s alert: %v", ErrCorrupt, SignalNames[i], err)
+			if err := r.signal(&d.Signals[i], SignalNames[i]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if v >= deviceVersion {
+		d.Signals[SignalRPS].Anomalies, d.Signals[SignalCPU].Anomalies, d.DroppedSignals = r.u64(), r.u64(), r.u64()
+		if n := int(r.byte()); n > 0 {
+			d.Tags = make([]Tag, n)
+			for i := range d.Tags {
+				d.Tags[i] = Tag{Key: r.shortString(), Value: r.shortString()}
+			}
+		}
+		if n := int(r.u16()); n > 0 && !r.err {
+			d.Named = make([]Named, n)
+			for i := range d.Named {
+				s := &d.Named[i]
+				s.Name = r.shortString()
+				s.LastValue, s.LastZ, s.LastScore = r.f64(), r.f64(), r.f64()
+				s.Window = detector.NewWindow(window)
+				r.window(s.Window)
+				s.Anomalies = r.u64()
+				if err := r.signal(&s.Signal, s.Name); err != nil {
+					return nil, err
 				}
-				s.Alert = a
-			default:
-				return nil, fmt.Errorf("%w: %s flags", ErrCorrupt, SignalNames[i])
+				if r.err {
+					break
+				}
 			}
-			if r.err {
-				break
-			}
-			st, n, err := score.DecodePrefix(r.b)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %s score: %v", ErrCorrupt, SignalNames[i], err)
-			}
-			s.Score = st
-			r.take(n)
 		}
 	}
 	if r.err || len(r.b) != 0 {
 		return nil, fmt.Errorf("%w: length", ErrCorrupt)
 	}
 	return d, nil
+}
+
+// window reads a window's count and values into w.
+func (r *reader) window(w *detector.Window) {
+	var buf [64]float64
+	n := int(r.u16())
+	vals := buf[:0]
+	for i := 0; i < n && !r.err; i++ {
+		vals = append(vals, r.f64())
+	}
+	w.Reset(vals)
+}
+
+func (r *reader) shortString() string { return string(r.take(int(r.byte()))) }
+
+// signal reads a signal's alert and score parts (Signal.appendBinary).
+func (r *reader) signal(s *Signal, name string) error {
+	switch r.byte() {
+	case 0:
+	case 1:
+		s.AlertSeq, s.OpenedID.Ms, s.OpenedID.Seq = r.u64(), r.u64(), r.u64()
+		a, err := alert.Decode(r.take(alert.BinarySize))
+		if err != nil && !r.err {
+			return fmt.Errorf("%w: %s alert: %v", ErrCorrupt, name, err)
+		}
+		s.Alert = a
+	default:
+		return fmt.Errorf("%w: %s flags", ErrCorrupt, name)
+	}
+	if r.err {
+		return nil // reported as a length error
+	}
+	st, n, err := score.DecodePrefix(r.b)
+	if err != nil {
+		return fmt.Errorf("%w: %s score: %v", ErrCorrupt, name, err)
+	}
+	s.Score = st
+	r.take(n)
+	return nil
 }
 
 type reader struct {
@@ -345,34 +498,64 @@ type Anomaly struct {
 
 // Anomaly records are binary, about 70 bytes where their JSON took about
 // 230: each device keeps its last 1000, so they are most of a busy
-// device's memory. Layout of version 2: version, signal, stream id (ms,
-// seq), then timestamp, value, z, mean, σ and score as float64, then the
-// device id. Version 1 is version 2 without the score (it reads as 0), as
-// are the JSON records of earlier versions.
+// device's memory. Layout of version 3: version, signal code, stream id
+// (ms, seq), then timestamp, value, z, mean, σ and score as float64, for
+// a named signal (code namedCode) its name as a length byte and the
+// bytes, then the device id. Version 2 knows only rps and cpu; version 1
+// is version 2 without the score (it reads as 0), as are the JSON records
+// of earlier versions.
 const (
-	anomalyVersion   = 2
+	anomalyVersion   = 3
+	anomalyVersionV2 = 2
 	anomalyVersionV1 = 1
 )
 
-// signalCode is the code of the signal named name, 255 for an unknown one.
+// namedCode is the signal code of a named signal, whose name follows.
+const namedCode = 254
+
+// signalCode is the code of the signal named name: rps's and cpu's
+// index, else namedCode.
 func signalCode(name string) byte {
 	for i, n := range SignalNames {
 		if n == name {
 			return byte(i)
 		}
 	}
-	return 255
+	return namedCode
+}
+
+// appendSignalName appends the name of a named signal (code namedCode).
+func appendSignalName(dst []byte, code byte, name string) []byte {
+	if code != namedCode {
+		return dst
+	}
+	return appendShortString(dst, name)
+}
+
+// readSignalName reads the name of the signal of code, from SignalNames or
+// the record.
+func (r *reader) signalName(code byte) (string, bool) {
+	switch {
+	case int(code) < NumSignals:
+		return SignalNames[code], true
+	case code == namedCode:
+		name := r.shortString()
+		return name, !r.err && name != ""
+	}
+	return "", false
 }
 
 // AppendBinary appends the record's binary form to dst.
 func (a Anomaly) AppendBinary(dst []byte) []byte {
 	id, _ := ParseID(a.StreamID) // written by the analyzer: always well formed
-	dst = append(dst, anomalyVersion, signalCode(a.Signal))
+	code := signalCode(a.Signal)
+	dst = append(dst, anomalyVersion, code)
 	dst = binary.LittleEndian.AppendUint64(dst, id.Ms)
 	dst = binary.LittleEndian.AppendUint64(dst, id.Seq)
 	for _, f := range [...]float64{a.Timestamp, a.Value, a.ZScore, a.Mean, a.StdDev, a.Score} {
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
 	}
+	dst = appendSignalName(dst, code, a.Signal)
 	return append(dst, a.DeviceID...)
 }
 
@@ -388,18 +571,22 @@ func DecodeAnomaly(b []byte) (Anomaly, error) {
 	}
 	r := reader{b: b}
 	v := r.byte()
-	if v != anomalyVersion && v != anomalyVersionV1 {
+	if v < anomalyVersionV1 || v > anomalyVersion {
 		return Anomaly{}, fmt.Errorf("%w: anomaly record version", ErrCorrupt)
 	}
-	sig := int(r.byte())
+	code := r.byte()
 	id := ID{r.u64(), r.u64()}
 	a := Anomaly{Timestamp: r.f64(), Value: r.f64(), ZScore: r.f64(), Mean: r.f64(), StdDev: r.f64()}
-	if v == anomalyVersion {
+	if v >= anomalyVersionV2 {
 		a.Score = r.f64()
 	}
-	if r.err || sig >= NumSignals || len(r.b) == 0 {
+	if v < anomalyVersion && int(code) >= NumSignals {
 		return Anomaly{}, fmt.Errorf("%w: anomaly record", ErrCorrupt)
 	}
-	a.Signal, a.StreamID, a.DeviceID = SignalNames[sig], id.String(), string(r.b)
+	name, ok := r.signalName(code)
+	if r.err || !ok || len(r.b) == 0 {
+		return Anomaly{}, fmt.Errorf("%w: anomaly record", ErrCorrupt)
+	}
+	a.Signal, a.StreamID, a.DeviceID = name, id.String(), string(r.b)
 	return a, nil
 }

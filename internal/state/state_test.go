@@ -66,6 +66,20 @@ func TestDeviceRoundTrip(t *testing.T) {
 func sameDevice(a, b *Device) bool {
 	x, y := *a, *b
 	x.RPS, x.CPU, y.RPS, y.CPU = nil, nil, nil, nil
+	x.Named, y.Named = nil, nil
+	if len(a.Named) != len(b.Named) {
+		return false
+	}
+	for i := range a.Named {
+		p, q := a.Named[i], b.Named[i]
+		if !reflect.DeepEqual(p.Window.AppendValues(nil), q.Window.AppendValues(nil)) {
+			return false
+		}
+		p.Window, q.Window = nil, nil
+		if !reflect.DeepEqual(p, q) {
+			return false
+		}
+	}
 	return reflect.DeepEqual(x, y) && reflect.DeepEqual(a.RPS.AppendValues(nil), b.RPS.AppendValues(nil)) &&
 		reflect.DeepEqual(a.CPU.AppendValues(nil), b.CPU.AppendValues(nil))
 }
@@ -161,7 +175,7 @@ func TestDecodeDeviceRejectsCorrupt(t *testing.T) {
 	good := NewDevice(5).AppendBinary(nil)
 	wd := warmDevice(rand.New(rand.NewPCG(1, 1)), 300)
 	warm := wd.AppendBinary(nil)
-	cpuScore := len(warm) - wd.Signals[SignalCPU].Score.BinarySize() // the cpu score state's offset
+	cpuScore := len(warm) - 3*8 - 1 - 2 - wd.Signals[SignalCPU].Score.BinarySize() // the cpu score state's offset, before version 3's counters, tags and named signals
 	badScore := append([]byte{}, warm...)
 	badScore[cpuScore] = 9 // its version
 	badAlert := append([]byte{}, warm...)
@@ -289,7 +303,7 @@ func TestAlertRecordRoundTrip(t *testing.T) {
 		}
 	}
 	good := tests[0].AppendBinary(nil)
-	for _, b := range [][]byte{nil, good[:alertFixedBytes], append([]byte{2}, good[1:]...), append([]byte{1, 2}, good[2:]...), append([]byte{1, 0, 2}, good[3:]...)} {
+	for _, b := range [][]byte{nil, good[:alertFixedBytes], append([]byte{3}, good[1:]...), append([]byte{1, 2}, good[2:]...), append([]byte{2, 7}, good[2:]...), append([]byte{1, 0, 2}, good[3:]...)} {
 		if _, err := DecodeAlert(b); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("DecodeAlert(%x) = %v, want ErrCorrupt", b, err)
 		}

@@ -12,8 +12,12 @@
 package analysis
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/pulse-iot/pulse/internal/alert"
 	"github.com/pulse-iot/pulse/internal/detector"
+	"github.com/pulse-iot/pulse/internal/metric"
 	"github.com/pulse-iot/pulse/internal/score"
 	"github.com/pulse-iot/pulse/internal/state"
 	"github.com/pulse-iot/pulse/internal/stream"
@@ -89,7 +93,13 @@ type Update struct {
 	New       bool            // first event ever of this device
 	Anomalies []state.Anomaly // in stream order
 	Alerts    []AlertChange   // in stream order
+	// TagsBefore are the device's tags before the batch: the writer moves
+	// the device between the shard's tag sets when State.Tags differ.
+	TagsBefore []state.Tag
 }
+
+// TagsChanged reports whether the batch changed the device's tags.
+func (u *Update) TagsChanged() bool { return !slices.Equal(u.TagsBefore, u.State.Tags) }
 
 // AlertChange is an alert opened or closed by a value.
 type AlertChange struct {
@@ -111,14 +121,43 @@ type Result struct {
 	AnomalousEvents int
 	AlertsOpened    int
 	AlertsClosed    int
-	BySignal        map[string]int // anomalous values per signal
-	Receipts        []int64        // receipt time of each applied event, Unix ns
+	// BySignal counts anomalous values per signal: rps, cpu and, all
+	// named signals together, SignalNamed (metric labels never carry a
+	// signal's name).
+	BySignal map[string]int
+	Receipts []int64 // receipt time of each applied event, Unix ns
+	// Signals is what the batch did to each signal but rps (whose figures
+	// are the shard's own: Processed, AnomalousEvents, the recent values),
+	// for the fleet's view of one signal.
+	Signals map[string]*SignalBatch
+	// DroppedSignals counts values of named signals not tracked, by
+	// reason (DropDeviceLimit, DropFleetLimit); DroppedTags tags not
+	// tracked (MAX_FLEET_SIGNALS values per key).
+	DroppedSignals map[string]int
+	DroppedTags    int
+}
+
+// SignalBatch is a batch's values of one signal.
+type SignalBatch struct {
+	Processed  int // values applied
+	Anomalies  int // anomalous values
+	NewDevices int // devices whose first value of the signal it was
+	IDs        []state.ID
+	Values     []float64 // in stream order, with IDs
 }
 
 // Signals, as named in results and metrics.
 const (
 	SignalRPS = "rps"
 	SignalCPU = "cpu"
+	// SignalNamed labels the anomalies of all named signals together.
+	SignalNamed = "named"
+)
+
+// Reasons a named signal's value is not tracked.
+const (
+	DropDeviceLimit = "device_limit" // the device tracks MAX_SIGNALS_PER_DEVICE signals already
+	DropFleetLimit  = "fleet_limit"  // the fleet tracks MAX_FLEET_SIGNALS names already
 )
 
 // Params are the applier's settings besides the detector.
@@ -126,11 +165,28 @@ type Params struct {
 	Window int          // values per window (WINDOW_SIZE)
 	Score  score.Params // the anomaly score
 	Alert  alert.Params // ALERT_THRESHOLD, ALERT_RECOVERY
+	// MaxSignals is MAX_SIGNALS_PER_DEVICE: the most signals a device
+	// tracks, rps and cpu included.
+	MaxSignals int
+	// Fleet decides which new signal names and tag values the fleet
+	// tracks (MAX_FLEET_SIGNALS); nil tracks all.
+	Fleet Tracker
 }
+
+// Tracker says whether the fleet tracks a signal name or a tag value not
+// yet tracked by the device at hand. Its answers must not depend on I/O
+// done during Apply: the analyzer asks Redis before applying a batch.
+type Tracker interface {
+	TrackSignal(name string) bool
+	TrackTag(key, value string) bool
+}
+
+// DefaultMaxSignals is MAX_SIGNALS_PER_DEVICE's default.
+const DefaultMaxSignals = 32
 
 // DefaultParams are the services' defaults for windows of window values.
 func DefaultParams(window int) Params {
-	return Params{Window: window, Score: score.DefaultParams(), Alert: alert.DefaultParams()}
+	return Params{Window: window, Score: score.DefaultParams(), Alert: alert.DefaultParams(), MaxSignals: DefaultMaxSignals}
 }
 
 // Applier applies decoded batches. It is not safe for concurrent use: its
@@ -150,7 +206,7 @@ func NewApplier(det detector.Detector, p Params) *Applier {
 // missing devices start empty) and to recent, the shard's newest values.
 // States are changed in place.
 func (a *Applier) Apply(d Decoded, states map[string]*state.Device, recent *state.Recent) Result {
-	res := Result{BySignal: map[string]int{}}
+	res := Result{BySignal: map[string]int{}, Signals: map[string]*SignalBatch{}, DroppedSignals: map[string]int{}}
 	touched := make(map[string]*Update, len(d.DeviceIDs))
 	for i := range d.Events {
 		ev := &d.Events[i]
@@ -166,41 +222,57 @@ func (a *Applier) Apply(d Decoded, states map[string]*state.Device, recent *stat
 		}
 		u := touched[ev.DeviceID]
 		if u == nil {
-			u = &Update{DeviceID: ev.DeviceID, State: st, New: isNew || st.Total == 0}
+			u = &Update{DeviceID: ev.DeviceID, State: st, New: isNew || st.Total == 0, TagsBefore: st.Tags}
 			touched[ev.DeviceID] = u
 			res.Updates = append(res.Updates, u)
 		}
-		rps := a.det.Observe(st.RPS, ev.RPS)
-		cpu := a.det.Observe(st.CPU, ev.CPU)
-		anomalous := rps.Anomaly || cpu.Anomaly
 		st.LastID = ev.ID
 		st.Total++
-		if anomalous {
+		st.LastSeen = float64(ev.Receipt) / 1e9
+		// An event without rps or cpu (named metrics only) leaves that
+		// signal's newest value, z-score and score in Last as they were.
+		last := st.Last
+		last.Timestamp, last.Anomaly = ev.Timestamp, false
+		if !ev.NoRPS {
+			r := a.det.Observe(st.RPS, ev.RPS)
+			last.RPS, last.ZRPS = ev.RPS, r.Z
+			last.ScoreRPS = a.scoreAndAlert(&res, u, ev, state.SignalRPS, ev.RPS, r.Z)
+			if r.Anomaly {
+				last.Anomaly = true
+				a.anomaly(&res, u, ev, SignalRPS, ev.RPS, r, last.ScoreRPS)
+				st.Signals[state.SignalRPS].Anomalies++
+			}
+			if recent != nil {
+				recent.Add(ev.ID, ev.RPS)
+			}
+		}
+		if !ev.NoCPU {
+			sb := res.signal(SignalCPU)
+			if st.CPU.Len() == 0 {
+				sb.NewDevices++
+			}
+			r := a.det.Observe(st.CPU, ev.CPU)
+			last.CPU, last.ZCPU = ev.CPU, r.Z
+			last.ScoreCPU = a.scoreAndAlert(&res, u, ev, state.SignalCPU, ev.CPU, r.Z)
+			sb.add(ev.ID, ev.CPU, r.Anomaly)
+			if r.Anomaly {
+				last.Anomaly = true
+				a.anomaly(&res, u, ev, SignalCPU, ev.CPU, r, last.ScoreCPU)
+				st.Signals[state.SignalCPU].Anomalies++
+			}
+		}
+		for _, m := range ev.Metrics {
+			if a.applyNamed(&res, u, ev, m) {
+				last.Anomaly = true
+			}
+		}
+		if ev.Tags != nil {
+			a.applyTags(&res, st, ev.Tags)
+		}
+		st.Last = last
+		if last.Anomaly {
 			st.Anomalies++
 			res.AnomalousEvents++
-		}
-		st.LastSeen = float64(ev.Receipt) / 1e9
-		scoreRPS := a.scoreAndAlert(&res, u, ev, state.SignalRPS, ev.RPS, rps.Z)
-		scoreCPU := a.scoreAndAlert(&res, u, ev, state.SignalCPU, ev.CPU, cpu.Z)
-		st.Last = state.Last{Timestamp: ev.Timestamp, RPS: ev.RPS, CPU: ev.CPU, ZRPS: rps.Z, ZCPU: cpu.Z,
-			ScoreRPS: scoreRPS, ScoreCPU: scoreCPU, Anomaly: anomalous}
-		for _, s := range [...]struct {
-			name  string
-			value float64
-			r     detector.Result
-			score float64
-		}{{SignalRPS, ev.RPS, rps, scoreRPS}, {SignalCPU, ev.CPU, cpu, scoreCPU}} {
-			if !s.r.Anomaly {
-				continue
-			}
-			an := state.Anomaly{DeviceID: ev.DeviceID, Timestamp: ev.Timestamp, Signal: s.name, Value: s.value,
-				ZScore: s.r.Z, Score: s.score, Mean: s.r.Mean, StdDev: s.r.StdDev, StreamID: ev.ID.String()}
-			u.Anomalies = append(u.Anomalies, an)
-			res.Anomalies = append(res.Anomalies, an)
-			res.BySignal[s.name]++
-		}
-		if recent != nil {
-			recent.Add(ev.ID, ev.RPS)
 		}
 		res.Processed++
 		res.Receipts = append(res.Receipts, ev.Receipt)
@@ -208,12 +280,103 @@ func (a *Applier) Apply(d Decoded, states map[string]*state.Device, recent *stat
 	return res
 }
 
+// signal returns the batch's figures of signal name, created on first use.
+func (r *Result) signal(name string) *SignalBatch {
+	sb := r.Signals[name]
+	if sb == nil {
+		sb = &SignalBatch{}
+		r.Signals[name] = sb
+	}
+	return sb
+}
+
+func (sb *SignalBatch) add(id state.ID, x float64, anomalous bool) {
+	sb.Processed++
+	if anomalous {
+		sb.Anomalies++
+	}
+	sb.IDs = append(sb.IDs, id)
+	sb.Values = append(sb.Values, x)
+}
+
+// anomaly records an anomalous value of signal name.
+func (a *Applier) anomaly(res *Result, u *Update, ev *Event, name string, x float64, r detector.Result, score float64) {
+	an := state.Anomaly{DeviceID: ev.DeviceID, Timestamp: ev.Timestamp, Signal: name, Value: x,
+		ZScore: r.Z, Score: score, Mean: r.Mean, StdDev: r.StdDev, StreamID: ev.ID.String()}
+	u.Anomalies = append(u.Anomalies, an)
+	res.Anomalies = append(res.Anomalies, an)
+	label := name
+	if name != SignalRPS && name != SignalCPU {
+		label = SignalNamed
+	}
+	res.BySignal[label]++
+}
+
+// applyNamed applies one value of a named signal exactly as rps and cpu
+// are applied; a name the device or the fleet cannot track more of is
+// counted, not applied. It reports whether the value is anomalous.
+func (a *Applier) applyNamed(res *Result, u *Update, ev *Event, m metric.Named) bool {
+	st := u.State
+	sig := st.FindNamed(m.Name)
+	newSignal := sig < 0
+	if newSignal {
+		reason := ""
+		switch {
+		case st.SignalCount() >= a.p.MaxSignals:
+			reason = DropDeviceLimit
+		case a.p.Fleet != nil && !a.p.Fleet.TrackSignal(m.Name):
+			reason = DropFleetLimit
+		}
+		if reason != "" {
+			st.DroppedSignals++
+			res.DroppedSignals[reason]++
+			return false
+		}
+		st.Named = append(st.Named, state.Named{Name: m.Name, Window: detector.NewWindow(a.p.Window)})
+		sig = st.SignalCount() - 1
+	}
+	sb := res.signal(m.Name)
+	if newSignal {
+		sb.NewDevices++
+	}
+	r := a.det.Observe(st.Named[sig-state.NumSignals].Window, m.Value)
+	sc := a.scoreAndAlert(res, u, ev, sig, m.Value, r.Z)
+	n := &st.Named[sig-state.NumSignals]
+	n.LastValue, n.LastZ, n.LastScore = m.Value, r.Z, sc
+	sb.add(ev.ID, m.Value, r.Anomaly)
+	if r.Anomaly {
+		n.Anomalies++
+		a.anomaly(res, u, ev, m.Name, m.Value, r, sc)
+	}
+	return r.Anomaly
+}
+
+// applyTags makes tags the device's, sorted by key, but for values the
+// fleet does not track (counted): the latest tags win.
+func (a *Applier) applyTags(res *Result, st *state.Device, tags []metric.Tag) {
+	out := make([]state.Tag, 0, len(tags))
+	for _, t := range tags {
+		tracked := slices.Contains(st.Tags, state.Tag{Key: t.Key, Value: t.Value}) ||
+			a.p.Fleet == nil || a.p.Fleet.TrackTag(t.Key, t.Value)
+		if !tracked {
+			res.DroppedTags++
+			continue
+		}
+		out = append(out, state.Tag{Key: t.Key, Value: t.Value})
+	}
+	slices.SortFunc(out, func(x, y state.Tag) int { return strings.Compare(x.Key, y.Key) })
+	if len(out) == 0 {
+		out = nil
+	}
+	st.Tags = out
+}
+
 // scoreAndAlert scores value x of signal sig of ev's device, with the
 // metric's own timestamp, steps the signal's alert and records what it
 // opened or closed. It returns the score. It allocates only for a change.
 func (a *Applier) scoreAndAlert(res *Result, u *Update, ev *Event, sig int, x, z float64) float64 {
 	st := u.State
-	s := &st.Signals[sig]
+	s := st.Signal(sig)
 	sc := a.p.Score.Observe(&s.Score, ev.Timestamp, x)
 	ch := a.p.Alert.Step(&s.Alert, alert.Input{Time: ev.Timestamp, Value: x, Score: sc.Score, Z: z, Low: sc.Low, High: sc.High})
 	switch ch {

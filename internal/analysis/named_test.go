@@ -86,7 +86,7 @@ func TestNamedSignalMatchesNaiveReference(t *testing.T) {
 
 type refuse struct{ signals, tags map[string]bool }
 
-func (f refuse) TrackSignal(name string) bool   { return !f.signals[name] }
+func (f refuse) TrackSignal(name string) bool    { return !f.signals[name] }
 func (f refuse) TrackTag(key, value string) bool { return !f.tags[key+"="+value] }
 
 func TestSignalLimitsCountWhatIsNotTracked(t *testing.T) {

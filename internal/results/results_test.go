@@ -596,7 +596,7 @@ func TestAlertArgsBoundTheHistory(t *testing.T) {
 	res := analysis.Result{Updates: []*analysis.Update{{DeviceID: "d", State: st, Alerts: changes}}, Alerts: changes}
 	args := appendAlertArgs(nil, res, 3)
 	var drops []string
-	for i := 0; i < len(args); i += 6 {
+	for i := 0; i < len(args); i += 7 {
 		drops = append(drops, fmt.Sprintf("%s %d:%d", args[i+2], args[i+1], args[i+5]))
 	}
 	want := []string{"open 1:0", "open 2:0", "closed 2:0", "open 3:0", "closed 3:0",
@@ -614,7 +614,7 @@ func TestAlertArgsBoundTheHistory(t *testing.T) {
 	later := changes[1 : len(changes)-1]
 	res = analysis.Result{Updates: []*analysis.Update{{DeviceID: "d", State: st, Alerts: later}}, Alerts: later}
 	args = appendAlertArgs(nil, res, 3)
-	if drop := args[6*5+5]; drop != uint64(0) { // open 4 must not drop the open alert 1
+	if drop := args[7*5+5]; drop != uint64(0) { // open 4 must not drop the open alert 1
 		t.Errorf("opening 4 with alert 1 open since an earlier batch drops %v, want 0", drop)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -60,8 +62,11 @@ type Batch struct {
 	// Alertmanager: the batch's alert changes then enter the shard's outbox
 	// (notify.KeysFor) in the same write. 0: delivery off, no outbox.
 	OutboxMax int
-	Decoded   analysis.Decoded
-	Result    analysis.Result
+	// Recents are the shard's recent values of the batch's other signals
+	// (Result.Signals), after the batch.
+	Recents map[string]*state.Recent
+	Decoded analysis.Decoded
+	Result  analysis.Result
 }
 
 // Writer reads and writes one shard's results for its owner. It reuses
@@ -170,12 +175,15 @@ func (w *Writer) writeArgs(b Batch) ([]string, []any, error) {
 			keys = append(keys, w.keys.DeviceAlerts(s, u.DeviceID))
 		}
 	}
+	tagKeys, tagOps := w.tagMoves(res)
+	keys = append(keys, tagKeys...)
+	signals := slices.Sorted(maps.Keys(res.Signals))
 	w.recent = b.Recent.AppendBinary(w.recent[:0])
 	args := append(w.args[:0],
 		b.Lease, shard.Group, b.Consumer, b.Detector, res.Processed, res.AnomalousEvents,
 		w.recent, AnomalyHistory, b.Window, b.LeaseTTL.Milliseconds(),
 		len(res.Updates), newDevices, anomalous, len(res.Anomalies), len(d.Acks), len(d.Dead),
-		alerting, len(res.Alerts), AlertHistory, b.OutboxMax)
+		alerting, len(res.Alerts), AlertHistory, b.OutboxMax, len(signals), len(tagKeys), len(tagOps)/3)
 	// All states in one buffer, reused between batches; the buffer is
 	// sized first so the slices handed to args stay valid.
 	size := 0
@@ -215,6 +223,15 @@ func (w *Writer) writeArgs(b Batch) ([]string, []any, error) {
 		payload, _ := json.Marshal(dl.Values)
 		args = append(args, dl.ID, dl.Reason, payload)
 	}
+	for _, name := range signals {
+		sb := res.Signals[name]
+		var recent []byte // none given: the stored values stay
+		if r := b.Recents[name]; r != nil {
+			recent = r.AppendBinary(nil)
+		}
+		args = append(args, name, sb.Processed, sb.Anomalies, sb.NewDevices, recent)
+	}
+	args = append(args, tagOps...)
 	args = appendAlertArgs(args, res, AlertHistory)
 	if b.OutboxMax > 0 && len(res.Alerts) > 0 {
 		var err error
@@ -226,8 +243,41 @@ func (w *Writer) writeArgs(b Batch) ([]string, []any, error) {
 	return keys, args, nil
 }
 
+// tagMoves returns the shard's tag sets the batch's devices join or leave
+// and the moves, each (index of its set among them from 1, "+" or "-",
+// device id).
+func (w *Writer) tagMoves(res analysis.Result) (keys []string, ops []any) {
+	index := map[string]int{}
+	move := func(t state.Tag, op, deviceID string) {
+		key := w.keys.TagMembers(w.shard, t.Key, t.Value)
+		i, ok := index[key]
+		if !ok {
+			keys = append(keys, key)
+			i = len(keys)
+			index[key] = i
+		}
+		ops = append(ops, i, op, deviceID)
+	}
+	for _, u := range res.Updates {
+		if !u.TagsChanged() {
+			continue
+		}
+		for _, t := range u.TagsBefore {
+			if !slices.Contains(u.State.Tags, t) {
+				move(t, "-", u.DeviceID)
+			}
+		}
+		for _, t := range u.State.Tags {
+			if !slices.Contains(u.TagsBefore, t) {
+				move(t, "+", u.DeviceID)
+			}
+		}
+	}
+	return keys, ops
+}
+
 // appendAlertArgs appends the batch's alert changes in stream order, each
-// as (device, number, state, record, ref, drop): device is the index (from
+// as (device, number, state, record, ref, drop, signal): device is the index (from
 // 1) of the device's alert hash among the script's per-device alert keys,
 // drop the number of a record to delete with the change (0: none).
 //
@@ -284,7 +334,7 @@ func appendAlertArgs(args []any, res analysis.Result, keep uint64) []any {
 				drop = a.Seq
 			}
 		}
-		args = append(args, index[a.DeviceID], a.Seq, st, a.AppendBinary(nil), alertRef(a), drop)
+		args = append(args, index[a.DeviceID], a.Seq, st, a.AppendBinary(nil), alertRef(a), drop, a.Signal)
 	}
 	return args
 }
@@ -320,7 +370,7 @@ func AlertRecord(a state.Alert) notify.Alert {
 // three together).
 var header = []string{"lease", "group", "consumer", "detector", "processed", "anomalous",
 	"recent", "keep", "window", "ttl", "nstates", "nnew", "nanom", "nshard", "nack", "ndead",
-	"nalertdev", "nalerts", "alertkeep", "alertmax"}
+	"nalertdev", "nalerts", "alertkeep", "alertmax", "nsignals", "ntagkeys", "ntagops"}
 
 // writeScript applies one batch atomically. It refuses while the lease is
 // not the caller's (FENCED) or while another consumer holds pending
@@ -331,12 +381,17 @@ var header = []string{"lease", "group", "consumer", "detector", "processed", "an
 // device states, shard alerts, open alerts, and the alert outbox's outbox,
 // open and meta (notify.Keys) (nFixedKeys); then the anomaly
 // list of each of the nanom devices with anomalies; then the alert hash of
-// each of the nalertdev devices with alert changes.
+// each of the nalertdev devices with alert changes; then the ntagkeys tag
+// sets (shard.Keys.TagMembers) devices join or leave.
 // ARGV: the header (above); then nstates pairs (device id, state); nnew
 // pairs (0, device id); for each of the nanom devices with anomalies its
 // count and records; the shard's nshard records in stream order; nack
-// ids; ndead triples (id, reason, payload); nalerts alert changes in
-// stream order, each (device, number, state, record, ref, drop) as
+// ids; ndead triples (id, reason, payload); nsignals quintuples (name,
+// values, anomalous values, new devices, recent values) of the signals
+// but rps, counted in the stats hash as processed:<name>,
+// anomalies:<name> and devices:<name> beside recent:<name>; ntagops
+// triples (tag set index, "+" or "-", device id); nalerts alert changes in
+// stream order, each (device, number, state, record, ref, drop, signal) as
 // appendAlertArgs describes; when alertmax > 0 (delivery on), nalerts
 // triples (id, state, record) for the outbox, as appendOutboxArgs writes
 // them.
@@ -345,7 +400,7 @@ var writeScript = redis.NewScript(notify.LuaOutbox + writeSource)
 const writeSource = `
 local leaseKey, statsKey, streamKey, devicesKey, anomaliesKey, deadKey, statesKey, alertsKey, openAlertsKey, outboxKey, outboxOpenKey, outboxMetaKey = unpack(KEYS, 1, 12)
 local nfixed = 12 -- keys before the per-device ones
-local lease, group, consumer, detector, processed, anomalous, recent, keep, window, ttl, nstates, nnew, nanom, nshard, nack, ndead, nalertdev, nalerts, alertkeep, alertmax = unpack(ARGV, 1, 20)
+local lease, group, consumer, detector, processed, anomalous, recent, keep, window, ttl, nstates, nnew, nanom, nshard, nack, ndead, nalertdev, nalerts, alertkeep, alertmax, nsignals, ntagkeys, ntagops = unpack(ARGV, 1, 23)
 if redis.call('GET', leaseKey) ~= lease then return redis.error_reply('FENCED lease lost') end
 local pend = redis.call('XPENDING', streamKey, group)
 if pend[4] then
@@ -355,7 +410,8 @@ if pend[4] then
 end
 keep = tonumber(keep)
 nstates, nnew, nanom = tonumber(nstates), tonumber(nnew), tonumber(nanom)
-if #KEYS ~= nfixed + nanom + tonumber(nalertdev) then return redis.error_reply('ERR ' .. #KEYS .. ' keys for ' .. nanom .. ' anomaly lists and ' .. nalertdev .. ' alert hashes') end
+nalertdev, nsignals, ntagkeys, ntagops = tonumber(nalertdev), tonumber(nsignals), tonumber(ntagkeys), tonumber(ntagops)
+if #KEYS ~= nfixed + nanom + nalertdev + ntagkeys then return redis.error_reply('ERR ' .. #KEYS .. ' keys for ' .. nanom .. ' anomaly lists, ' .. nalertdev .. ' alert hashes and ' .. ntagkeys .. ' tag sets') end
 nshard, nack, ndead = tonumber(nshard), tonumber(nack), tonumber(ndead)
 nalerts, alertkeep = tonumber(nalerts), tonumber(alertkeep)
 -- Calls with many arguments go in chunks: unpack is bounded by Lua's stack.
@@ -369,7 +425,7 @@ local function chunks(from, n, per, fn)
     i = j + 1
   end
 end
-local a = 21 -- the first argument after the header
+local a = 24 -- the first argument after the header
 chunks(a, nstates, 2, function(i, j) redis.call('HSET', statesKey, unpack(ARGV, i, j)) end)
 a = a + 2 * nstates
 chunks(a, nnew, 2, function(i, j) redis.call('ZADD', devicesKey, unpack(ARGV, i, j)) end)
@@ -398,23 +454,38 @@ for d = 1, ndead do
   redis.call('XADD', deadKey, 'MAXLEN', '~', 100000, '*', 'id', ARGV[a], 'reason', ARGV[a + 1], 'entry', ARGV[a + 2])
   a = a + 3
 end
+for i = 1, nsignals do
+  local name = ARGV[a]
+  redis.call('HINCRBY', statsKey, 'processed:' .. name, ARGV[a + 1])
+  if ARGV[a + 2] ~= '0' then redis.call('HINCRBY', statsKey, 'anomalies:' .. name, ARGV[a + 2]) end
+  if ARGV[a + 3] ~= '0' then redis.call('HINCRBY', statsKey, 'devices:' .. name, ARGV[a + 3]) end
+  if ARGV[a + 4] ~= '' then redis.call('HSET', statsKey, 'recent:' .. name, ARGV[a + 4]) end
+  a = a + 5
+end
+for i = 1, ntagops do
+  local key = KEYS[nfixed + nanom + nalertdev + tonumber(ARGV[a])]
+  if ARGV[a + 1] == '+' then redis.call('SADD', key, ARGV[a + 2]) else redis.call('SREM', key, ARGV[a + 2]) end
+  a = a + 3
+end
 -- Alert changes, in stream order: each device's hash by number, the
 -- shard's newest references and open set, the counters.
 local opened, closed = 0, 0
 for i = 1, nalerts do
   local key = KEYS[nfixed + nanom + tonumber(ARGV[a])]
-  local n, st, rec, ref, drop = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+  local n, st, rec, ref, drop, sig = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
   redis.call('HSET', key, n, rec)
   if drop ~= '0' then redis.call('HDEL', key, drop) end
   if st == 'open' then
     opened = opened + 1
     redis.call('LPUSH', alertsKey, ref)
     redis.call('SADD', openAlertsKey, ref)
+    redis.call('HINCRBY', statsKey, 'alerts_open:' .. sig, 1)
   else
     closed = closed + 1
     redis.call('SREM', openAlertsKey, ref)
+    redis.call('HINCRBY', statsKey, 'alerts_open:' .. sig, -1)
   end
-  a = a + 6
+  a = a + 7
 end
 if opened > 0 then
   redis.call('LTRIM', alertsKey, 0, alertkeep - 1)

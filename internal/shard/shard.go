@@ -74,6 +74,25 @@ func (k Keys) OpenAlerts(s int) string { return k.tagged("openalerts", s) }
 // DeviceAlerts is one device's hash of its newest alerts by number.
 func (k Keys) DeviceAlerts(s int, id string) string { return k.tagged("alerts", s) + ":" + id }
 
+// TagMembers is shard s's set of the ids of its devices tagged key=value.
+func (k Keys) TagMembers(s int, key, value string) string {
+	return k.tagged("tag", s) + ":" + key + "=" + value
+}
+
+// The fleet's registry of the signal names and tag values it tracks
+// (MAX_FLEET_SIGNALS): one hash tag, so one script decides a batch's new
+// names on Redis Cluster too.
+const registryTag = "{registry}"
+
+// Signals is the set of the named signals the fleet tracks.
+func (k Keys) Signals() string { return k.Prefix + ":" + registryTag + ":signals" }
+
+// TagKeys is the set of the tag keys the fleet tracks.
+func (k Keys) TagKeys() string { return k.Prefix + ":" + registryTag + ":tagkeys" }
+
+// TagValues is the set of the values of tag key the fleet tracks.
+func (k Keys) TagValues(key string) string { return k.Prefix + ":" + registryTag + ":tagvalues:" + key }
+
 // Members is the sorted set of live analyzers, scored by expiry.
 func (k Keys) Members() string { return k.Prefix + ":analyzers" }
 

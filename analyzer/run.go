@@ -43,7 +43,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return fmt.Errorf("READ_TOKENS_FILE: %w", err)
 	}
 
-	params := analysis.Params{Window: cfg.WindowSize, Score: score.DefaultParams(), Alert: cfg.AlertParams()}
+	params := analysis.Params{Window: cfg.WindowSize, Score: score.DefaultParams(), Alert: cfg.AlertParams(),
+		MaxSignals: cfg.MaxSignalsPerDevice}
 
 	reg := httpserver.NewRegistry()
 	// Each owned shard keeps one connection blocked in XREADGROUP.
@@ -53,7 +54,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	health := newShardHealth(m.healthy)
 	keys := shard.Keys{Prefix: cfg.KeyPrefix}
 	deps := workerDeps{
-		consumer: cfg.ConsumerName, rdb: rdb, keys: keys, params: params, count: cfg.ReadCount,
+		consumer: cfg.ConsumerName, rdb: rdb, keys: keys, params: params, maxFleet: cfg.MaxFleetSignals, count: cfg.ReadCount,
 		leaseTTL: cfg.LeaseTTL, timeout: cfg.RedisTimeout, newDetector: newDetector, m: m, health: health, log: log,
 	}
 	if len(cfg.AlertmanagerURLs) > 0 {

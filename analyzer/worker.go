@@ -13,6 +13,7 @@ import (
 
 	"github.com/pulse-iot/pulse/internal/analysis"
 	"github.com/pulse-iot/pulse/internal/backoff"
+	"github.com/pulse-iot/pulse/internal/config"
 	"github.com/pulse-iot/pulse/internal/detector"
 	"github.com/pulse-iot/pulse/internal/notify"
 	"github.com/pulse-iot/pulse/internal/results"
@@ -46,7 +47,9 @@ type shardWorker struct {
 
 	results   *results.Writer
 	recent    *state.Recent
-	alerts    alertSender // nil: delivery off
+	recents   map[string]*state.Recent // other signals' recent values, read when first needed
+	registry  *results.Registry        // the fleet's signal names and tag values
+	alerts    alertSender              // nil: delivery off
 	outboxMax int
 }
 
@@ -64,7 +67,8 @@ type workerDeps struct {
 	consumer    string
 	rdb         redis.UniversalClient
 	keys        shard.Keys
-	params      analysis.Params // WINDOW_SIZE, ALERT_THRESHOLD, ALERT_RECOVERY
+	params      analysis.Params // WINDOW_SIZE, ALERT_THRESHOLD, ALERT_RECOVERY, MAX_SIGNALS_PER_DEVICE
+	maxFleet    int             // MAX_FLEET_SIGNALS
 	count       int             // READ_COUNT
 	leaseTTL    time.Duration
 	timeout     time.Duration // REDIS_TIMEOUT
@@ -79,12 +83,21 @@ type workerDeps struct {
 // newShardWorker returns the worker of shard s while lease is held.
 func newShardWorker(d workerDeps, s int, lease string) *shardWorker {
 	det := d.newDetector()
+	// Each worker its own registry: it is not shared between goroutines,
+	// and Redis decides for all.
+	maxFleet := d.maxFleet
+	if maxFleet == 0 {
+		maxFleet = config.DefaultMaxFleetSignals
+	}
+	registry := results.NewRegistry(d.rdb, d.keys, maxFleet)
+	params := d.params
+	params.Fleet = registry
 	return &shardWorker{
 		shard: s, lease: lease, consumer: d.consumer, rdb: d.rdb, keys: d.keys,
 		window: d.params.Window, count: d.count, leaseTTL: d.leaseTTL, timeout: d.timeout,
-		detector: det, applier: analysis.NewApplier(det, d.params), m: d.m, health: d.health,
+		detector: det, applier: analysis.NewApplier(det, params), m: d.m, health: d.health,
 		log: d.log.With(zap.Int("shard", s)), results: results.NewWriter(d.rdb, d.keys, s),
-		alerts: d.alerts, outboxMax: d.outboxMax,
+		recents: map[string]*state.Recent{}, registry: registry, alerts: d.alerts, outboxMax: d.outboxMax,
 	}
 }
 
@@ -200,6 +213,7 @@ func (w *shardWorker) load(ctx context.Context) error {
 		return err
 	}
 	w.recent = recent
+	w.recents = map[string]*state.Recent{}
 	res, err := claimScript.Run(ctx, w.rdb, []string{w.keys.Lease(w.shard), w.keys.Stream(w.shard)},
 		w.lease, shard.Group, w.consumer).Int64Slice()
 	if err != nil {
@@ -294,14 +308,25 @@ func (w *shardWorker) apply(entries []analysis.Entry) error {
 		// Refusing the batch would stop the shard for good.
 		w.log.Error("device state corrupt; starting it anew", zap.String("device_id", id))
 	}
+	if err := w.registry.Prepare(ctx, d); err != nil {
+		return err
+	}
 	res := w.applier.Apply(d, states, w.recent)
+	recents, err := w.signalRecents(ctx, res.Signals)
+	if err != nil {
+		return err
+	}
 	err = w.results.Write(ctx, results.Batch{
 		Lease: w.lease, Consumer: w.consumer, Detector: w.detector.Name(), Window: w.window,
-		LeaseTTL: w.leaseTTL, Recent: w.recent, Decoded: d, Result: res, OutboxMax: w.outboxMax,
+		LeaseTTL: w.leaseTTL, Recent: w.recent, Recents: recents, Decoded: d, Result: res, OutboxMax: w.outboxMax,
 	})
 	if err != nil {
 		return err
 	}
+	for reason, n := range res.DroppedSignals {
+		w.m.signalsDropped.WithLabelValues(reason).Add(float64(n))
+	}
+	w.m.tagsDropped.Add(float64(res.DroppedTags))
 	if w.alerts != nil && len(res.Alerts) > 0 {
 		w.alerts.Wake()
 	}
@@ -328,6 +353,36 @@ func (w *shardWorker) apply(entries []analysis.Entry) error {
 	w.m.batchSize.Observe(float64(len(entries)))
 	w.m.applyDuration.Observe(now.Sub(start).Seconds())
 	return nil
+}
+
+// signalRecents adds the batch's values of signals other than rps to the
+// shard's recent values of each, reading those not yet in hand, and
+// returns the ones the batch changed.
+func (w *shardWorker) signalRecents(ctx context.Context, signals map[string]*analysis.SignalBatch) (map[string]*state.Recent, error) {
+	var missing []string
+	for name := range signals {
+		if w.recents[name] == nil {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		got, err := w.results.SignalRecents(ctx, missing, w.window)
+		if err != nil {
+			return nil, err
+		}
+		for name, r := range got {
+			w.recents[name] = r
+		}
+	}
+	out := make(map[string]*state.Recent, len(signals))
+	for name, sb := range signals {
+		r := w.recents[name]
+		for i, id := range sb.IDs {
+			r.Add(id, sb.Values[i])
+		}
+		out[name] = r
+	}
+	return out, nil
 }
 
 func createGroup(ctx context.Context, rdb redis.UniversalClient, stream string) error {

@@ -166,7 +166,7 @@ type Params struct {
 	Score  score.Params // the anomaly score
 	Alert  alert.Params // ALERT_THRESHOLD, ALERT_RECOVERY
 	// MaxSignals is MAX_SIGNALS_PER_DEVICE: the most signals a device
-	// tracks, rps and cpu included.
+	// tracks, rps and cpu included (0: DefaultMaxSignals).
 	MaxSignals int
 	// Fleet decides which new signal names and tag values the fleet
 	// tracks (MAX_FLEET_SIGNALS); nil tracks all.
@@ -199,6 +199,9 @@ type Applier struct {
 // NewApplier returns an applier judging values with det and scoring and
 // alerting with p.
 func NewApplier(det detector.Detector, p Params) *Applier {
+	if p.MaxSignals == 0 {
+		p.MaxSignals = DefaultMaxSignals
+	}
 	return &Applier{det: det, p: p}
 }
 

@@ -15,9 +15,13 @@ import (
 	"time"
 
 	"github.com/pulse-iot/pulse/internal/alert"
+	"github.com/pulse-iot/pulse/internal/analysis"
 	"github.com/pulse-iot/pulse/internal/detector"
 	"github.com/pulse-iot/pulse/internal/notify"
 )
+
+// DefaultMaxFleetSignals is MAX_FLEET_SIGNALS's default.
+const DefaultMaxFleetSignals = 256
 
 // The services that read a configuration.
 const (
@@ -55,6 +59,10 @@ type Config struct {
 	ReadCount      int
 	AlertThreshold float64 // analyzer: a signal's alert opens at this score
 	AlertRecovery  int     // analyzer: consecutive normal values that close it
+
+	// Cardinality of named signals and tags (analyzer).
+	MaxSignalsPerDevice int // signals a device tracks, rps and cpu included
+	MaxFleetSignals     int // distinct signal names, tag keys and values per key the fleet tracks
 
 	// Delivery of device alerts to Alertmanager (analyzer; internal/notify).
 	AlertmanagerURLs []string      // base URLs; none: delivery off. May carry passwords.
@@ -206,6 +214,12 @@ func Vars() []Var {
 		}},
 		{"READ_COUNT", "500", []string{Analyzer}, "Most stream entries an analyzer reads and applies in one batch.", func(c *Config, v string) error {
 			return intIn(&c.ReadCount, v, 1, 100000)
+		}},
+		{"MAX_SIGNALS_PER_DEVICE", strconv.Itoa(analysis.DefaultMaxSignals), []string{Analyzer}, "Most signals a device tracks, rps and cpu included (2 to 1024); values of further named metrics are counted (dropped_signals, pulse_signals_dropped_total), not analysed.", func(c *Config, v string) error {
+			return intIn(&c.MaxSignalsPerDevice, v, 2, 1024)
+		}},
+		{"MAX_FLEET_SIGNALS", strconv.Itoa(DefaultMaxFleetSignals), []string{Analyzer}, "Most distinct named signals the fleet tracks, and likewise tag keys and values per tag key (1 to 100000); further names and values are counted (pulse_signals_dropped_total, pulse_tags_dropped_total), not tracked.", func(c *Config, v string) error {
+			return intIn(&c.MaxFleetSignals, v, 1, 100000)
 		}},
 		{"ALERT_THRESHOLD", strconv.FormatFloat(alert.DefaultThreshold, 'g', -1, 64), []string{Analyzer}, "A device's signal opens an alert when a value's anomaly score (0 to 1) reaches this; the default maximises NAB's standard profile (docs/ACCURACY.md).", func(c *Config, v string) error {
 			f, err := strconv.ParseFloat(v, 64)

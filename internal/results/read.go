@@ -95,31 +95,12 @@ func (s *Reader) Fleet(ctx context.Context) (Fleet, error) {
 			f.Detectors = append(f.Detectors, d)
 		}
 		f.Devices += devices[i].Val()
-		lag, pending, lagKnown, pendingKnown := shardBacklog(groups[i])
-		if lagKnown {
-			f.Lag += lag
-		} else {
-			f.LagUnknown = append(f.LagUnknown, i)
-		}
-		if pendingKnown {
-			f.Pending += pending
-		} else {
-			f.PendingUnknown = append(f.PendingUnknown, i)
-		}
+		f.addBacklog(i, groups[i])
 	}
 	sort.Strings(f.Detectors)
-	// The fleet's window: the newest values across shards, by stream id
-	// (Redis's clock at ingest), oldest first.
-	idx := make([]int, len(ids))
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.SliceStable(idx, func(a, b int) bool { return ids[idx[a]].Less(ids[idx[b]]) })
-	if len(idx) > s.window {
-		idx = idx[len(idx)-s.window:]
-	}
-	for _, i := range idx {
-		f.Values = append(f.Values, rps[i])
+	// The fleet's window: the newest values across shards.
+	if len(ids) > 0 {
+		f.Values = newest(ids, rps, s.window)
 	}
 	return f, nil
 }
@@ -182,6 +163,12 @@ func (s *Reader) Anomalies(ctx context.Context, deviceID string, limit int) ([]s
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("read fleet anomalies: %w", err)
 	}
+	return newestAnomalies(lists, limit)
+}
+
+// newestAnomalies merges lists of anomaly records, each newest first,
+// into the newest limit, newest first, by stream id.
+func newestAnomalies(lists []*redis.StringSliceCmd, limit int) ([]state.Anomaly, error) {
 	var all []state.Anomaly
 	var ids []state.ID
 	for _, l := range lists {
@@ -257,27 +244,24 @@ func (s *Reader) Devices(ctx context.Context, cursor string, limit int) ([]Devic
 		ids = ids[:limit]
 		next = ids[limit-1]
 	}
-	pipe = s.rdb.Pipeline()
-	gets := make([]*redis.StringCmd, len(ids))
-	for i, id := range ids {
-		gets[i] = pipe.HGet(ctx, s.keys.DeviceStates(shard.For(id, s.shards)), id)
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, "", fmt.Errorf("read devices: %w", err)
+	out, err := s.summaries(ctx, ids)
+	return out, next, err
+}
+
+// summaries reads the rows of devices ids, in order; a device listed but
+// whose state is gone is skipped rather than failing the page.
+func (s *Reader) summaries(ctx context.Context, ids []string) ([]DeviceSummary, error) {
+	states, err := s.states(ctx, ids)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]DeviceSummary, 0, len(ids))
-	for i, id := range ids {
-		raw, err := gets[i].Bytes()
-		if err != nil {
-			continue // listed but its state is gone: skip rather than fail the page
+	for i, d := range states {
+		if d != nil {
+			out = append(out, DeviceSummary{DeviceID: ids[i], LastSeen: d.LastSeen, TotalProcessed: d.Total, AnomalyCount: d.Anomalies})
 		}
-		d, err := state.DecodeDevice(raw, s.window)
-		if err != nil {
-			return nil, "", fmt.Errorf("decode device %s: %w", id, err)
-		}
-		out = append(out, DeviceSummary{DeviceID: id, LastSeen: d.LastSeen, TotalProcessed: d.Total, AnomalyCount: d.Anomalies})
 	}
-	return out, next, nil
+	return out, nil
 }
 
 func atoi(v any) int64 {

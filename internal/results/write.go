@@ -108,6 +108,31 @@ func (w *Writer) Recent(ctx context.Context, window int) (*state.Recent, error) 
 	return r, nil
 }
 
+// SignalRecents reads the shard's recent values of signals names (other
+// than rps). Values that cannot be decoded give an empty window, as
+// Recent's do, and are logged by nobody: the next batch rewrites them.
+func (w *Writer) SignalRecents(ctx context.Context, names []string, window int) (map[string]*state.Recent, error) {
+	key := w.keys.Stats(w.shard)
+	fields := make([]string, len(names))
+	for i, n := range names {
+		fields[i] = "recent:" + n
+	}
+	vals, err := w.rdb.HMGet(ctx, key, fields...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("hmget %s: %w", key, err)
+	}
+	out := make(map[string]*state.Recent, len(names))
+	for i, n := range names {
+		raw, _ := vals[i].(string)
+		r, err := state.DecodeRecent([]byte(raw), window)
+		if err != nil {
+			r = &state.Recent{Size: window}
+		}
+		out[n] = r
+	}
+	return out, nil
+}
+
 // States reads the states of devices ids; devices never seen are absent
 // from the map. corrupt lists the devices whose state cannot be decoded:
 // they start anew rather than stop the shard for good.

@@ -59,14 +59,21 @@ func TestAPIDocExamplesHaveTheServiceFieldOrder(t *testing.T) {
 	closed := 1.5
 	written := map[string]any{
 		"fleet":     fleetResponse{UnknownLag: []int{}, Detectors: []string{}},
-		"device":    deviceResponse{OpenAlerts: []openAlert{{}}},
+		"device": deviceResponse{OpenAlerts: []openAlert{{}},
+			Signals: map[string]signalView{"cpu": {}, "rps": {}, "temperature": {}}, Tags: map[string]string{"model": "", "site": ""}},
+		"signal":    fleetResponse{UnknownLag: []int{}, Detectors: []string{}, Signal: "temperature"},
+		"group":     groupResponse{},
 		"anomalies": map[string]any{"anomalies": []state.Anomaly{{}}},
 		"alerts":    map[string]any{"alerts": []notify.Alert{{ClosedAt: &closed}}},
 	}
 	kind := func(doc string) string {
 		switch {
+		case strings.HasPrefix(doc, `{"rolling_average"`) && strings.Contains(doc, `"signal"`):
+			return "signal"
 		case strings.HasPrefix(doc, `{"rolling_average"`):
 			return "fleet"
+		case strings.HasPrefix(doc, `{"tag"`):
+			return "group"
 		case strings.HasPrefix(doc, `{"device_id"`) && strings.Contains(doc, `"rolling_average"`):
 			return "device"
 		case strings.HasPrefix(doc, `{"anomalies"`):

@@ -28,6 +28,8 @@ func addRoutes(r *gin.Engine, cfg config.Config, store resultStore, tokens *auth
 	g.GET("/anomalies", handleAnomalies(store, log))
 	g.GET("/alerts", handleAlerts(store, log))
 	g.GET("/devices", handleDevices(store, log))
+	g.GET("/signals", handleSignals(store, log))
+	g.GET("/tags", handleTags(store, log))
 }
 
 // redisDeadline bounds a query's time on Redis: an unreachable or stalled

@@ -208,8 +208,10 @@ func TestAPIRateLimitPerClient(t *testing.T) {
 	}
 }
 
-// blockingStore holds every query until release is closed.
+// blockingStore holds every query until release is closed. The queries
+// the tests do not make are the embedded (nil) interface's.
 type blockingStore struct {
+	resultStore
 	entered chan struct{}
 	release chan struct{}
 }

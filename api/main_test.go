@@ -171,8 +171,12 @@ func seed(t *testing.T, prefix string, ac analysisConfig, events []stream.Event)
 			t.Fatalf("xgroup create: %v", err)
 		}
 		w := results.NewWriter(rdb, keys, s)
-		applier := analysis.NewApplier(newDetector(), analysis.DefaultParams(ac.Window))
+		registry := results.NewRegistry(rdb, keys, 256)
+		params := analysis.DefaultParams(ac.Window)
+		params.Fleet = registry
+		applier := analysis.NewApplier(newDetector(), params)
 		recent := &state.Recent{Size: ac.Window}
+		recents := map[string]*state.Recent{}
 		for {
 			res, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: shard.Group, Consumer: consumer,
 				Streams: []string{keys.Stream(s), ">"}, Count: 100, Block: -1}).Result()
@@ -191,8 +195,20 @@ func seed(t *testing.T, prefix string, ac analysisConfig, events []stream.Event)
 			if err != nil || len(corrupt) > 0 {
 				t.Fatalf("read states: %v (corrupt %v)", err, corrupt)
 			}
+			if err := registry.Prepare(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+			applied := applier.Apply(d, states, recent)
+			for name, sb := range applied.Signals {
+				if recents[name] == nil {
+					recents[name] = &state.Recent{Size: ac.Window}
+				}
+				for i, id := range sb.IDs {
+					recents[name].Add(id, sb.Values[i])
+				}
+			}
 			err = w.Write(ctx, results.Batch{Lease: lease, Consumer: consumer, Detector: "classic", Window: ac.Window,
-				LeaseTTL: time.Minute, Recent: recent, Decoded: d, Result: applier.Apply(d, states, recent)})
+				LeaseTTL: time.Minute, Recent: recent, Recents: recents, Decoded: d, Result: applied})
 			if err != nil {
 				t.Fatalf("write results: %v", err)
 			}

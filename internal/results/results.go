@@ -13,8 +13,16 @@
 //	<prefix>:openalerts:{N}        set: references to the shard's open alerts
 //	<prefix>:alerts:{N}:<id>       hash: one device's newest AlertHistory alerts, number → state.Alert (binary)
 //	<prefix>:stats:{N}             hash: processed, anomalies, alerts_opened (counters), alerts_open (gauge),
-//	                               recent (state.Recent), detector, window
+//	                               recent (state.Recent), detector, window; per signal but rps (cpu and the
+//	                               named ones) processed:<name>, anomalies:<name> (its values and anomalous
+//	                               values), devices:<name> (devices that sent it), recent:<name>, and per
+//	                               signal alerts_open:<name>
+//	<prefix>:tag:{N}:<key>=<value> set: the ids of the shard's devices whose latest tags include key=value
 //	<prefix>:deadletter:{N}        stream: entries that could not be decoded (id, reason, entry), capped
+//
+// Fleet-wide, in one slot of their own (Registry): <prefix>:{registry}:signals, the named signals the
+// fleet tracks; <prefix>:{registry}:tagkeys and <prefix>:{registry}:tagvalues:<key>, the tag keys and
+// values it tracks; each set holds at most MAX_FLEET_SIGNALS members.
 //
 // Alerts. A device numbers its alerts from 1 (state.Device.AlertSeq, in
 // its state, so numbers survive restarts and takeovers); an alert's id is

@@ -83,12 +83,13 @@ bench:
 LOCUST_USERS ?= 50
 LOCUST_RATE ?= 10
 LOCUST_TIME ?= 60s
+LOCUST_MIX ?= classic
 INGEST_URL ?= http://127.0.0.1:8080
 API_URL ?= http://127.0.0.1:8081
 locust:
 	@command -v locust >/dev/null || { echo "locust not found: sudo apt-get install -y python3-locust (or pip install -r locust/requirements.txt)" >&2; exit 1; }
 	locust -f locust/locustfile.py --headless -u $(LOCUST_USERS) -r $(LOCUST_RATE) -t $(LOCUST_TIME) \
-		--ingest-host $(INGEST_URL) --api-host $(API_URL) --stop-timeout 5
+		--ingest-host $(INGEST_URL) --api-host $(API_URL) --mix $(LOCUST_MIX) --stop-timeout 5
 
 # Accuracy of every detector on labelled synthetic data → docs/ACCURACY.md.
 eval:

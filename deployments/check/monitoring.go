@@ -47,9 +47,44 @@ func ParseRules(data []byte) (*RuleFile, error) {
 
 // Dashboard is the part of a Grafana dashboard the checks read.
 type Dashboard struct {
-	UID    string  `json:"uid"`
-	Title  string  `json:"title"`
-	Panels []Panel `json:"panels"`
+	UID        string  `json:"uid"`
+	Title      string  `json:"title"`
+	Panels     []Panel `json:"panels"`
+	Templating struct {
+		List []Variable `json:"list"`
+	} `json:"templating"`
+}
+
+// Variable is a dashboard variable; Query is read for query variables of
+// the Pulse API datasource.
+type Variable struct {
+	Name       string      `json:"name"`
+	Type       string      `json:"type"`
+	Datasource *Datasource `json:"datasource"`
+	Query      struct {
+		InfinityQuery *struct {
+			URL          string `json:"url"`
+			RootSelector string `json:"root_selector"`
+		} `json:"infinityQuery"`
+	} `json:"query"`
+}
+
+// UnmarshalJSON takes a variable whose query is a string (Prometheus's,
+// custom ones) as well as an object (the Infinity plugin's).
+func (v *Variable) UnmarshalJSON(b []byte) error {
+	type plain Variable
+	var raw struct {
+		plain
+		Query json.RawMessage `json:"query"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	*v = Variable(raw.plain)
+	if len(raw.Query) > 0 && raw.Query[0] == '{' {
+		return json.Unmarshal(raw.Query, &v.Query)
+	}
+	return nil
 }
 
 // Panel is a Grafana panel (rows nest panels).
@@ -63,12 +98,14 @@ type Panel struct {
 	GridPos    map[string]int `json:"gridPos"`
 }
 
-// Target is one query of a panel.
+// Target is one query of a panel: PromQL (Expr) or, of the Pulse API
+// datasource, an api path (URL).
 type Target struct {
 	RefID        string      `json:"refId"`
 	Expr         string      `json:"expr"`
 	LegendFormat string      `json:"legendFormat"`
 	Datasource   *Datasource `json:"datasource"`
+	URL          string      `json:"url"`
 }
 
 // Datasource references a Grafana datasource.
@@ -102,18 +139,9 @@ func (d *Dashboard) AllPanels() []Panel {
 
 // GrafanaProvisioning is a datasources or dashboards provisioning file.
 type GrafanaProvisioning struct {
-	APIVersion  int `json:"apiVersion"`
-	Datasources []struct {
-		Name      string         `json:"name"`
-		UID       string         `json:"uid"`
-		Type      string         `json:"type"`
-		Access    string         `json:"access"`
-		URL       string         `json:"url"`
-		IsDefault bool           `json:"isDefault"`
-		Editable  bool           `json:"editable"`
-		JSONData  map[string]any `json:"jsonData"`
-	} `json:"datasources"`
-	Providers []struct {
+	APIVersion  int                 `json:"apiVersion"`
+	Datasources []GrafanaDatasource `json:"datasources"`
+	Providers   []struct {
 		Name                  string `json:"name"`
 		Folder                string `json:"folder"`
 		Type                  string `json:"type"`
@@ -143,12 +171,20 @@ func RuleExprs(rf *RuleFile) []PromQLExpr {
 	return out
 }
 
-// DashboardExprs lists the expressions of a dashboard, Grafana variables
-// expanded.
+// DashboardExprs lists the PromQL expressions of a dashboard, Grafana
+// variables expanded: the targets of Prometheus (a target's datasource,
+// else its panel's; none is the default, Prometheus).
 func DashboardExprs(d *Dashboard) []PromQLExpr {
 	var out []PromQLExpr
 	for _, p := range d.AllPanels() {
 		for _, t := range p.Targets {
+			ds := t.Datasource
+			if ds == nil {
+				ds = p.Datasource
+			}
+			if !isPrometheus(ds) {
+				continue
+			}
 			out = append(out, PromQLExpr{fmt.Sprintf("dashboard %s panel %q %s", d.UID, p.Title, t.RefID), ExpandGrafana(t.Expr)})
 		}
 	}
@@ -446,9 +482,13 @@ func (c *checker) grafanaWiring() {
 	for _, gp := range provFiles("datasources") {
 		for _, ds := range gp.Datasources {
 			uids[ds.UID] = true
+			if ds.Type == InfinityType {
+				c.apiDatasource(spec, ctr, ds)
+				continue
+			}
 			u, err := url.Parse(ds.URL)
 			if err != nil || ds.Type != "prometheus" {
-				c.p.add("grafana datasource %s: want a prometheus URL", ds.Name)
+				c.p.add("grafana datasource %s: want a prometheus URL, or the api's through %s", ds.Name, InfinityType)
 				continue
 			}
 			if _, err := c.serviceAddr(u.Host); err != nil {
@@ -481,6 +521,11 @@ func (c *checker) grafanaWiring() {
 					continue
 				}
 				dashboards++
+				for _, v := range d.Templating.List {
+					if v.Datasource != nil && !uids[v.Datasource.UID] {
+						c.p.add("dashboard %s variable %s: datasource uid %q is not provisioned", k, v.Name, v.Datasource.UID)
+					}
+				}
 				for _, pn := range d.AllPanels() {
 					for _, ds := range []*Datasource{pn.Datasource} {
 						if ds != nil && !uids[ds.UID] {

@@ -15,8 +15,18 @@
 //	ceiling closed loop like single, against a bare net/http handler answering
 //	        202 (this executable again, in a process of its own): the HTTP ceiling
 //	single  closed loop, single-event POSTs, maximum throughput
+//	single-6  single with 6 signals per event (cpu, rps and 4 named) instead
+//	        of 2, on devices of their own: events/s and signals/s
 //	batch   closed loop, POSTs of -batch events (1000), maximum throughput
+//	batch-6 batch with 6 signals per event
 //	memory  100,000 new devices × 3 events: Redis bytes per device, analyzer RSS
+//	memory-signals  -signal-devices new devices with 2 signals, then as many
+//	        with 6, warm (full windows, a day of half-hour buckets): Redis
+//	        bytes per extra signal
+//
+// single, batch and the open loads send the events they always sent, 2
+// signals each; -baseline compares them with a report of the code before
+// named metrics.
 //
 // Every run is bounded in requests and time; after each load the harness
 // waits (at most -drain-timeout) for the analyzers to catch up, and reports
@@ -57,6 +67,9 @@ type options struct {
 	batch            int
 	devices          int
 	memDevices       int
+	signalDevices    int
+	window           int
+	baseline         string
 	drainTimeout     time.Duration
 	out, md          string
 	label            string
@@ -68,7 +81,10 @@ type options struct {
 	args             []string
 }
 
-var allScenarios = []string{"xadd", "open", "ceiling", "single", "batch", "memory"}
+var allScenarios = []string{"xadd", "open", "ceiling", "single", "single-6", "batch", "batch-6", "memory", "memory-signals"}
+
+// defaultWindow is the services' WINDOW_SIZE unless -env sets one.
+const defaultWindow = 50
 
 func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("pulse-bench", flag.ContinueOnError)
@@ -95,6 +111,9 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 	fs.IntVar(&o.batch, "batch", 1000, "events per batch POST (at most ingest's MAX_BATCH)")
 	fs.IntVar(&o.devices, "devices", 10000, "distinct devices of the load scenarios")
 	fs.IntVar(&o.memDevices, "mem-devices", 100000, "new devices of the memory scenario (3 events each)")
+	fs.IntVar(&o.signalDevices, "signal-devices", 5000, "new devices of each group (2 signals, 6 signals) of the memory-signals scenario")
+	fs.IntVar(&o.window, "window", 0, "WINDOW_SIZE of the pipeline (default: WINDOW_SIZE of -env, else the services' default, 50)")
+	fs.StringVar(&o.baseline, "baseline", "", "JSON report of the code before named metrics, to compare the two-signal loads with (e.g. one written with -src)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", time.Minute, "longest wait after a load for the analyzers to catch up")
 	fs.StringVar(&o.out, "out", "", "JSON report to write (default docs/bench/<UTC time>.json; \"-\": none)")
 	fs.StringVar(&o.md, "md", "docs/BENCHMARKS.md", "Markdown file whose generated section to update (\"\": none)")
@@ -133,9 +152,20 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 		o.rates = append(o.rates, n)
 	}
 	for _, e := range o.env {
-		if !strings.Contains(e, "=") {
+		name, v, ok := strings.Cut(e, "=")
+		if !ok {
 			return nil, fmt.Errorf("-env: %q is not NAME=value", e)
 		}
+		if name == "WINDOW_SIZE" && o.window == 0 {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return nil, fmt.Errorf("-env: WINDOW_SIZE=%q is not a positive whole number", v)
+			}
+			o.window = n
+		}
+	}
+	if o.window == 0 {
+		o.window = defaultWindow
 	}
 	switch {
 	case o.duration < 5*time.Second:
@@ -144,8 +174,10 @@ func parseFlags(args []string, stdout io.Writer) (*options, error) {
 		return nil, errors.New("-concurrency and -batch-concurrency: at least 1")
 	case o.batch < 2:
 		return nil, errors.New("-batch: at least 2")
-	case o.devices < 1 || o.memDevices < 1:
-		return nil, errors.New("-devices and -mem-devices: at least 1")
+	case o.devices < 1 || o.memDevices < 1 || o.signalDevices < 1:
+		return nil, errors.New("-devices, -mem-devices and -signal-devices: at least 1")
+	case o.window < 1:
+		return nil, errors.New("-window: at least 1")
 	case (o.ingest == "") != (o.api == ""):
 		return nil, errors.New("-ingest and -api go together")
 	case o.ingest != "" && o.src != "":
@@ -243,6 +275,11 @@ func Run(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if o.baseline != "" {
+			if rep.Baseline, err = readBaseline(o.baseline); err != nil {
+				return err
+			}
+		}
 		rep.evaluate()
 		if err := rep.updateMarkdown(o.md, o.from, false); err != nil {
 			return err
@@ -251,6 +288,12 @@ func Run(ctx context.Context, args []string, stdout io.Writer) error {
 		return nil
 	}
 	rep := newReport(o)
+	if o.baseline != "" {
+		// Read first: a wrong path fails now, not after the loads.
+		if rep.Baseline, err = readBaseline(o.baseline); err != nil {
+			return err
+		}
+	}
 	logf("machine: %d CPUs (%s), %s RAM, load average %s", rep.Machine.CPUs, rep.Machine.Model, bytesIEC(rep.Machine.MemoryBytes), rep.Machine.LoadAverage)
 
 	var sys *system

@@ -17,7 +17,8 @@ func TestParseFlags(t *testing.T) {
 		check   func(*options) bool
 	}{
 		{"defaults start a pipeline", nil, "", func(o *options) bool {
-			return o.ingest == "" && o.duration == 20*time.Second && len(o.scenarios) == 6 && strings.HasPrefix(o.out, "docs/bench/")
+			return o.ingest == "" && o.duration == 20*time.Second && len(o.scenarios) == 9 && strings.HasPrefix(o.out, "docs/bench/") &&
+				o.window == 50 && o.signalDevices == 5000 && o.baseline == ""
 		}},
 		{"-long is 60 s", []string{"-long", "-duration", "7s"}, "", func(o *options) bool { return o.duration == time.Minute }},
 		{"given loopback URLs", []string{"-ingest", "http://127.0.0.1:8080/", "-api", "http://localhost:8081"}, "", func(o *options) bool {
@@ -32,6 +33,15 @@ func TestParseFlags(t *testing.T) {
 		{"bad rate", []string{"-rates", "1000,x"}, "-rates", nil},
 		{"bad env", []string{"-env", "READ_COUNT"}, "NAME=value", nil},
 		{"too short", []string{"-duration", "1s"}, "-duration", nil},
+		{"named-metrics scenarios", []string{"-scenarios", "single-6,batch-6,memory-signals", "-signal-devices", "200"}, "", func(o *options) bool {
+			return strings.Join(o.scenarios, ",") == "single-6,batch-6,memory-signals" && o.signalDevices == 200
+		}},
+		{"the window from -env", []string{"-env", "READ_COUNT=100,WINDOW_SIZE=120"}, "", func(o *options) bool { return o.window == 120 }},
+		{"-window wins over -env", []string{"-env", "WINDOW_SIZE=120", "-window", "30"}, "", func(o *options) bool { return o.window == 30 }},
+		{"bad window in -env", []string{"-env", "WINDOW_SIZE=x"}, "WINDOW_SIZE", nil},
+		{"negative window", []string{"-window", "-3"}, "-window", nil},
+		{"no signal devices", []string{"-signal-devices", "0"}, "-signal-devices", nil},
+		{"a baseline", []string{"-baseline", "docs/bench/before.json"}, "", func(o *options) bool { return o.baseline == "docs/bench/before.json" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -77,7 +77,7 @@ func startCeiling(ctx context.Context) (*proctest.Proc, error) {
 // single, the ratio of the two says how much of what HTTP alone costs on
 // this machine, at this moment, the pipeline achieves.
 func (b *bench) ceiling(ctx context.Context) error {
-	p, err := b.pool(1)
+	p, err := b.pool(1, false)
 	if err != nil {
 		return err
 	}

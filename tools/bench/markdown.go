@@ -188,6 +188,7 @@ func (r *Report) markdown(mdPath, jsonPath string) string {
 			}
 		}
 		p("\n")
+		r.namedTable(&b)
 		r.cpuTable(&b)
 	}
 	if mem := r.Memory; mem != nil {
@@ -212,6 +213,7 @@ func (r *Report) markdown(mdPath, jsonPath string) string {
 		}
 		p("\n")
 	}
+	r.signalMemoryTable(&b)
 	var profs []string
 	for _, sc := range r.Scenarios {
 		for _, f := range sc.Profiles {
@@ -260,6 +262,9 @@ func (r *Report) headlines() []string {
 		}
 		out = append(out, line+".")
 	}
+	if line := r.namedHeadline(); line != "" {
+		out = append(out, line)
+	}
 	if x, cmd := r.xaddCeiling(); x > 0 {
 		if sc := r.scenario("batch"); sc != nil {
 			f, _ := share(sc.AnalyzedPerSecDuringLoad, x)
@@ -272,6 +277,113 @@ func (r *Report) headlines() []string {
 		out[i] += "<br>"
 	}
 	return out
+}
+
+// namedPairs are the loads with 2 signals per event and their 6-signal
+// twins.
+var namedPairs = [][2]string{{"single", "single-6"}, {"batch", "batch-6"}}
+
+// namedHeadline is the named-metrics figures in a sentence: the 6-signal
+// loads against the 2-signal ones, and a warm signal's Redis memory.
+func (r *Report) namedHeadline() string {
+	var parts []string
+	for _, pair := range namedPairs {
+		two, six := r.scenario(pair[0]), r.scenario(pair[1])
+		if six == nil {
+			continue
+		}
+		s := fmt.Sprintf("%s analyzed **%s events/s = %s signals/s**", six.Name, thousands(six.AnalyzedPerSecDuringLoad), thousands(six.AnalyzedSignalsPerSec))
+		if two != nil && two.AnalyzedSignalsPerSec > 0 {
+			s += fmt.Sprintf(" (%.1f%% of %s's events/s, %.2f× its signals/s)", 100*six.AnalyzedPerSecDuringLoad/two.AnalyzedPerSecDuringLoad,
+				two.Name, six.AnalyzedSignalsPerSec/two.AnalyzedSignalsPerSec)
+		}
+		parts = append(parts, s)
+	}
+	if sm := r.SignalMemory; sm != nil && len(sm.Groups) == 2 {
+		parts = append(parts, fmt.Sprintf("a warm signal takes **%s B** of Redis, %s B beyond its window's %d B of values",
+			thousands(sm.BytesPerSignal), thousands(sm.BeyondWindow), sm.WindowValueBytes))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("**Named metrics** (%d signals per event: cpu, rps, %s): %s.", 2+len(named(true)), strings.Join(named(true), ", "), strings.Join(parts, "; "))
+}
+
+// namedTable shows events/s and signals/s of the 2- and 6-signal loads
+// side by side.
+func (r *Report) namedTable(b *strings.Builder) {
+	var rows []*LoadResult
+	for _, pair := range namedPairs {
+		if r.scenario(pair[1]) == nil {
+			continue
+		}
+		for _, name := range pair {
+			if sc := r.scenario(name); sc != nil {
+				rows = append(rows, sc)
+			}
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "### Named metrics\n\nThe same loads with 2 signals per event (cpu, rps: the bodies above) and with %d (cpu, rps, %s),\n", 2+len(named(true)), strings.Join(named(true), ", "))
+	fmt.Fprintf(b, "on devices of their own; signals/s = events/s × signals per event. *vs 2 signals*: the 6-signal load's analyzed events/s\n")
+	fmt.Fprintf(b, "as a share of the 2-signal load's, and its analyzed signals/s as a multiple of that load's.\n\n")
+	fmt.Fprintf(b, "| load | signals / event | accepted events/s | accepted signals/s | analyzed events/s | analyzed signals/s | vs 2 signals | ingest p99 ms | pipeline µs / analyzed signal |\n")
+	fmt.Fprintf(b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, sc := range rows {
+		vs := "–"
+		for _, pair := range namedPairs {
+			if two := r.scenario(pair[0]); sc.Name == pair[1] && two != nil && two.AnalyzedSignalsPerSec > 0 {
+				vs = fmt.Sprintf("%.1f%% / %.2f×", 100*sc.AnalyzedPerSecDuringLoad/two.AnalyzedPerSecDuringLoad, sc.AnalyzedSignalsPerSec/two.AnalyzedSignalsPerSec)
+			}
+		}
+		cpu := "–"
+		if pc := sc.PipelineCPU; pc != nil && sc.SignalsPerEvent > 0 {
+			cpu = fmt.Sprintf("%.1f", pc.MicrosPerEvent/float64(sc.SignalsPerEvent))
+		}
+		fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s | %s | %.2f | %s |\n", sc.Name, sc.SignalsPerEvent,
+			thousands(sc.AcceptedPerSec), thousands(sc.AcceptedSignalsPerSec), thousands(sc.AnalyzedPerSecDuringLoad), thousands(sc.AnalyzedSignalsPerSec),
+			vs, sc.Latency.P99Ms, cpu)
+	}
+	fmt.Fprintf(b, "\n")
+	if bl := r.Baseline; bl != nil {
+		fmt.Fprintf(b, "The 2-signal loads against the code before named metrics, %s (`%s`): the targets *two signals … against the baseline*.\n\n", bl.name(), bl.Report)
+	}
+}
+
+// signalMemoryTable shows the memory-signals scenario.
+func (r *Report) signalMemoryTable(b *strings.Builder) {
+	sm := r.SignalMemory
+	if sm == nil || len(sm.Groups) != 2 {
+		return
+	}
+	g2, g6 := sm.Groups[0], sm.Groups[1]
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	p("### Memory per signal\n\n")
+	p("%s new devices with %d signals per event, then %s others with %d; %d events each, %s s apart: full windows (WINDOW_SIZE=%d)\n",
+		thousands(float64(sm.Devices)), g2.Signals, thousands(float64(sm.Devices)), g6.Signals, sm.EventsPerDevice, thousands(sm.RoundSeconds), sm.WindowSize)
+	p("and every half-hour bucket of the daily profile, as a device that has run for a day; no spikes. Each group's Redis\n")
+	p("`used_memory` after − before, less the streams and the anomaly and alert keys; an extra signal costs\n")
+	p("(bytes₆ − bytes₂) / (%d × %s devices).\n\n", g6.Signals-g2.Signals, thousands(float64(sm.Devices)))
+	p("| | %d signals | %d signals |\n|---|---:|---:|\n", g2.Signals, g6.Signals)
+	p("| Redis bytes per device | %s | %s |\n", thousands(g2.BytesPerDevice), thousands(g6.BytesPerDevice))
+	p("| used_memory after − before | %s | %s |\n", bytesIEC(g2.UsedMemory), bytesIEC(g6.UsedMemory))
+	p("| less the streams | %s | %s |\n", bytesIEC(g2.StreamBytes), bytesIEC(g6.StreamBytes))
+	p("| less the anomaly and alert keys | %s | %s |\n", bytesIEC(g2.AnomalyAlertKeys), bytesIEC(g6.AnomalyAlertKeys))
+	p("| state hashes (`MEMORY USAGE`) per device | %s B | %s B |\n", thousands(g2.StateHashBytesPerDevice), thousands(g6.StateHashBytesPerDevice))
+	p("| a device's state (its value's length), %d sampled | %s B | %s B |\n", g2.Sampled, thousands(g2.StateValueBytes), thousands(g6.StateValueBytes))
+	p("| new devices seen by the api | %s | %s |\n\n", thousands(float64(g2.NewDevicesSeen)), thousands(float64(g6.NewDevicesSeen)))
+	p("| per extra signal | bytes |\n|---|---:|\n")
+	p("| Redis | **%s** |\n", thousands(sm.BytesPerSignal))
+	p("| of which the window's own values (8 B × %d) | %s |\n", sm.WindowSize, thousands(float64(sm.WindowValueBytes)))
+	p("| beyond the window (target ≤ %d) | **%s** |\n", signalBytes, thousands(sm.BeyondWindow))
+	p("| the state hashes only | %s |\n", thousands(sm.StateHashBytesPerSignal))
+	p("| a state's length | %s |\n", thousands(sm.StateValueBytesPerSignal))
+	if !sm.Complete {
+		p("\nNot every event was accepted and analyzed: these are not per-device figures.\n")
+	}
+	p("\n")
 }
 
 func (r *Report) cpuTable(b *strings.Builder) {

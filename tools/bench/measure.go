@@ -26,6 +26,8 @@ type bench struct {
 	sys  *system
 	rep  *Report
 	logf func(string, ...any)
+	// noNamed says why the 6-signal loads do not run; "" when they can.
+	noNamed string
 }
 
 // fleet is what the api's GET /analyze says about the whole pipeline.

@@ -31,7 +31,12 @@ type Report struct {
 	Xadd      *Xadd         `json:"xadd,omitempty"`
 	Scenarios []*LoadResult `json:"scenarios"`
 	Memory    *Memory       `json:"memory,omitempty"`
-	Targets   []Target      `json:"targets"`
+	// SignalMemory is the memory-signals scenario.
+	SignalMemory *SignalMemory `json:"signal_memory,omitempty"`
+	// Baseline is the run the two-signal loads are compared with
+	// (-baseline), kept here so that -from renders the same targets.
+	Baseline *Baseline `json:"baseline,omitempty"`
+	Targets  []Target  `json:"targets"`
 }
 
 // Machine describes where the run happened.
@@ -81,10 +86,13 @@ type LoadResult struct {
 	HTTPCeiling bool   `json:"http_ceiling,omitempty"`
 	Description string `json:"description"`
 	BatchSize   int    `json:"batch_size"`
-	Devices     int    `json:"devices"`
-	Concurrency int    `json:"concurrency,omitempty"`
-	RateTarget  int    `json:"rate_target,omitempty"`
-	MaxInFlight int    `json:"max_in_flight,omitempty"`
+	// SignalsPerEvent: values in each event, cpu and rps and the named
+	// ones (2 in reports from before named metrics).
+	SignalsPerEvent int `json:"signals_per_event,omitempty"`
+	Devices         int `json:"devices"`
+	Concurrency     int `json:"concurrency,omitempty"`
+	RateTarget      int `json:"rate_target,omitempty"`
+	MaxInFlight     int `json:"max_in_flight,omitempty"`
 
 	LoadSeconds      float64          `json:"load_seconds"`
 	Requests         int64            `json:"requests"`
@@ -123,6 +131,9 @@ type LoadResult struct {
 	Profiles           []string              `json:"profiles,omitempty"`
 	// PipelineCPU is derived from CPU and Analyzed (also for older reports).
 	PipelineCPU *PipelineCPU `json:"pipeline_cpu,omitempty"`
+	// Derived from the event rates and SignalsPerEvent.
+	AcceptedSignalsPerSec float64 `json:"accepted_signals_per_sec,omitempty"`
+	AnalyzedSignalsPerSec float64 `json:"analyzed_signals_per_sec_during_load,omitempty"`
 }
 
 // Internals is how the services batched the work and called Redis, from
@@ -252,6 +263,127 @@ type WarmDevices struct {
 	ProjectedAtListCap      float64 `json:"projected_bytes_at_list_cap"`
 }
 
+// SignalMemory is the memory-signals scenario: new devices with 2 signals
+// per event, then as many with 6, each warm (full windows, a full daily
+// profile), and what each group added to Redis.
+type SignalMemory struct {
+	Devices         int            `json:"devices"` // per group
+	EventsPerDevice int            `json:"events_per_device"`
+	WindowSize      int            `json:"window_size"`
+	RoundSeconds    float64        `json:"round_seconds"` // between a device's events
+	Groups          []*SignalGroup `json:"groups"`        // 2 signals, then 6
+	// Derived from the groups: every event accepted and analyzed in both.
+	Complete bool `json:"complete"`
+	// BytesPerSignal is (bytes_6 − bytes_2) / (extra signals · devices):
+	// what one more signal costs a warm device in Redis.
+	BytesPerSignal float64 `json:"bytes_per_extra_signal"`
+	// WindowValueBytes is the window's own values, 8 · WINDOW_SIZE;
+	// BeyondWindow is BytesPerSignal less them.
+	WindowValueBytes int     `json:"window_value_bytes"`
+	BeyondWindow     float64 `json:"bytes_beyond_window"`
+	// The same difference in the state hashes' MEMORY USAGE, and in the
+	// sampled states' length: the cross-checks.
+	StateHashBytesPerSignal  float64 `json:"state_hash_bytes_per_extra_signal"`
+	StateValueBytesPerSignal float64 `json:"state_value_bytes_per_extra_signal"`
+}
+
+// SignalGroup is one group of devices of the memory-signals scenario.
+type SignalGroup struct {
+	Signals        int         `json:"signals"`
+	Load           *LoadResult `json:"load"`
+	Complete       bool        `json:"complete"`
+	NewDevicesSeen int64       `json:"new_devices_seen"`
+	// Redis's used_memory after − before, and what it includes that the
+	// figure leaves out: the streams (trimmed once analyzed) and the
+	// anomaly and alert keys (the devices' own and the shards' lists).
+	UsedMemory       int64 `json:"used_memory_delta"`
+	StreamBytes      int64 `json:"stream_bytes_delta"`
+	AnomalyAlertKeys int64 `json:"anomaly_alert_key_bytes"`
+	// BytesPerDevice is (UsedMemory − StreamBytes − AnomalyAlertKeys) /
+	// Devices.
+	BytesPerDevice float64 `json:"bytes_per_device"`
+	// StateHashBytes is the shards' state hashes' MEMORY USAGE after −
+	// before; StateValueBytes a sampled state's length (HSTRLEN).
+	StateHashBytes          int64   `json:"state_hash_bytes_delta"`
+	StateHashBytesPerDevice float64 `json:"state_hash_bytes_per_device"`
+	Sampled                 int     `json:"sampled"`
+	StateValueBytes         float64 `json:"state_value_bytes"`
+}
+
+// derive computes the per-signal figures from the two groups.
+func (sm *SignalMemory) derive() {
+	if len(sm.Groups) != 2 || sm.Groups[1].Signals <= sm.Groups[0].Signals {
+		return
+	}
+	g2, g6 := sm.Groups[0], sm.Groups[1]
+	extra := float64(g6.Signals - g2.Signals)
+	sm.Complete = g2.Complete && g6.Complete
+	sm.BytesPerSignal = round((g6.BytesPerDevice-g2.BytesPerDevice)/extra, 1)
+	sm.WindowValueBytes = 8 * sm.WindowSize
+	sm.BeyondWindow = round(sm.BytesPerSignal-float64(sm.WindowValueBytes), 1)
+	sm.StateHashBytesPerSignal = round((g6.StateHashBytesPerDevice-g2.StateHashBytesPerDevice)/extra, 1)
+	sm.StateValueBytesPerSignal = round((g6.StateValueBytes-g2.StateValueBytes)/extra, 1)
+}
+
+// Baseline is a run of the code before named metrics that the two-signal
+// loads are compared with.
+type Baseline struct {
+	Report string `json:"report"` // the path given to -baseline
+	Label  string `json:"label,omitempty"`
+	Commit string `json:"commit,omitempty"`
+	Time   string `json:"time"`
+	// Loads are its single and batch scenarios, by name.
+	Loads map[string]BaselineLoad `json:"loads"`
+}
+
+// BaselineLoad is one load of the baseline run.
+type BaselineLoad struct {
+	AnalyzedPerSec float64 `json:"analyzed_per_sec"`
+	// Ceiling is that run's HTTP ceiling (single) or pipelined XADD rate
+	// (batch); 0 if it was not measured.
+	Ceiling float64 `json:"ceiling,omitempty"`
+}
+
+// name is how the report refers to the baseline run.
+func (b *Baseline) name() string {
+	parts := []string{}
+	if b.Label != "" {
+		parts = append(parts, b.Label)
+	}
+	if b.Commit != "" {
+		parts = append(parts, "commit "+b.Commit)
+	}
+	if len(parts) == 0 {
+		parts = append(parts, b.Time)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// readBaseline reads the single and batch loads of a report, with the
+// ceilings of the same run.
+func readBaseline(path string) (*Baseline, error) {
+	r, err := readReport(path)
+	if err != nil {
+		return nil, fmt.Errorf("-baseline: %w", err)
+	}
+	b := &Baseline{Report: path, Label: r.Label, Commit: r.Commit, Time: r.Time, Loads: map[string]BaselineLoad{}}
+	if sc := r.scenario("single"); sc != nil {
+		l := BaselineLoad{AnalyzedPerSec: sc.AnalyzedPerSecDuringLoad}
+		if c := r.ceilingScenario(); c != nil {
+			l.Ceiling = c.AcceptedPerSec
+		}
+		b.Loads["single"] = l
+	}
+	if sc := r.scenario("batch"); sc != nil {
+		x, _ := r.xaddCeiling()
+		b.Loads["batch"] = BaselineLoad{AnalyzedPerSec: sc.AnalyzedPerSecDuringLoad, Ceiling: x}
+	}
+	if len(b.Loads) == 0 {
+		return nil, fmt.Errorf("-baseline %s: neither a single nor a batch load", path)
+	}
+	return b, nil
+}
+
 // RSS is a process's resident memory now and at its peak.
 type RSS struct {
 	Bytes     int64 `json:"bytes"`
@@ -355,7 +487,9 @@ const (
 	e2eP99Ms      = 50
 	bytesPerDev   = 2048
 	analyzerRSS   = 150 << 20
-	streamsPerKey = 200 // entries a drained stream may keep: XTRIM MINID ~ trims whole nodes of 100
+	baselineShare = 0.95 // two-signal loads over the baseline's, each against its own ceiling
+	signalBytes   = 600  // Redis per warm signal beyond its window's values
+	streamsPerKey = 200  // entries a drained stream may keep: XTRIM MINID ~ trims whole nodes of 100
 )
 
 // evaluate sets Targets, and the figures derived from the measured ones,
@@ -364,6 +498,14 @@ const (
 func (r *Report) evaluate() {
 	for _, sc := range r.Scenarios {
 		sc.PipelineCPU = pipelineCPU(sc)
+		if sc.SignalsPerEvent == 0 && !sc.HTTPCeiling {
+			sc.SignalsPerEvent = 2 // a report from before named metrics
+		}
+		sc.AcceptedSignalsPerSec = round(sc.AcceptedPerSec*float64(sc.SignalsPerEvent), 0)
+		sc.AnalyzedSignalsPerSec = round(sc.AnalyzedPerSecDuringLoad*float64(sc.SignalsPerEvent), 0)
+	}
+	if r.SignalMemory != nil {
+		r.SignalMemory.derive()
 	}
 	r.Targets = nil
 	add := func(t Target) { r.Targets = append(r.Targets, t) }
@@ -399,6 +541,8 @@ func (r *Report) evaluate() {
 	r.singleTargets(add)
 	sustain("batch", batchTarget)
 	r.batchShareTarget(add)
+	add(r.baselineTarget("single"))
+	add(r.baselineTarget("batch"))
 
 	o := r.scenario("open-1000")
 	p99 := Target{Name: "open loop 1,000 events/s: ingest latency", Target: fmt.Sprintf("p99 ≤ %d ms", ingestP99Ms), Measured: "not run"}
@@ -449,6 +593,7 @@ func (r *Report) evaluate() {
 	}
 	add(mem)
 	add(rss)
+	add(r.signalMemoryTarget())
 
 	st := Target{Name: "stream memory under sustained load", Target: fmt.Sprintf("bounded: streams trimmed back once analyzed (≤ %d entries per shard after the drain)", streamsPerKey), Measured: "not run"}
 	var parts []string
@@ -585,6 +730,70 @@ func (r *Report) batchShareTarget(add func(Target)) {
 	add(t)
 }
 
+// baselineTarget compares the two-signal load name (single or batch) with
+// the baseline's: each as a share of its own run's ceiling (the HTTP
+// ceiling, Redis's pipelined XADD), so that two runs on a shared machine
+// compare; raw rates when a ceiling is missing.
+func (r *Report) baselineTarget(name string) Target {
+	kind, ceiling := "single-event POSTs", "HTTP ceiling"
+	now := 0.0
+	if c := r.ceilingScenario(); c != nil {
+		now = c.AcceptedPerSec
+	}
+	if name == "batch" {
+		kind, ceiling = "batch POSTs", "pipelined XADD"
+		now, _ = r.xaddCeiling()
+	}
+	t := Target{Name: "two signals, " + kind + ": against the baseline",
+		Target:   fmt.Sprintf("≥ %.0f%% of the code before named metrics (-baseline): analyzed events/s, each run's as a share of its own %s", 100*baselineShare, ceiling),
+		Measured: "not run"}
+	sc := r.scenario(name)
+	var base BaselineLoad
+	ok := false
+	if r.Baseline != nil {
+		base, ok = r.Baseline.Loads[name]
+	}
+	switch {
+	case sc == nil:
+	case r.Baseline == nil:
+		t.Measured = fmt.Sprintf("%s analyzed events/s; no -baseline report to compare with", thousands(sc.AnalyzedPerSecDuringLoad))
+	case !ok || base.AnalyzedPerSec <= 0:
+		t.Measured = fmt.Sprintf("%s analyzed events/s; the baseline (%s) has no %s load", thousands(sc.AnalyzedPerSecDuringLoad), r.Baseline.name(), name)
+	case now > 0 && base.Ceiling > 0:
+		f := (sc.AnalyzedPerSecDuringLoad / now) / (base.AnalyzedPerSec / base.Ceiling)
+		t.Measured = fmt.Sprintf("%.1f%%: %.1f%% of the %s now (%s of %s/s), %.1f%% in the baseline (%s of %s/s; %s)",
+			100*f, 100*sc.AnalyzedPerSecDuringLoad/now, ceiling, thousands(sc.AnalyzedPerSecDuringLoad), thousands(now),
+			100*base.AnalyzedPerSec/base.Ceiling, thousands(base.AnalyzedPerSec), thousands(base.Ceiling), r.Baseline.name())
+		t.Met = met(f >= baselineShare && sc.Failed() == 0)
+	default:
+		f := sc.AnalyzedPerSecDuringLoad / base.AnalyzedPerSec
+		t.Measured = fmt.Sprintf("%.1f%%: %s analyzed events/s now, %s in the baseline (%s)",
+			100*f, thousands(sc.AnalyzedPerSecDuringLoad), thousands(base.AnalyzedPerSec), r.Baseline.name())
+		t.Met = met(f >= baselineShare && sc.Failed() == 0)
+		t.Note = fmt.Sprintf("raw rates: one of the runs has no %s, so differences of the machine count", ceiling)
+	}
+	return t
+}
+
+// signalMemoryTarget is the Redis memory of one more signal of a warm
+// device, beyond its window's own values.
+func (r *Report) signalMemoryTarget() Target {
+	t := Target{Name: "Redis per warm signal (named metrics)", Target: fmt.Sprintf("≤ %d B beyond the window's own values (8 B × WINDOW_SIZE)", signalBytes), Measured: "not run"}
+	sm := r.SignalMemory
+	if sm == nil || len(sm.Groups) != 2 {
+		return t
+	}
+	t.Measured = fmt.Sprintf("%s B per extra signal (%s devices × 6 vs × 2 signals, %d events each), less the window's %d B: %s B",
+		thousands(sm.BytesPerSignal), thousands(float64(sm.Devices)), sm.EventsPerDevice, sm.WindowValueBytes, thousands(sm.BeyondWindow))
+	t.Met = met(sm.BeyondWindow <= signalBytes)
+	t.Note = "full windows and daily profiles, no anomalies: a signal that has alerted keeps its alert state too"
+	if !sm.Complete {
+		t.Met = nil
+		t.Measured += " — invalid: not every event was accepted and analyzed"
+	}
+	return t
+}
+
 // cmdOr quotes cmd as code, or names what would have run when it did not.
 func cmdOr(cmd, planned string) string {
 	if cmd == "" {
@@ -640,8 +849,12 @@ func (sc *LoadResult) Failed() int64 {
 }
 
 func (sc *LoadResult) oneLine() string {
-	s := fmt.Sprintf("accepted %s events/s (%d failed), ingest p50 %.2f p99 %.2f max %.1f ms; analyzed %s/s during load, backlog at end %s, drained in %.1fs",
-		thousands(sc.AcceptedPerSec), sc.Failed(), sc.Latency.P50Ms, sc.Latency.P99Ms, sc.Latency.MaxMs,
+	signals := ""
+	if sc.SignalsPerEvent > 0 {
+		signals = fmt.Sprintf(" = %s signals/s", thousands(sc.AcceptedPerSec*float64(sc.SignalsPerEvent)))
+	}
+	s := fmt.Sprintf("accepted %s events/s%s (%d failed), ingest p50 %.2f p99 %.2f max %.1f ms; analyzed %s/s during load, backlog at end %s, drained in %.1fs",
+		thousands(sc.AcceptedPerSec), signals, sc.Failed(), sc.Latency.P50Ms, sc.Latency.P99Ms, sc.Latency.MaxMs,
 		thousands(sc.AnalyzedPerSecDuringLoad), thousands(float64(sc.BacklogAtEnd)), sc.DrainSeconds)
 	if sc.EndToEnd != nil {
 		s += fmt.Sprintf("; e2e p50 %.1f p99 %.1f ms", sc.EndToEnd.P50Ms, sc.EndToEnd.P99Ms)
@@ -660,6 +873,17 @@ func (m *Memory) oneLine() string {
 	return fmt.Sprintf("%s bytes per device in Redis (state %s B, %.0f%% with an anomaly list of %s B, index %s B); analyzer RSS %s",
 		thousands(m.BytesPerDevice), thousands(m.StateKeyBytes), 100*m.DevicesWithAnomalyList, thousands(m.AnomalyListKeyBytes),
 		thousands(m.DeviceIndexBytesPerDevice), rssList(m.RSS, "analyzer"))
+}
+
+func (g *SignalGroup) oneLine() string {
+	return fmt.Sprintf("%s bytes per device in Redis (used_memory %s, less streams %s and anomaly and alert keys %s); state hashes %s B per device, a state %s B",
+		thousands(g.BytesPerDevice), bytesIEC(g.UsedMemory), bytesIEC(g.StreamBytes), bytesIEC(g.AnomalyAlertKeys),
+		thousands(g.StateHashBytesPerDevice), thousands(g.StateValueBytes))
+}
+
+func (sm *SignalMemory) oneLine() string {
+	return fmt.Sprintf("%s B of Redis per extra signal, %s B beyond the window's %d B of values (state hashes: %s B, a state: %s B per signal)",
+		thousands(sm.BytesPerSignal), thousands(sm.BeyondWindow), sm.WindowValueBytes, thousands(sm.StateHashBytesPerSignal), thousands(sm.StateValueBytesPerSignal))
 }
 
 func rssList(m map[string]RSS, prefix string) string {

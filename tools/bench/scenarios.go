@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -29,7 +30,7 @@ func (b *bench) runScenarios(ctx context.Context) error {
 			return err
 		}
 	}
-	if want("open") || want("single") || want("batch") {
+	if want("open") || want("single") || want("batch") || want("single-6") || want("batch-6") {
 		if err := b.warmUp(ctx); err != nil {
 			return err
 		}
@@ -48,18 +49,37 @@ func (b *bench) runScenarios(ctx context.Context) error {
 			return err
 		}
 	}
-	if want("single") {
-		if err := b.closed(ctx, "single", 1, b.o.concurrency); err != nil {
-			return err
-		}
+	// Each 6-signal load right after its 2-signal one: the same machine
+	// state for the ratio of the two.
+	loads := []struct {
+		name        string
+		batch, conc int
+		named       bool
+	}{
+		{"single", 1, b.o.concurrency, false},
+		{"single-6", 1, b.o.concurrency, true},
+		{"batch", b.o.batch, b.o.batchConcurrency, false},
+		{"batch-6", b.o.batch, b.o.batchConcurrency, true},
 	}
-	if want("batch") {
-		if err := b.closed(ctx, "batch", b.o.batch, b.o.batchConcurrency); err != nil {
+	for _, l := range loads {
+		if !want(l.name) {
+			continue
+		}
+		if l.named && b.noNamed != "" {
+			b.logf("%s: skipped: %s", l.name, b.noNamed)
+			continue
+		}
+		if err := b.closed(ctx, l.name, l.batch, l.conc, l.named); err != nil {
 			return err
 		}
 	}
 	if want("memory") {
 		if err := b.memory(ctx); err != nil {
+			return err
+		}
+	}
+	if want("memory-signals") {
+		if err := b.memorySignals(ctx); err != nil {
 			return err
 		}
 	}
@@ -112,49 +132,96 @@ func (b *bench) waitShardsSettled(ctx context.Context) {
 }
 
 // benchPrefix names the devices of the load scenarios; the memory
-// scenario uses new ones.
-const benchPrefix = "bench"
+// scenario uses new ones. namedPrefix names the devices of the 6-signal
+// loads: devices of their own, so that the 2-signal loads and the warm
+// devices the memory scenario samples keep states of 2 signals.
+const (
+	benchPrefix = "bench"
+	namedPrefix = "bench6"
+)
 
-// pool returns request bodies over the load scenarios' devices.
-func (b *bench) pool(batch int) (*loadgen.Pool, error) {
+// named returns the named signals of a load's events: none, or the 4 of
+// the 6-signal loads.
+func named(on bool) []string {
+	if !on {
+		return nil
+	}
+	return loadgen.NamedSignals
+}
+
+// pool returns request bodies over the load scenarios' devices, with 2
+// signals per event or, named, 6 (on the 6-signal loads' devices).
+func (b *bench) pool(batch int, isNamed bool) (*loadgen.Pool, error) {
 	bodies := min(max(4*b.o.devices/batch, 64), 100000)
-	return loadgen.Workload{Devices: b.o.devices, Batch: batch, Bodies: bodies, Prefix: benchPrefix, Seed: uint64(batch)}.Generate()
+	prefix := benchPrefix
+	if isNamed {
+		prefix = namedPrefix
+	}
+	return loadgen.Workload{Devices: b.o.devices, Batch: batch, Bodies: bodies, Prefix: prefix, Seed: uint64(batch), Named: named(isNamed)}.Generate()
 }
 
 // warmUp sends one event per device, so that the loads measure a fleet
-// whose devices all exist, and opens the connections.
+// whose devices all exist, and opens the connections; the 6-signal
+// loads' devices too when they are to run. A pipeline that refuses named
+// metrics (400: the code before them, built with -src) skips the 6-signal
+// scenarios.
 func (b *bench) warmUp(ctx context.Context) error {
+	want := func(s string) bool { return contains(b.o.scenarios, s) }
+	if want("open") || want("single") || want("batch") {
+		if _, err := b.warmDevices(ctx, benchPrefix, false); err != nil {
+			return err
+		}
+	}
+	if want("single-6") || want("batch-6") {
+		refused, err := b.warmDevices(ctx, namedPrefix, true)
+		if err != nil {
+			return err
+		}
+		if refused {
+			b.noNamed = "the pipeline refuses named metrics (400)"
+			b.logf("warm-up: %s: no 6-signal loads", b.noNamed)
+		}
+	}
+	return nil
+}
+
+// warmDevices sends one event to each of the load scenarios' devices of
+// prefix; refused reports that ingest answered every request 400.
+func (b *bench) warmDevices(ctx context.Context, prefix string, isNamed bool) (refused bool, err error) {
 	batch := min(b.o.batch, b.o.devices)
-	p, err := loadgen.Workload{Devices: b.o.devices, Batch: batch, Bodies: (b.o.devices + batch - 1) / batch, Prefix: benchPrefix, Seed: 7}.Generate()
+	p, err := loadgen.Workload{Devices: b.o.devices, Batch: batch, Bodies: (b.o.devices + batch - 1) / batch, Prefix: prefix, Seed: 7, Named: named(isNamed)}.Generate()
 	if err != nil {
-		return err
+		return false, err
 	}
 	before, err := b.fleet(ctx)
 	if err != nil {
-		return fmt.Errorf("api: %w", err)
+		return false, fmt.Errorf("api: %w", err)
 	}
 	t := loadgen.Target{Client: loadgen.NewClient(2, requestTimeout), URL: b.sys.ingest + "/metrics", Pool: p}
 	res, err := loadgen.RunClosed(ctx, t, loadgen.Closed{Concurrency: 2, Duration: time.Minute, MaxRequests: int64(len(p.Bodies))})
 	if err != nil {
-		return err
+		return false, err
+	}
+	if isNamed && res.Requests > 0 && res.Errors["400"] == res.Requests {
+		return true, nil
 	}
 	if res.Failed() > 0 {
-		return fmt.Errorf("warm-up: %d of %d requests failed: %v", res.Failed(), res.Requests, res.Errors)
+		return false, fmt.Errorf("warm-up: %d of %d requests failed: %v", res.Failed(), res.Requests, res.Errors)
 	}
 	d, ok := b.drain(ctx, before.TotalProcessed+res.Events, b.o.drainTimeout)
-	b.logf("warm-up: %d devices, one event each, analyzed in %.1fs (drained: %v)", b.o.devices, d.Seconds(), ok)
-	return nil
+	b.logf("warm-up: %d devices (%s-…, %d signals), one event each, analyzed in %.1fs (drained: %v)", b.o.devices, prefix, p.Signals, d.Seconds(), ok)
+	return false, nil
 }
 
 func (b *bench) open(ctx context.Context, rate int) error {
-	p, err := b.pool(1)
+	p, err := b.pool(1, false)
 	if err != nil {
 		return err
 	}
 	inFlight := 256
 	sc := &LoadResult{
 		Name: fmt.Sprintf("open-%d", rate), Kind: "open", BatchSize: 1, Devices: b.o.devices, RateTarget: rate,
-		MaxInFlight: inFlight, Description: fmt.Sprintf("open loop, single-event POSTs at %d/s", rate),
+		MaxInFlight: inFlight, Description: fmt.Sprintf("open loop, single-event POSTs at %d/s", rate), SignalsPerEvent: p.Signals,
 	}
 	b.logf("%s: %s for %v…", sc.Name, sc.Description, b.o.duration)
 	t := loadgen.Target{Client: loadgen.NewClient(inFlight, requestTimeout), URL: b.sys.ingest + "/metrics", Pool: p}
@@ -169,17 +236,20 @@ func (b *bench) open(ctx context.Context, rate int) error {
 	return nil
 }
 
-func (b *bench) closed(ctx context.Context, name string, batch, conc int) error {
-	p, err := b.pool(batch)
+func (b *bench) closed(ctx context.Context, name string, batch, conc int, isNamed bool) error {
+	p, err := b.pool(batch, isNamed)
 	if err != nil {
 		return err
 	}
 	sc := &LoadResult{
-		Name: name, Kind: "closed", BatchSize: batch, Devices: b.o.devices, Concurrency: conc,
+		Name: name, Kind: "closed", BatchSize: batch, Devices: b.o.devices, Concurrency: conc, SignalsPerEvent: p.Signals,
 		Description: fmt.Sprintf("closed loop, %d connections, POSTs of %d event(s)", conc, batch),
 	}
 	if batch == 1 {
 		sc.Description = fmt.Sprintf("closed loop, %d connections, single-event POSTs", conc)
+	}
+	if isNamed {
+		sc.Description += fmt.Sprintf(", %d signals each (cpu, rps, %s)", p.Signals, strings.Join(named(true), ", "))
 	}
 	b.logf("%s: %s for %v…", sc.Name, sc.Description, b.o.duration)
 	t := loadgen.Target{Client: loadgen.NewClient(conc, requestTimeout), URL: b.sys.ingest + "/metrics", Pool: p}
@@ -274,7 +344,7 @@ func (b *bench) memory(ctx context.Context) error {
 	}
 	m := &Memory{Devices: n, EventsPerDevice: perDevice}
 	sc := &LoadResult{
-		Name: "memory", Kind: "closed", BatchSize: batch, Devices: n, Concurrency: b.o.batchConcurrency,
+		Name: "memory", Kind: "closed", BatchSize: batch, Devices: n, Concurrency: b.o.batchConcurrency, SignalsPerEvent: p.Signals,
 		Description: fmt.Sprintf("%d new devices × %d events, POSTs of %d", n, perDevice, batch),
 	}
 	b.logf("memory: %s…", sc.Description)
@@ -341,7 +411,7 @@ func (b *bench) memory(ctx context.Context) error {
 		m.AnomalyListKeyBytes = round(float64(listBytes)/float64(lists), 1)
 	}
 	if contains(b.o.scenarios, "single") || contains(b.o.scenarios, "batch") {
-		w, err := b.warmDevices(ctx, keys, sampleSize)
+		w, err := b.sampleWarmDevices(ctx, keys, sampleSize)
 		if err != nil {
 			return err
 		}
@@ -377,9 +447,9 @@ func (b *bench) stateBytes(ctx context.Context, keys shard.Keys, s int, id strin
 // anomalyListCap is how many anomalies the analyzer keeps per device.
 const anomalyListCap = 1000
 
-// warmDevices samples the load scenarios' devices, which by now have seen
-// many events: full windows and anomaly lists, the steady state.
-func (b *bench) warmDevices(ctx context.Context, keys shard.Keys, n int) (*WarmDevices, error) {
+// sampleWarmDevices samples the load scenarios' devices, which by now have
+// seen many events: full windows and anomaly lists, the steady state.
+func (b *bench) sampleWarmDevices(ctx context.Context, keys shard.Keys, n int) (*WarmDevices, error) {
 	n = min(n, b.o.devices)
 	w := &WarmDevices{Sampled: n}
 	var state, list, lists, entries, events int64

@@ -147,8 +147,8 @@ func (d *decoder) decodeJSON(ms []Metric, maxBatch int) ([]Metric, bool, *Error)
 	}
 	switch d.data[d.pos] {
 	case '{':
-		m, ok := d.object(1)
-		if !ok {
+		ms = append(ms, Metric{})
+		if !d.object(&ms[0], 1) {
 			return nil, true, d.syntaxError()
 		}
 		if !d.end() {
@@ -160,7 +160,7 @@ func (d *decoder) decodeJSON(ms []Metric, maxBatch int) ([]Metric, bool, *Error)
 		if d.invalid {
 			return nil, true, d.invalidError()
 		}
-		return append(ms, m), true, nil
+		return ms, true, nil
 	case '[':
 		d.pos++
 		d.ws()
@@ -183,12 +183,11 @@ func (d *decoder) decodeJSON(ms []Metric, maxBatch int) ([]Metric, bool, *Error)
 					return nil, false, d.syntaxError()
 				}
 			} else if d.pos < len(d.data) && d.data[d.pos] == '{' {
-				m, ok := d.object(2)
-				if !ok {
+				// Decoded in place: a Metric is too large to copy cheaply.
+				// After a validation error ms is dropped whole.
+				ms = append(ms, Metric{})
+				if !d.object(&ms[len(ms)-1], 2) {
 					return nil, false, d.syntaxError()
-				}
-				if !d.invalid {
-					ms = append(ms, m)
 				}
 			} else {
 				if _, _, _, ok := d.value(1); !ok {
@@ -252,12 +251,9 @@ func (d *decoder) decodeNDJSON(ms []Metric, maxBatch int) ([]Metric, *Error) {
 				return nil, d.syntaxError()
 			}
 		} else if d.data[d.pos] == '{' {
-			m, ok := d.object(1)
-			if !ok {
+			ms = append(ms, Metric{}) // decoded in place, as in decodeJSON
+			if !d.object(&ms[len(ms)-1], 1) {
 				return nil, d.syntaxError()
-			}
-			if !d.invalid {
-				ms = append(ms, m)
 			}
 		} else {
 			if _, _, _, ok := d.value(0); !ok {
@@ -371,10 +367,11 @@ const (
 	fieldTags
 )
 
-// object decodes the object at d.pos (which is '{') as a metric with index
-// d.idx; depth is the object's nesting depth. It returns ok == false on a
-// syntax error. Validation errors are recorded in d and leave m partial.
-func (d *decoder) object(depth int) (m Metric, ok bool) {
+// object decodes the object at d.pos (which is '{') into m, a zero Metric,
+// as the metric with index d.idx; depth is the object's nesting depth. It
+// returns false on a syntax error. Validation errors are recorded in d and
+// leave m partial.
+func (d *decoder) object(m *Metric, depth int) bool {
 	idx := d.idx
 	d.pos++ // '{'
 	d.unknowns = d.unknowns[:0]
@@ -382,7 +379,7 @@ func (d *decoder) object(depth int) (m Metric, ok bool) {
 	members := -1 // of "metrics"; -1 while it is absent or not an object
 	d.ws()
 	if d.pos >= len(d.data) {
-		return m, d.eof()
+		return d.eof()
 	}
 	if d.data[d.pos] == '}' {
 		d.pos++
@@ -390,7 +387,7 @@ func (d *decoder) object(depth int) (m Metric, ok bool) {
 		for {
 			key, esc, ok := d.key()
 			if !ok {
-				return m, false
+				return false
 			}
 			if esc {
 				d.scratch = unescape(d.scratch[:0], key)
@@ -417,17 +414,17 @@ func (d *decoder) object(depth int) (m Metric, ok bool) {
 			if field&(fieldMetrics|fieldTags) != 0 && seen&field == 0 && d.pos < len(d.data) && d.data[d.pos] == '{' {
 				seen |= field
 				if field == fieldMetrics {
-					members, ok = d.namedMetrics(&m, idx, depth+1)
+					members, ok = d.namedMetrics(m, idx, depth+1)
 				} else {
-					ok = d.deviceTags(&m, idx, depth+1)
+					ok = d.deviceTags(m, idx, depth+1)
 				}
 				if !ok {
-					return m, false
+					return false
 				}
 			} else {
 				k, raw, esc, ok := d.value(depth)
 				if !ok {
-					return m, false
+					return false
 				}
 				switch {
 				case field == 0:
@@ -436,12 +433,12 @@ func (d *decoder) object(depth int) (m Metric, ok bool) {
 					d.fieldError(idx, name, ReasonDuplicate)
 				default:
 					seen |= field
-					d.setField(&m, idx, field, k, raw, esc)
+					d.setField(m, idx, field, k, raw, esc)
 				}
 			}
 			more, ok := d.more('}')
 			if !ok {
-				return m, false
+				return false
 			}
 			if !more {
 				break
@@ -473,7 +470,7 @@ func (d *decoder) object(depth int) (m Metric, ok bool) {
 	if seen&fieldTimestamp == 0 {
 		m.Timestamp = d.now
 	}
-	return m, true
+	return true
 }
 
 // namedMetrics decodes the "metrics" object at d.pos (which is '{') into

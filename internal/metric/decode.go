@@ -32,6 +32,7 @@ const (
 	ReasonEmptyBatch     = "batch must contain at least one metric"
 	ReasonMetricName     = "must match ^[a-z][a-z0-9_]{0,63}$"
 	ReasonReservedName   = "cpu and rps are top-level fields, not names in metrics"
+	ReasonFiniteNumber   = "must be a finite number"
 	ReasonTooManyMetrics = "more named metrics than MAX_METRICS"
 	ReasonNoMetric       = "must hold a metric when cpu or rps is absent"
 	ReasonTagKey         = "must match ^[a-z][a-z0-9_]{0,31}$"
@@ -546,9 +547,11 @@ func (d *decoder) namedMetric(idx, start int, key []byte, k kind, raw []byte) {
 			return
 		}
 	}
+	// Not a number and beyond float64 are one problem here: a named
+	// metric has no range but float64's.
 	v, reason := parseNumber(k, raw)
 	if reason != "" {
-		d.fieldError(idx, "metrics."+name, reason)
+		d.fieldError(idx, "metrics."+name, ReasonFiniteNumber)
 	}
 	d.named = append(d.named, Named{Name: string(key), Value: v})
 }

@@ -207,7 +207,7 @@ func refNamed(v json.RawMessage, maxMetrics int, bad func(field, reason string))
 		default:
 			seen[mem.key] = true
 			if x, reason := refNumber(mem.value); reason != "" {
-				bad(field, reason)
+				bad(field, ReasonFiniteNumber)
 			} else {
 				out = append(out, Named{mem.key, x})
 			}

@@ -61,7 +61,8 @@ func handlePostMetrics(pub publisher, cfg config.Config, m *ingestMetrics, log *
 			writeError(c, m, log, err)
 			return
 		}
-		metrics, single, err := metric.Decode(buf.Bytes(), format, now, cfg.MaxBatch, nil)
+		limits := metric.Limits{Batch: cfg.MaxBatch, Metrics: cfg.MaxMetrics}
+		metrics, single, err := metric.Decode(buf.Bytes(), format, now, limits, nil)
 		if err != nil {
 			writeError(c, m, log, err)
 			return
@@ -69,7 +70,7 @@ func handlePostMetrics(pub publisher, cfg config.Config, m *ingestMetrics, log *
 		events := make([]stream.Event, len(metrics))
 		receipt := now.UnixNano()
 		for i, mt := range metrics {
-			events[i] = stream.Event{DeviceID: mt.DeviceID, CPU: mt.CPU, RPS: mt.RPS, Timestamp: mt.Timestamp, Receipt: receipt}
+			events[i] = stream.NewEvent(mt, receipt)
 		}
 		// Not c: gin reuses its Context for later requests, and the timer
 		// that ends ctx reads its parent after this handler has returned.

@@ -141,6 +141,109 @@ func TestPostMetricsAccepted(t *testing.T) {
 	}
 }
 
+// storedFields returns the fields of every entry of every shard's stream,
+// by shard, in stream order, without rt (the receipt time).
+func storedFields(t *testing.T, in *testIngest) map[int][]map[string]any {
+	t.Helper()
+	out := map[int][]map[string]any{}
+	for s := 0; s < in.cfg.Shards; s++ {
+		msgs, err := in.rdb.XRange(context.Background(), in.keys.Stream(s), "-", "+").Result()
+		if err != nil {
+			t.Fatalf("xrange %s: %v", in.keys.Stream(s), err)
+		}
+		for _, msg := range msgs {
+			if _, ok := msg.Values["rt"]; !ok {
+				t.Errorf("entry %s has no rt: %v", msg.ID, msg.Values)
+			}
+			delete(msg.Values, "rt")
+			out[s] = append(out[s], msg.Values)
+		}
+	}
+	return out
+}
+
+// Named metrics and tags reach the stream as fields m and g, in the
+// object's order, and cpu or rps only when the object carried them.
+func TestPostMetricsNamedMetricsAndTags(t *testing.T) {
+	t.Parallel()
+	jsonCT := hdr("Content-Type", "application/json")
+	type entry = map[string]any
+	tests := []struct {
+		name     string
+		header   http.Header
+		body     string
+		wantBody string
+		want     map[string][]entry // by device
+	}{
+		{"metrics and tags without cpu and rps", jsonCT,
+			`{"device_id":"sensor-1","timestamp":1700000000,"metrics":{"temperature":21.5,"battery_v":3.71},"tags":{"site":"berlin","model":"x1"}}`,
+			`{"status":"ok","metric":{"device_id":"sensor-1","timestamp":1700000000,"metrics":{"temperature":21.5,"battery_v":3.71},"tags":{"site":"berlin","model":"x1"}}}`,
+			map[string][]entry{"sensor-1": {{"d": "sensor-1", "t": "1.7e+09", "m": "temperature=21.5,battery_v=3.71", "g": "site=berlin,model=x1"}}}},
+		{"metrics beside cpu", jsonCT,
+			`{"device_id":"sensor-1","cpu":12.5,"timestamp":1700000000,"metrics":{"\u0074emp":-0,"x":1e-7}}`,
+			`{"status":"ok","metric":{"device_id":"sensor-1","cpu":12.5,"timestamp":1700000000,"metrics":{"temp":0,"x":1e-7}}}`,
+			map[string][]entry{"sensor-1": {{"d": "sensor-1", "c": "12.5", "t": "1.7e+09", "m": "temp=0,x=1e-07"}}}},
+		{"tags on the original shape", jsonCT,
+			`{"device_id":"sensor-1","cpu":1,"rps":2,"timestamp":1700000000,"tags":{"site":"b:1"}}`,
+			`{"status":"ok","metric":{"device_id":"sensor-1","cpu":1,"rps":2,"timestamp":1700000000,"tags":{"site":"b:1"}}}`,
+			map[string][]entry{"sensor-1": {{"d": "sensor-1", "c": "1", "r": "2", "t": "1.7e+09", "g": "site=b:1"}}}},
+		{"empty metrics and tags are the original shape", jsonCT,
+			`{"device_id":"sensor-1","cpu":1,"rps":2,"timestamp":1700000000,"metrics":{},"tags":{}}`,
+			`{"status":"ok","metric":{"device_id":"sensor-1","cpu":1,"rps":2,"timestamp":1700000000}}`,
+			map[string][]entry{"sensor-1": {{"d": "sensor-1", "c": "1", "r": "2", "t": "1.7e+09"}}}},
+		{"NDJSON of both shapes", hdr("Content-Type", "application/x-ndjson"),
+			`{"device_id":"a","cpu":1,"rps":2,"timestamp":1700000000}` + "\n" +
+				`{"device_id":"a","rps":3,"timestamp":1700000001,"metrics":{"battery_v":3.7}}` + "\n" +
+				`{"device_id":"b","timestamp":1700000002,"metrics":{"t":1},"tags":{"k":"v"}}` + "\n",
+			`{"status":"ok","accepted":3}`,
+			map[string][]entry{
+				"a": {{"d": "a", "c": "1", "r": "2", "t": "1.7e+09"}, {"d": "a", "r": "3", "t": "1.700000001e+09", "m": "battery_v=3.7"}},
+				"b": {{"d": "b", "t": "1.700000002e+09", "m": "t=1", "g": "k=v"}},
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			in := newTestIngest(t, baseEnv(t, redisSrv))
+			rec := post(in.handler, tc.header, []byte(tc.body))
+			if rec.Code != http.StatusAccepted {
+				t.Fatalf("status %d, want 202; body %s", rec.Code, rec.Body)
+			}
+			if got, want := jsonValue(t, rec.Body.Bytes()), jsonValue(t, []byte(tc.wantBody)); !reflect.DeepEqual(got, want) {
+				t.Errorf("body %s, want %s", rec.Body, tc.wantBody)
+			}
+			want := map[int][]entry{}
+			for device, entries := range tc.want {
+				want[shard.For(device, in.cfg.Shards)] = append(want[shard.For(device, in.cfg.Shards)], entries...)
+			}
+			if got := storedFields(t, in); !reflect.DeepEqual(got, want) {
+				t.Errorf("streams hold %v, want %v", got, want)
+			}
+			// What the analyzers will read back.
+			for _, evs := range storedEvents(t, in.rdb, in.keys, in.cfg.Shards) {
+				for _, e := range evs {
+					if (e.NoCPU || e.NoRPS) && len(e.Metrics) == 0 {
+						t.Errorf("event %+v lacks a signal without named metrics", e)
+					}
+				}
+			}
+		})
+	}
+}
+
+// MAX_METRICS bounds the named metrics of each object.
+func TestPostMetricsMaxMetrics(t *testing.T) {
+	t.Parallel()
+	in := newTestIngest(t, baseEnv(t, redisSrv, "MAX_METRICS=2"))
+	if rec := post(in.handler, nil, []byte(`{"device_id":"d","metrics":{"a":1,"b":2,"c":3}}`)); rec.Code != http.StatusBadRequest ||
+		!strings.Contains(rec.Body.String(), `{"index":0,"field":"metrics","reason":"`+metric.ReasonTooManyMetrics+`"}`) {
+		t.Errorf("3 metrics: %d %s, want 400 naming metrics", rec.Code, rec.Body)
+	}
+	if rec := post(in.handler, nil, []byte(`{"device_id":"d","metrics":{"a":1,"b":2}}`)); rec.Code != http.StatusAccepted {
+		t.Errorf("2 metrics: %d %s, want 202", rec.Code, rec.Body)
+	}
+}
+
 func TestPostMetricsDefaultsTimestampToReceiptTime(t *testing.T) {
 	t.Parallel()
 	in := newTestIngest(t, baseEnv(t, redisSrv))
@@ -222,6 +325,23 @@ func TestPostMetricsRejected(t *testing.T) {
 	jsonCT := hdr("Content-Type", "application/json")
 	ndjsonCT := hdr("Content-Type", "application/x-ndjson")
 	tooMany := []errorDetail{{Index: testMaxBatch, Reason: fmt.Sprintf("more than %d metrics", testMaxBatch)}}
+	// Named metrics and tags: the defaults allow 16 metrics and 8 tags.
+	named := func(metrics string) []byte {
+		return []byte(`{"device_id":"d","timestamp":1700000000,"metrics":` + metrics + `}`)
+	}
+	tagged := func(tags string) []byte {
+		return []byte(`{"device_id":"d","cpu":1,"rps":1,"tags":` + tags + `}`)
+	}
+	var seventeen, nine []string
+	for i := range 17 {
+		seventeen = append(seventeen, fmt.Sprintf(`"m%d":%d`, i, i))
+	}
+	for i := range 9 {
+		nine = append(nine, fmt.Sprintf(`"k%d":"v"`, i))
+	}
+	badNamed := func(field, reason string) []errorDetail {
+		return []errorDetail{{Index: 0, Field: field, Reason: reason}}
+	}
 
 	tests := []struct {
 		name        string
@@ -252,6 +372,33 @@ func TestPostMetricsRejected(t *testing.T) {
 		{"not an object", jsonCT, []byte(`42`), 400, []errorDetail{{Reason: metric.ReasonTopLevel}}, "invalid"},
 		{"gzip batch with an invalid item", hdr("Content-Type", "application/json", "Content-Encoding", "gzip"), gz(t, []byte(oneBad)), 400,
 			[]errorDetail{{Index: 2, Field: "rps", Reason: metric.ReasonRPSRange}}, "invalid"},
+		{"metric name upper case", jsonCT, named(`{"Temp":1}`), 400, badNamed("metrics.Temp", metric.ReasonMetricName), "invalid"},
+		{"metric name too long", jsonCT, named(`{"` + strings.Repeat("a", 65) + `":1}`), 400,
+			badNamed("metrics."+strings.Repeat("a", 65), metric.ReasonMetricName), "invalid"},
+		{"metric name cpu", jsonCT, named(`{"a":1,"cpu":50}`), 400, badNamed("metrics.cpu", metric.ReasonReservedName), "invalid"},
+		{"metric name rps", jsonCT, named(`{"rps":50}`), 400, badNamed("metrics.rps", metric.ReasonReservedName), "invalid"},
+		{"metric name twice", jsonCT, named(`{"a":1,"a":2}`), 400, badNamed("metrics.a", metric.ReasonDuplicate), "invalid"},
+		{"metric value a string", jsonCT, named(`{"a":"21.5"}`), 400, badNamed("metrics.a", metric.ReasonFiniteNumber), "invalid"},
+		{"metric value null", jsonCT, named(`{"a":null}`), 400, badNamed("metrics.a", metric.ReasonFiniteNumber), "invalid"},
+		{"metric value beyond float64", jsonCT, named(`{"a":1e999}`), 400, badNamed("metrics.a", metric.ReasonFiniteNumber), "invalid"},
+		{"metric value NaN", jsonCT, named(`{"a":NaN}`), 400, []errorDetail{{Index: 0, Reason: "invalid character 'N' at offset 55"}}, "invalid"},
+		{"more than MAX_METRICS", jsonCT, named(`{` + strings.Join(seventeen, ",") + `}`), 400, badNamed("metrics", metric.ReasonTooManyMetrics), "invalid"},
+		{"metrics an array", jsonCT, named(`[1]`), 400, badNamed("metrics", metric.ReasonNotObject), "invalid"},
+		{"metrics empty without cpu and rps", jsonCT, named(`{}`), 400, badNamed("metrics", metric.ReasonNoMetric), "invalid"},
+		{"tags without metrics, cpu or rps", jsonCT, []byte(`{"device_id":"d","tags":{"k":"v"}}`), 400,
+			[]errorDetail{{Index: 0, Field: "cpu", Reason: metric.ReasonRequired}, {Index: 0, Field: "rps", Reason: metric.ReasonRequired}}, "invalid"},
+		{"tags a string", jsonCT, tagged(`"site=berlin"`), 400, badNamed("tags", metric.ReasonNotObject), "invalid"},
+		{"more than 8 tags", jsonCT, tagged(`{` + strings.Join(nine, ",") + `}`), 400, badNamed("tags", metric.ReasonTooManyTags), "invalid"},
+		{"tag key upper case", jsonCT, tagged(`{"Site":"berlin"}`), 400, badNamed("tags.Site", metric.ReasonTagKey), "invalid"},
+		{"tag value with a space", jsonCT, tagged(`{"site":"new york"}`), 400, badNamed("tags.site", metric.ReasonTagValue), "invalid"},
+		{"tag value empty", jsonCT, tagged(`{"site":""}`), 400, badNamed("tags.site", metric.ReasonTagValue), "invalid"},
+		{"tag value a number", jsonCT, tagged(`{"site":1}`), 400, badNamed("tags.site", metric.ReasonString), "invalid"},
+		{"tag key twice", jsonCT, tagged(`{"site":"a","site":"b"}`), 400, badNamed("tags.site", metric.ReasonDuplicate), "invalid"},
+		{"a bad named metric rejects the batch", jsonCT,
+			[]byte(`[` + obj(0) + `,{"device_id":"d","metrics":{"ok":1}},{"device_id":"d","metrics":{"t":1,"Bad":2},"tags":{"k":"v w"}}]`), 400,
+			[]errorDetail{{Index: 2, Field: "metrics.Bad", Reason: metric.ReasonMetricName}, {Index: 2, Field: "tags.k", Reason: metric.ReasonTagValue}}, "invalid"},
+		{"NDJSON with a bad tag", ndjsonCT, []byte(obj(0) + "\n" + `{"device_id":"d","metrics":{"t":1},"tags":{"k":""}}`), 400,
+			[]errorDetail{{Index: 1, Field: "tags.k", Reason: metric.ReasonTagValue}}, "invalid"},
 		{"gzip header on a plain body", hdr("Content-Encoding", "gzip"), []byte(obj(0)), 400, nil, "invalid"},
 		{"truncated gzip", hdr("Content-Encoding", "gzip"), truncated, 400, nil, "invalid"},
 		{"text/plain", hdr("Content-Type", "text/plain"), []byte(obj(0)), 415, nil, "unsupported_media"},

@@ -17,6 +17,7 @@ import (
 	"github.com/pulse-iot/pulse/internal/alert"
 	"github.com/pulse-iot/pulse/internal/analysis"
 	"github.com/pulse-iot/pulse/internal/detector"
+	"github.com/pulse-iot/pulse/internal/metric"
 	"github.com/pulse-iot/pulse/internal/notify"
 )
 
@@ -53,6 +54,7 @@ type Config struct {
 
 	MaxBatch     int
 	MaxBodyBytes int64
+	MaxMetrics   int // ingest: named metrics per object
 
 	ConsumerName   string
 	LeaseTTL       time.Duration
@@ -194,6 +196,9 @@ func Vars() []Var {
 			}
 			c.MaxBodyBytes = int64(n)
 			return nil
+		}},
+		{"MAX_METRICS", strconv.Itoa(metric.DefaultMaxMetrics), []string{Ingest}, "Most named metrics (\"metrics\") one object of POST /metrics may carry, 1 to " + strconv.Itoa(metric.MaxMetricsLimit) + "; more is a 400.", func(c *Config, v string) error {
+			return intIn(&c.MaxMetrics, v, 1, metric.MaxMetricsLimit)
 		}},
 		{"CONSUMER_NAME", "", []string{Analyzer}, "This analyzer's consumer name; default hostname-pid. Must be unique among live analyzers.", func(c *Config, v string) error {
 			if v == "" {

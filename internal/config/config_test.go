@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +20,7 @@ func TestDefaults(t *testing.T) {
 	if c.RedisAddr != "127.0.0.1:6379" || c.HTTPAddr != ":8080" || c.Shards != 16 || c.WindowSize != 50 ||
 		c.MinSamples != 10 || c.ZThreshold != 2 || c.Detector != "robust" || c.MaxBatch != 1000 ||
 		c.MaxBodyBytes != 1<<20 || c.RedisTimeout != 2*time.Second || c.KeyPrefix != "pulse" ||
-		c.LogLevel != "info" || c.LogFormat != "json" {
+		c.LogLevel != "info" || c.LogFormat != "json" || c.MaxMetrics != 16 {
 		t.Errorf("ingest defaults = %+v", c)
 	}
 	for service, addr := range map[string]string{API: ":8081", Analyzer: ":8082"} {
@@ -51,6 +52,9 @@ func TestInvalidValuesNameTheirVariable(t *testing.T) {
 		{Analyzer, "Z_THRESHOLD", "NaN"},
 		{Ingest, "DETECTOR", "magic"},
 		{Ingest, "MAX_BATCH", "0"},
+		{Ingest, "MAX_METRICS", "0"},
+		{Ingest, "MAX_METRICS", "257"},
+		{Ingest, "MAX_METRICS", "many"},
 		{API, "MAX_BODY_BYTES", "ten"},
 		{Analyzer, "LOG_LEVEL", "loud"},
 		{Ingest, "LOG_FORMAT", "xml"},
@@ -201,6 +205,22 @@ func TestAlertDelivery(t *testing.T) {
 	}
 	if c.AlertmanagerURLs[1] != want[1] {
 		t.Error("String() masked the configuration itself, not its copy")
+	}
+}
+
+// MAX_METRICS is ingest's alone: the analyzers take any entry of up to
+// metric.MaxMetricsLimit named metrics, whatever ingest allowed.
+func TestMaxMetrics(t *testing.T) {
+	for _, v := range []string{"1", "256"} {
+		c, err := Load(Ingest, MapEnv(map[string]string{"MAX_METRICS": v}))
+		if err != nil || strconv.Itoa(c.MaxMetrics) != v {
+			t.Errorf("MAX_METRICS=%s: %d, %v", v, c.MaxMetrics, err)
+		}
+	}
+	for _, service := range []string{Analyzer, API} {
+		if c, err := Load(service, MapEnv(map[string]string{"MAX_METRICS": "0"})); err != nil || c.MaxMetrics != 0 {
+			t.Errorf("%s read MAX_METRICS: %d, %v", service, c.MaxMetrics, err)
+		}
 	}
 }
 

@@ -21,7 +21,7 @@ func BenchmarkDecode(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
-				ms, _, err := Decode(body, bm.format, testNow, 1000, dst)
+				ms, _, err := Decode(body, bm.format, testNow, lim(1000), dst)
 				if err != nil || len(ms) != bm.n {
 					b.Fatal(err, len(ms))
 				}

@@ -12,30 +12,38 @@ import (
 // Reasons used in FieldError.Reason. They are part of the API response, so
 // they are kept stable.
 const (
-	ReasonRequired      = "required"
-	ReasonString        = "must be a string"
-	ReasonDeviceID      = "must be 1-128 characters of [A-Za-z0-9._:-]"
-	ReasonNumber        = "must be a number"
-	ReasonOutOfRange    = "out of range"
-	ReasonCPURange      = "must be between 0 and 100"
-	ReasonRPSRange      = "must be >= 0"
-	ReasonRPSTooLarge   = "must not exceed 1000000000"
-	ReasonTimestamp     = "must be a number of Unix seconds or an RFC 3339 string"
-	ReasonRFC3339       = "must be a valid RFC 3339 timestamp"
-	ReasonFuture        = "must not be more than 5 minutes in the future"
-	ReasonBefore2000    = "must not be before 2000-01-01T00:00:00Z"
-	ReasonUnknownField  = "unknown field"
-	ReasonDuplicate     = "duplicate field"
-	ReasonNotObject     = "must be a JSON object"
-	ReasonTopLevel      = "body must be a JSON object or an array of objects"
-	ReasonEmptyBody     = "body is empty"
-	ReasonEmptyBatch    = "batch must contain at least one metric"
-	messageInvalid      = "invalid metrics"
-	messageMalformed    = "malformed JSON"
-	messageTooLarge     = "batch too large"
-	messageEmptyBody    = "empty body"
-	messageEmptyBatch   = "empty batch"
-	maxFieldNameInError = 256
+	ReasonRequired       = "required"
+	ReasonString         = "must be a string"
+	ReasonDeviceID       = "must be 1-128 characters of [A-Za-z0-9._:-]"
+	ReasonNumber         = "must be a number"
+	ReasonOutOfRange     = "out of range"
+	ReasonCPURange       = "must be between 0 and 100"
+	ReasonRPSRange       = "must be >= 0"
+	ReasonRPSTooLarge    = "must not exceed 1000000000"
+	ReasonTimestamp      = "must be a number of Unix seconds or an RFC 3339 string"
+	ReasonRFC3339        = "must be a valid RFC 3339 timestamp"
+	ReasonFuture         = "must not be more than 5 minutes in the future"
+	ReasonBefore2000     = "must not be before 2000-01-01T00:00:00Z"
+	ReasonUnknownField   = "unknown field"
+	ReasonDuplicate      = "duplicate field"
+	ReasonNotObject      = "must be a JSON object"
+	ReasonTopLevel       = "body must be a JSON object or an array of objects"
+	ReasonEmptyBody      = "body is empty"
+	ReasonEmptyBatch     = "batch must contain at least one metric"
+	ReasonMetricName     = "must match ^[a-z][a-z0-9_]{0,63}$"
+	ReasonReservedName   = "cpu and rps are top-level fields, not names in metrics"
+	ReasonFiniteNumber   = "must be a finite number"
+	ReasonTooManyMetrics = "more named metrics than MAX_METRICS"
+	ReasonNoMetric       = "must hold a metric when cpu or rps is absent"
+	ReasonTagKey         = "must match ^[a-z][a-z0-9_]{0,31}$"
+	ReasonTagValue       = "must be 1-64 characters of [A-Za-z0-9._:-]"
+	ReasonTooManyTags    = "more than 8 tags"
+	messageInvalid       = "invalid metrics"
+	messageMalformed     = "malformed JSON"
+	messageTooLarge      = "batch too large"
+	messageEmptyBody     = "empty body"
+	messageEmptyBatch    = "empty batch"
+	maxFieldNameInError  = 256
 )
 
 // MaxRPS is the largest rps accepted: a billion requests per second, far
@@ -52,6 +60,16 @@ const minTimestamp = 946684800
 
 var minTime = time.Unix(minTimestamp, 0)
 
+// DefaultMaxMetrics is the default of MAX_METRICS, the most named metrics
+// one object may carry.
+const DefaultMaxMetrics = 16
+
+// Limits bound what Decode accepts.
+type Limits struct {
+	Batch   int // metrics per body; below 1 rejects every non-empty body
+	Metrics int // named metrics per object; below 1 rejects every non-empty "metrics"
+}
+
 // Decode parses and validates body. single is true only when the body
 // (Format JSON) is one JSON object, not an array; it is reported even when
 // the object is rejected. now is the receipt time: absent timestamps become
@@ -62,13 +80,19 @@ var minTime = time.Unix(minTimestamp, 0)
 // On failure ms is nil and err is an *Error. The checks rank as follows:
 //  1. Malformed JSON (Kind Invalid, Message "malformed JSON"): decoding stops
 //     at the first syntax error, which is reported alone with its byte offset.
-//  2. More than maxBatch metrics (Kind TooLarge): items past the limit are
-//     only checked for syntax. A maxBatch below 1 rejects every non-empty body.
+//  2. More than lim.Batch metrics (Kind TooLarge): items past the limit are
+//     only checked for syntax.
 //  3. Validation errors (Kind Invalid, Message "invalid metrics"), collected
-//     for the whole body; at most MaxDetails of them are kept.
-func Decode(body []byte, f Format, now time.Time, maxBatch int, dst []Metric) (ms []Metric, single bool, err error) {
-	d := decoder{data: body}
+//     for the whole body; at most MaxDetails of them are kept. Named metrics
+//     past lim.Metrics in an object are only checked for syntax.
+//
+// An object carries cpu and rps, or a non-empty "metrics" beside which
+// either may be absent (NoCPU, NoRPS). The Metrics and Tags of the returned
+// metrics share arrays allocated by this call.
+func Decode(body []byte, f Format, now time.Time, lim Limits, dst []Metric) (ms []Metric, single bool, err error) {
+	d := decoder{data: body, maxMetrics: lim.Metrics}
 	d.setNow(now)
+	maxBatch := lim.Batch
 	ms = dst[:0]
 	var e *Error
 	switch f {
@@ -101,6 +125,10 @@ type decoder struct {
 	limitT   time.Time // latest accepted timestamp
 	scratch  []byte    // unescaped strings
 	unknowns []string  // unknown field names of the current object
+
+	maxMetrics int
+	named      []Named // backing array of every object's Metrics
+	tags       []Tag   // backing array of every object's Tags
 }
 
 func unixSeconds(t time.Time) float64 {
@@ -120,8 +148,8 @@ func (d *decoder) decodeJSON(ms []Metric, maxBatch int) ([]Metric, bool, *Error)
 	}
 	switch d.data[d.pos] {
 	case '{':
-		m, ok := d.object(1)
-		if !ok {
+		ms = append(ms, Metric{})
+		if !d.object(&ms[0], 1) {
 			return nil, true, d.syntaxError()
 		}
 		if !d.end() {
@@ -133,7 +161,7 @@ func (d *decoder) decodeJSON(ms []Metric, maxBatch int) ([]Metric, bool, *Error)
 		if d.invalid {
 			return nil, true, d.invalidError()
 		}
-		return append(ms, m), true, nil
+		return ms, true, nil
 	case '[':
 		d.pos++
 		d.ws()
@@ -156,12 +184,11 @@ func (d *decoder) decodeJSON(ms []Metric, maxBatch int) ([]Metric, bool, *Error)
 					return nil, false, d.syntaxError()
 				}
 			} else if d.pos < len(d.data) && d.data[d.pos] == '{' {
-				m, ok := d.object(2)
-				if !ok {
+				// Decoded in place: a Metric is too large to copy cheaply.
+				// After a validation error ms is dropped whole.
+				ms = append(ms, Metric{})
+				if !d.object(&ms[len(ms)-1], 2) {
 					return nil, false, d.syntaxError()
-				}
-				if !d.invalid {
-					ms = append(ms, m)
 				}
 			} else {
 				if _, _, _, ok := d.value(1); !ok {
@@ -225,12 +252,9 @@ func (d *decoder) decodeNDJSON(ms []Metric, maxBatch int) ([]Metric, *Error) {
 				return nil, d.syntaxError()
 			}
 		} else if d.data[d.pos] == '{' {
-			m, ok := d.object(1)
-			if !ok {
+			ms = append(ms, Metric{}) // decoded in place, as in decodeJSON
+			if !d.object(&ms[len(ms)-1], 1) {
 				return nil, d.syntaxError()
-			}
-			if !d.invalid {
-				ms = append(ms, m)
 			}
 		} else {
 			if _, _, _, ok := d.value(0); !ok {
@@ -340,19 +364,23 @@ const (
 	fieldCPU
 	fieldRPS
 	fieldTimestamp
+	fieldMetrics
+	fieldTags
 )
 
-// object decodes the object at d.pos (which is '{') as a metric with index
-// d.idx; depth is the object's nesting depth. It returns ok == false on a
-// syntax error. Validation errors are recorded in d and leave m partial.
-func (d *decoder) object(depth int) (m Metric, ok bool) {
+// object decodes the object at d.pos (which is '{') into m, a zero Metric,
+// as the metric with index d.idx; depth is the object's nesting depth. It
+// returns false on a syntax error. Validation errors are recorded in d and
+// leave m partial.
+func (d *decoder) object(m *Metric, depth int) bool {
 	idx := d.idx
 	d.pos++ // '{'
 	d.unknowns = d.unknowns[:0]
 	seen := 0
+	members := -1 // of "metrics"; -1 while it is absent or not an object
 	d.ws()
 	if d.pos >= len(d.data) {
-		return m, d.eof()
+		return d.eof()
 	}
 	if d.data[d.pos] == '}' {
 		d.pos++
@@ -360,7 +388,7 @@ func (d *decoder) object(depth int) (m Metric, ok bool) {
 		for {
 			key, esc, ok := d.key()
 			if !ok {
-				return m, false
+				return false
 			}
 			if esc {
 				d.scratch = unescape(d.scratch[:0], key)
@@ -377,25 +405,41 @@ func (d *decoder) object(depth int) (m Metric, ok bool) {
 				field, name = fieldRPS, "rps"
 			case "timestamp":
 				field, name = fieldTimestamp, "timestamp"
+			case "metrics":
+				field, name = fieldMetrics, "metrics"
+			case "tags":
+				field, name = fieldTags, "tags"
 			default:
 				name = fieldName(key)
 			}
-			k, raw, esc, ok := d.value(depth)
-			if !ok {
-				return m, false
-			}
-			switch {
-			case field == 0:
-				d.unknownField(idx, name)
-			case seen&field != 0:
-				d.fieldError(idx, name, ReasonDuplicate)
-			default:
+			if field&(fieldMetrics|fieldTags) != 0 && seen&field == 0 && d.pos < len(d.data) && d.data[d.pos] == '{' {
 				seen |= field
-				d.setField(&m, idx, field, k, raw, esc)
+				if field == fieldMetrics {
+					members, ok = d.namedMetrics(m, idx, depth+1)
+				} else {
+					ok = d.deviceTags(m, idx, depth+1)
+				}
+				if !ok {
+					return false
+				}
+			} else {
+				k, raw, esc, ok := d.value(depth)
+				if !ok {
+					return false
+				}
+				switch {
+				case field == 0:
+					d.unknownField(idx, name)
+				case seen&field != 0:
+					d.fieldError(idx, name, ReasonDuplicate)
+				default:
+					seen |= field
+					d.setField(m, idx, field, k, raw, esc)
+				}
 			}
 			more, ok := d.more('}')
 			if !ok {
-				return m, false
+				return false
 			}
 			if !more {
 				break
@@ -405,16 +449,206 @@ func (d *decoder) object(depth int) (m Metric, ok bool) {
 	if seen&fieldDeviceID == 0 {
 		d.fieldError(idx, "device_id", ReasonRequired)
 	}
-	if seen&fieldCPU == 0 {
-		d.fieldError(idx, "cpu", ReasonRequired)
-	}
-	if seen&fieldRPS == 0 {
-		d.fieldError(idx, "rps", ReasonRequired)
+	switch {
+	case seen&fieldMetrics == 0:
+		// The original shape: both signals, always.
+		if seen&fieldCPU == 0 {
+			d.fieldError(idx, "cpu", ReasonRequired)
+		}
+		if seen&fieldRPS == 0 {
+			d.fieldError(idx, "rps", ReasonRequired)
+		}
+	case members == 0:
+		// An empty "metrics" is no named metrics: then both signals are
+		// needed, or the event would carry no value at all.
+		if seen&fieldCPU == 0 || seen&fieldRPS == 0 {
+			d.fieldError(idx, "metrics", ReasonNoMetric)
+		}
+	case members > 0:
+		m.NoCPU = seen&fieldCPU == 0
+		m.NoRPS = seen&fieldRPS == 0
 	}
 	if seen&fieldTimestamp == 0 {
 		m.Timestamp = d.now
 	}
-	return m, true
+	return true
+}
+
+// namedMetrics decodes the "metrics" object at d.pos (which is '{') into
+// m.Metrics; depth is its nesting depth. It returns how many members the
+// object has, and ok == false on a syntax error. Members past
+// d.maxMetrics are only checked for syntax.
+func (d *decoder) namedMetrics(m *Metric, idx, depth int) (members int, ok bool) {
+	if depth > MaxDepth {
+		return 0, d.fail("nesting deeper than "+strconv.Itoa(MaxDepth), d.pos)
+	}
+	d.pos++ // '{'
+	d.ws()
+	if d.pos < len(d.data) && d.data[d.pos] == '}' {
+		d.pos++
+		return 0, true
+	}
+	if d.named == nil {
+		// Room for a typical object, so that a single object's metrics
+		// take one allocation.
+		d.named = make([]Named, 0, min(max(d.maxMetrics, 1), DefaultMaxMetrics))
+	}
+	start := len(d.named)
+	for {
+		key, esc, ok := d.key()
+		if !ok {
+			return members, false
+		}
+		if esc {
+			d.scratch = unescape(d.scratch[:0], key)
+			key = d.scratch
+		}
+		k, raw, _, ok := d.value(depth)
+		if !ok {
+			return members, false
+		}
+		members++
+		if members <= d.maxMetrics {
+			d.namedMetric(idx, start, key, k, raw)
+		}
+		more, ok := d.more('}')
+		if !ok {
+			return members, false
+		}
+		if !more {
+			break
+		}
+	}
+	if members > d.maxMetrics {
+		d.fieldError(idx, "metrics", ReasonTooManyMetrics)
+	}
+	if n := len(d.named); n > start {
+		m.Metrics = d.named[start:n:n]
+	}
+	return members, true
+}
+
+// namedMetric checks one member of "metrics" and appends it to d.named,
+// whose entries from start on are the object's. A valid name is kept even
+// when its value is not, so that a later duplicate is caught.
+func (d *decoder) namedMetric(idx, start int, key []byte, k kind, raw []byte) {
+	name := unsafe.String(unsafe.SliceData(key), len(key)) // not kept: copied below
+	switch {
+	case !ValidName(name):
+		d.fieldError(idx, "metrics."+fieldName(key), ReasonMetricName)
+		return
+	case Reserved(name):
+		d.fieldError(idx, "metrics."+name, ReasonReservedName)
+		return
+	}
+	for _, n := range d.named[start:] {
+		if n.Name == name {
+			d.fieldError(idx, "metrics."+name, ReasonDuplicate)
+			return
+		}
+	}
+	// Not a number and beyond float64 are one problem here: a named
+	// metric has no range but float64's.
+	v, reason := parseNumber(k, raw)
+	if reason != "" {
+		d.fieldError(idx, "metrics."+name, ReasonFiniteNumber)
+	}
+	d.named = append(d.named, Named{Name: string(key), Value: v})
+}
+
+// deviceTags decodes the "tags" object at d.pos (which is '{') into
+// m.Tags; depth is its nesting depth. It returns ok == false on a syntax
+// error. Members past MaxTags are only checked for syntax.
+func (d *decoder) deviceTags(m *Metric, idx, depth int) bool {
+	if depth > MaxDepth {
+		return d.fail("nesting deeper than "+strconv.Itoa(MaxDepth), d.pos)
+	}
+	d.pos++ // '{'
+	d.ws()
+	if d.pos < len(d.data) && d.data[d.pos] == '}' {
+		d.pos++
+		return true // no tags
+	}
+	if d.tags == nil {
+		d.tags = make([]Tag, 0, MaxTags)
+	}
+	start := len(d.tags)
+	members := 0
+	for {
+		key, esc, ok := d.key()
+		if !ok {
+			return false
+		}
+		if esc {
+			d.scratch = unescape(d.scratch[:0], key)
+			key = d.scratch
+		}
+		k, raw, esc, ok := d.value(depth)
+		if !ok {
+			return false
+		}
+		members++
+		if members <= MaxTags {
+			d.deviceTag(idx, start, key, k, raw, esc)
+		}
+		more, ok := d.more('}')
+		if !ok {
+			return false
+		}
+		if !more {
+			break
+		}
+	}
+	if members > MaxTags {
+		d.fieldError(idx, "tags", ReasonTooManyTags)
+	}
+	if n := len(d.tags); n > start {
+		m.Tags = d.tags[start:n:n]
+	}
+	return true
+}
+
+// deviceTag checks one member of "tags" and appends it to d.tags, whose
+// entries from start on are the object's. A valid key is kept even when its
+// value is not, so that a later duplicate is caught. key may be d.scratch:
+// it is copied before the value is unescaped there.
+func (d *decoder) deviceTag(idx, start int, key []byte, k kind, raw []byte, esc bool) {
+	tk := unsafe.String(unsafe.SliceData(key), len(key))
+	if !ValidTagKey(tk) {
+		d.fieldError(idx, "tags."+fieldName(key), ReasonTagKey)
+		return
+	}
+	for _, t := range d.tags[start:] {
+		if t.Key == tk {
+			d.fieldError(idx, "tags."+tk, ReasonDuplicate)
+			return
+		}
+	}
+	tk = string(key)
+	v, reason := d.tagValue(k, raw, esc)
+	if reason != "" {
+		d.fieldError(idx, "tags."+tk, reason)
+	}
+	d.tags = append(d.tags, Tag{Key: tk, Value: v})
+}
+
+// tagValue returns the tag value token as a string, or why it is not one.
+func (d *decoder) tagValue(k kind, raw []byte, esc bool) (string, string) {
+	if k != kindString {
+		return "", ReasonString
+	}
+	if esc {
+		// Every valid character takes at most 6 bytes (\u0041) escaped.
+		if len(raw) > 6*MaxTagValueLen {
+			return "", ReasonTagValue
+		}
+		d.scratch = unescape(d.scratch[:0], raw)
+		raw = d.scratch
+	}
+	if !ValidTagValue(unsafe.String(unsafe.SliceData(raw), len(raw))) {
+		return "", ReasonTagValue
+	}
+	return string(raw), ""
 }
 
 // fieldName turns an unknown key into a FieldError.Field, shortening
@@ -486,6 +720,10 @@ func (d *decoder) setField(m *Metric, idx, field int, k kind, raw []byte, esc bo
 			return
 		}
 		m.RPS = v
+	case fieldMetrics:
+		d.fieldError(idx, "metrics", ReasonNotObject)
+	case fieldTags:
+		d.fieldError(idx, "tags", ReasonNotObject)
 	case fieldTimestamp:
 		switch k {
 		case kindNumber:
@@ -513,9 +751,19 @@ func (d *decoder) setField(m *Metric, idx, field int, k kind, raw []byte, esc bo
 // number converts a number token; it records an error and returns false if
 // the value is not a number or overflows float64. -0 becomes 0.
 func (d *decoder) number(idx int, name string, k kind, raw []byte) (float64, bool) {
-	if k != kindNumber {
-		d.fieldError(idx, name, ReasonNumber)
+	v, reason := parseNumber(k, raw)
+	if reason != "" {
+		d.fieldError(idx, name, reason)
 		return 0, false
+	}
+	return v, true
+}
+
+// parseNumber converts a number token, or returns why it cannot: it is
+// not a number, or it overflows float64. -0 becomes 0.
+func parseNumber(k kind, raw []byte) (float64, string) {
+	if k != kindNumber {
+		return 0, ReasonNumber
 	}
 	v, ok := fastNumber(raw)
 	if !ok {
@@ -524,14 +772,13 @@ func (d *decoder) number(idx int, name string, k kind, raw []byte) (float64, boo
 		var err error
 		v, err = strconv.ParseFloat(unsafe.String(unsafe.SliceData(raw), len(raw)), 64)
 		if err != nil {
-			d.fieldError(idx, name, ReasonOutOfRange)
-			return 0, false
+			return 0, ReasonOutOfRange
 		}
 	}
 	if v == 0 {
 		v = 0 // drop the sign of -0
 	}
-	return v, true
+	return v, ""
 }
 
 var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"reflect"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -28,7 +31,8 @@ type refResult struct {
 
 // reference decodes body with encoding/json and checks the rules by hand.
 // Precedence: malformed JSON, then too many metrics, then validation.
-func reference(body []byte, f Format, now time.Time, maxBatch int) refResult {
+func reference(body []byte, f Format, now time.Time, lim Limits) refResult {
+	maxBatch := lim.Batch
 	var items [][]byte
 	single := false
 	switch f {
@@ -83,7 +87,7 @@ func reference(body []byte, f Format, now time.Time, maxBatch int) refResult {
 			details = append(details, FieldError{i, "", ReasonNotObject})
 			continue
 		}
-		m, errs := refObject(item, i, now)
+		m, errs := refObject(item, i, now, lim.Metrics)
 		details = append(details, errs...)
 		ms = append(ms, m)
 	}
@@ -125,34 +129,141 @@ func wellFormed(b []byte) bool {
 	return true
 }
 
-func refObject(raw []byte, i int, now time.Time) (Metric, []FieldError) {
+// refMember is one member of a JSON object, in the object's order.
+type refMember struct {
+	key   string
+	value json.RawMessage
+}
+
+// refMembers returns the members of the JSON object raw.
+func refMembers(raw []byte) []refMember {
 	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
 	if _, err := dec.Token(); err != nil { // '{'
 		panic(err)
 	}
-	var m Metric
-	var errs []FieldError
-	bad := func(field, reason string) { errs = append(errs, FieldError{i, field, reason}) }
-	seen := map[string]bool{}
+	var out []refMember
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
 			panic(err)
 		}
-		key := tok.(string)
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
 			panic(err)
 		}
-		known := key == "device_id" || key == "cpu" || key == "rps" || key == "timestamp"
-		name := key
-		if !known && len(name) > 256 {
-			n := 256
-			for !utf8.RuneStart(name[n]) {
-				n--
+		out = append(out, refMember{tok.(string), v})
+	}
+	return out
+}
+
+// refShorten shortens a field name over 256 bytes as Decode does.
+func refShorten(name string) string {
+	if len(name) <= 256 {
+		return name
+	}
+	n := 256
+	for !utf8.RuneStart(name[n]) {
+		n--
+	}
+	return name[:n] + "..."
+}
+
+// refNumber parses a JSON value as a number, or returns why it cannot.
+func refNumber(v json.RawMessage) (float64, string) {
+	if !(v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) {
+		return 0, ReasonNumber
+	}
+	x, err := strconv.ParseFloat(string(v), 64)
+	if err != nil {
+		return 0, ReasonOutOfRange
+	}
+	return x + 0, "" // +0 turns -0 into 0
+}
+
+var (
+	refNameRE     = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+	refTagKeyRE   = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
+	refTagValueRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+)
+
+// refNamed checks a "metrics" object; it returns the valid metrics and the
+// number of members.
+func refNamed(v json.RawMessage, maxMetrics int, bad func(field, reason string)) ([]Named, int) {
+	members := refMembers(v)
+	var out []Named
+	seen := map[string]bool{}
+	for j, mem := range members {
+		if j >= maxMetrics {
+			break // only parsed
+		}
+		field := "metrics." + refShorten(mem.key)
+		switch {
+		case !refNameRE.MatchString(mem.key):
+			bad(field, ReasonMetricName)
+		case mem.key == "cpu" || mem.key == "rps":
+			bad(field, ReasonReservedName)
+		case seen[mem.key]:
+			bad(field, ReasonDuplicate)
+		default:
+			seen[mem.key] = true
+			if x, reason := refNumber(mem.value); reason != "" {
+				bad(field, ReasonFiniteNumber)
+			} else {
+				out = append(out, Named{mem.key, x})
 			}
-			name = name[:n] + "..."
+		}
+	}
+	if len(members) > maxMetrics {
+		bad("metrics", ReasonTooManyMetrics)
+	}
+	return out, len(members)
+}
+
+// refTags checks a "tags" object and returns the valid tags.
+func refTags(v json.RawMessage, bad func(field, reason string)) []Tag {
+	members := refMembers(v)
+	var out []Tag
+	seen := map[string]bool{}
+	for j, mem := range members {
+		if j >= 8 {
+			break // only parsed
+		}
+		field := "tags." + refShorten(mem.key)
+		var s string
+		switch {
+		case !refTagKeyRE.MatchString(mem.key):
+			bad(field, ReasonTagKey)
+		case seen[mem.key]:
+			bad(field, ReasonDuplicate)
+		case mem.value[0] != '"':
+			seen[mem.key] = true
+			bad(field, ReasonString)
+		case json.Unmarshal(mem.value, &s) != nil || !refTagValueRE.MatchString(s):
+			seen[mem.key] = true
+			bad(field, ReasonTagValue)
+		default:
+			seen[mem.key] = true
+			out = append(out, Tag{mem.key, s})
+		}
+	}
+	if len(members) > 8 {
+		bad("tags", ReasonTooManyTags)
+	}
+	return out
+}
+
+func refObject(raw []byte, i int, now time.Time, maxMetrics int) (Metric, []FieldError) {
+	var m Metric
+	var errs []FieldError
+	bad := func(field, reason string) { errs = append(errs, FieldError{i, field, reason}) }
+	seen := map[string]bool{}
+	namedMembers := -1 // of "metrics"; -1 while it is absent or not an object
+	for _, mem := range refMembers(raw) {
+		key, v := mem.key, mem.value
+		known := key == "device_id" || key == "cpu" || key == "rps" || key == "timestamp" || key == "metrics" || key == "tags"
+		name := key
+		if !known {
+			name = refShorten(key)
 		}
 		switch {
 		case seen[name]:
@@ -203,6 +314,18 @@ func refObject(raw []byte, i int, now time.Time) (Metric, []FieldError) {
 			} else {
 				m.RPS = x
 			}
+		case "metrics":
+			if v[0] != '{' {
+				bad(key, ReasonNotObject)
+			} else {
+				m.Metrics, namedMembers = refNamed(v, maxMetrics, bad)
+			}
+		case "tags":
+			if v[0] != '{' {
+				bad(key, ReasonNotObject)
+			} else {
+				m.Tags = refTags(v, bad)
+			}
 		case "timestamp":
 			limit := now.Add(5 * time.Minute)
 			switch {
@@ -236,10 +359,22 @@ func refObject(raw []byte, i int, now time.Time) (Metric, []FieldError) {
 			}
 		}
 	}
-	for _, k := range []string{"device_id", "cpu", "rps"} {
-		if !seen[k] {
-			bad(k, ReasonRequired)
+	if !seen["device_id"] {
+		bad("device_id", ReasonRequired)
+	}
+	switch {
+	case !seen["metrics"]:
+		for _, k := range []string{"cpu", "rps"} {
+			if !seen[k] {
+				bad(k, ReasonRequired)
+			}
 		}
+	case namedMembers == 0:
+		if !seen["cpu"] || !seen["rps"] {
+			bad("metrics", ReasonNoMetric)
+		}
+	case namedMembers > 0:
+		m.NoCPU, m.NoRPS = !seen["cpu"], !seen["rps"]
 	}
 	if !seen["timestamp"] {
 		m.Timestamp = float64(now.Unix()) + float64(now.Nanosecond())/1e9
@@ -249,9 +384,9 @@ func refObject(raw []byte, i int, now time.Time) (Metric, []FieldError) {
 
 // checkAgainstReference reports how Decode's result differs from the
 // oracle's, or "" if it does not.
-func checkAgainstReference(body []byte, f Format, now time.Time, maxBatch int) string {
-	ms, single, err := Decode(body, f, now, maxBatch, nil)
-	want := reference(body, f, now, maxBatch)
+func checkAgainstReference(body []byte, f Format, now time.Time, lim Limits) string {
+	ms, single, err := Decode(body, f, now, lim, nil)
+	want := reference(body, f, now, lim)
 	if want.message == "" {
 		if err != nil {
 			return "Decode failed: " + err.Error() + "; oracle accepts"
@@ -514,6 +649,20 @@ func (g *gen) object(now time.Time) {
 	if g.r.IntN(3) != 0 {
 		fields = append(fields, field{"timestamp", func() { g.timestamp(now) }})
 	}
+	if g.r.IntN(3) == 0 {
+		// Named metrics, beside which cpu or rps may go.
+		kept := fields[:0:0]
+		for _, fl := range fields {
+			if (fl.name == "cpu" || fl.name == "rps") && g.r.IntN(3) == 0 {
+				continue
+			}
+			kept = append(kept, fl)
+		}
+		fields = append(kept, field{"metrics", g.namedMetrics})
+	}
+	if g.r.IntN(4) == 0 {
+		fields = append(fields, field{"tags", g.tags})
+	}
 	if g.bad() {
 		fields = fields[:g.r.IntN(len(fields))] // drop some
 	}
@@ -540,6 +689,146 @@ func (g *gen) object(now time.Time) {
 		g.ws()
 	}
 	g.b = append(g.b, '}')
+}
+
+// diffMaxMetrics is the MAX_METRICS of the differential tests.
+const diffMaxMetrics = 4
+
+// key returns a random name of up to maxLen characters matching
+// ^[a-z][a-z0-9_]*$ (not cpu or rps), or, if wrong, one that breaks a
+// rule.
+func (g *gen) key(maxLen int, wrong bool) string {
+	if wrong {
+		bad := []string{"", "Temp", "1a", "_a", "a-b", "a.b", "a b", "é", strings.Repeat("a", maxLen+1), "a\u0000", "cpu", "rps"}
+		return bad[g.r.IntN(len(bad))]
+	}
+	const first, rest = "abcdefghijklmnopqrstuvwxyz", "abcdefghijklmnopqrstuvwxyz0123456789_"
+	n := 1 + g.r.IntN(12)
+	if g.r.IntN(10) == 0 {
+		n = maxLen
+	}
+	b := []byte{first[g.r.IntN(len(first))]}
+	for len(b) < n {
+		b = append(b, rest[g.r.IntN(len(rest))])
+	}
+	if string(b) == "cpu" || string(b) == "rps" {
+		b[0] = 'x'
+	}
+	return string(b)
+}
+
+// members writes an object of n members with distinct keys from key and
+// values from value. As mistakes, it writes too many members (past limit)
+// or none, repeats a key, or gets one member's key or value wrong.
+func (g *gen) members(n, limit int, key func(wrong bool) string, value func(wrong bool)) {
+	switch {
+	case g.bad():
+		n = limit + 1 + g.r.IntN(3)
+	case g.bad():
+		n = 0
+	}
+	dup, wrongKey, wrongValue := -1, -1, -1
+	if n > 1 && g.bad() {
+		dup = 1 + g.r.IntN(n-1)
+	}
+	if n > 0 && g.bad() {
+		wrongKey = g.r.IntN(n)
+	}
+	if n > 0 && g.bad() {
+		wrongValue = g.r.IntN(n)
+	}
+	var keys []string
+	g.b = append(g.b, '{')
+	for i := range n {
+		if i > 0 {
+			g.b = append(g.b, ',')
+		}
+		k := key(i == wrongKey)
+		switch {
+		case i == dup:
+			k = keys[g.r.IntN(len(keys))]
+		case i != wrongKey:
+			for slices.Contains(keys, k) {
+				k = key(false)
+			}
+		}
+		keys = append(keys, k)
+		g.ws()
+		g.str(k)
+		g.ws()
+		g.b = append(g.b, ':')
+		g.ws()
+		value(i == wrongValue)
+		g.ws()
+	}
+	g.b = append(g.b, '}')
+}
+
+func (g *gen) namedMetrics() {
+	if g.bad() {
+		g.wrongType()
+		return
+	}
+	key := func(wrong bool) string { return g.key(MaxNameLen, wrong) }
+	g.members(1+g.r.IntN(diffMaxMetrics), diffMaxMetrics, key, func(wrong bool) {
+		if wrong {
+			switch g.r.IntN(3) {
+			case 0:
+				g.wrongType()
+			case 1:
+				g.b = append(g.b, "-1e999"...)
+			default:
+				g.str("21.5")
+			}
+			return
+		}
+		switch g.r.IntN(4) {
+		case 0:
+			g.b = append(g.b, "-0"...)
+		case 1:
+			g.num(math.Float64frombits(g.r.Uint64() &^ (0x7ff << 52))) // finite
+		default:
+			g.num(g.r.NormFloat64() * 100)
+		}
+	})
+}
+
+func (g *gen) tags() {
+	if g.bad() {
+		g.wrongType()
+		return
+	}
+	n := g.r.IntN(3)
+	if g.r.IntN(4) == 0 {
+		n = MaxTags
+	}
+	key := func(wrong bool) string {
+		k := g.key(MaxTagKeyLen, wrong)
+		if k == "cpu" || k == "rps" {
+			k = "A" // both are fine tag keys
+		}
+		return k
+	}
+	g.members(n, MaxTags, key, func(wrong bool) {
+		if wrong {
+			switch g.r.IntN(4) {
+			case 0:
+				g.wrongType()
+			case 1:
+				g.str("")
+			case 2:
+				g.str(strings.Repeat("v", MaxTagValueLen+1))
+			default:
+				g.str("new york")
+			}
+			return
+		}
+		v := make([]byte, 1+g.r.IntN(MaxTagValueLen))
+		for i := range v {
+			v[i] = idChars[g.r.IntN(len(idChars))]
+		}
+		g.str(string(v))
+	})
 }
 
 // body returns a random body with up to maxItems metrics.
@@ -598,8 +887,10 @@ func TestDifferential(t *testing.T) {
 	}{
 		{"valid JSON", 0, JSON, 100, 1},
 		{"valid NDJSON", 0, NDJSON, 100, 1},
-		{"mixed JSON", 25, JSON, 100, 0.3},
-		{"mixed NDJSON", 25, NDJSON, 100, 0.3},
+		// Named metrics and tags add choices, and so mistakes, to an
+		// object: a fifth of mixed bodies is still valid.
+		{"mixed JSON", 25, JSON, 100, 0.2},
+		{"mixed NDJSON", 25, NDJSON, 100, 0.2},
 		{"mostly invalid JSON", 3, JSON, 6, 0},
 		{"mostly invalid NDJSON", 3, NDJSON, 6, 0},
 	}
@@ -611,10 +902,11 @@ func TestDifferential(t *testing.T) {
 			for i := range runs {
 				now := nows[i%len(nows)]
 				body := g.body(tt.format, now, 8)
-				if diff := checkAgainstReference(body, tt.format, now, tt.maxBatch); diff != "" {
+				limits := Limits{Batch: tt.maxBatch, Metrics: diffMaxMetrics}
+				if diff := checkAgainstReference(body, tt.format, now, limits); diff != "" {
 					t.Fatalf("body %q:\n%s", body, diff)
 				}
-				if _, _, err := Decode(body, tt.format, now, tt.maxBatch, nil); err == nil {
+				if _, _, err := Decode(body, tt.format, now, limits, nil); err == nil {
 					ok++
 				}
 			}
@@ -655,12 +947,37 @@ func TestDifferentialEdgeCases(t *testing.T) {
 		"{\"device_id\":\"d1\",\"cpu\":1,\"rps\":2,\"x\":\"\xef\xbf\xbf\"}",
 		`{"` + strings.Repeat("k", 300) + `":1}`,
 		`{"` + strings.Repeat("é", 150) + `":1,"` + strings.Repeat("é", 151) + `":1}`,
+		`{"device_id":"d1","metrics":{"a":1}}`,
+		`{"device_id":"d1","metrics":{"a":1,"b":2,"c":3}}`,
+		`{"device_id":"d1","metrics":{}}`,
+		`{"device_id":"d1","cpu":1,"metrics":{}}`,
+		`{"device_id":"d1","cpu":1,"rps":2,"metrics":{}}`,
+		`{"device_id":"d1","metrics":[]}`,
+		`{"device_id":"d1","metrics":{"a":1},"metrics":{}}`,
+		`{"device_id":"d1","metrics":{"a":"x","a":1,"cpu":1,"A":1,"b":1e999}}`,
+		`{"device_id":"d1","metrics":{"\u0061":1,"a":2}}`,
+		`{"device_id":"d1","metrics":{"\ud800":1}}`,
+		`{"device_id":"d1","metrics":{"` + strings.Repeat("é", 200) + `":1}}`,
+		`{"device_id":"d1","metrics":{"a":` + strings.Repeat("[", MaxDepth-2) + strings.Repeat("]", MaxDepth-2) + `}}`,
+		`{"device_id":"d1","metrics":{"a":` + strings.Repeat("[", MaxDepth-1) + strings.Repeat("]", MaxDepth-1) + `}}`,
+		`[{"device_id":"d1","metrics":{"a":` + strings.Repeat("[", MaxDepth-3) + strings.Repeat("]", MaxDepth-3) + `}}]`,
+		`[{"device_id":"d1","metrics":{"a":` + strings.Repeat("[", MaxDepth-2) + strings.Repeat("]", MaxDepth-2) + `}}]`,
+		`{"device_id":"d1","cpu":1,"rps":2,"tags":{}}`,
+		`{"device_id":"d1","tags":{"k":"v"}}`,
+		`{"device_id":"d1","cpu":1,"rps":2,"tags":{"k":"v","k":1,"K":"v","e":"","f":"` + strings.Repeat("v", 65) + `"}}`,
+		`{"device_id":"d1","cpu":1,"rps":2,"tags":{"a":"1","b":"2","c":"3","d":"4","e":"5","f":"6","g":"7","h":"8","i":"9"}}`,
+		`{"device_id":"d1","cpu":1,"rps":2,"tags":{"a":"\u0041\ud800"}}`,
+		`{"device_id":"d1","cpu":1,"rps":2,"tags":{"a":"` + strings.Repeat(`\u0041`, 64) + `"}}`,
+		`{"device_id":"d1","cpu":1,"rps":2,"tags":{"a":"` + strings.Repeat(`\u0041`, 65) + `"}}`,
 	}
 	for _, body := range bodies {
 		for _, f := range []Format{JSON, NDJSON} {
 			for _, maxBatch := range []int{0, 1, 5} {
-				if diff := checkAgainstReference([]byte(body), f, testNow, maxBatch); diff != "" {
-					t.Errorf("Decode(%q, %v, maxBatch %d):\n%s", body, f, maxBatch, diff)
+				for _, maxMetrics := range []int{0, 2, DefaultMaxMetrics} {
+					limits := Limits{Batch: maxBatch, Metrics: maxMetrics}
+					if diff := checkAgainstReference([]byte(body), f, testNow, limits); diff != "" {
+						t.Errorf("Decode(%q, %v, %+v):\n%s", body, f, limits, diff)
+					}
 				}
 			}
 		}

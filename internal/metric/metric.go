@@ -16,10 +16,15 @@ import (
 
 // Metric is one validated, normalized measurement.
 type Metric struct {
-	DeviceID  string
-	CPU       float64
-	RPS       float64
-	Timestamp float64 // Unix seconds (fractional allowed)
+	DeviceID string
+	CPU      float64
+	RPS      float64
+	// NoCPU and NoRPS mark an object that carried named metrics and
+	// omitted cpu or rps: that signal has no value in it.
+	NoCPU, NoRPS bool
+	Timestamp    float64 // Unix seconds (fractional allowed)
+	Metrics      []Named // in the object's order; nil when there are none
+	Tags         []Tag   // in the object's order; nil when there are none
 }
 
 // Format selects how Decode splits a body into metrics.
@@ -144,7 +149,9 @@ func validDeviceIDBytes(b []byte) bool {
 }
 
 // AppendJSON appends the normalized JSON object
-// {"device_id":"…","cpu":…,"rps":…,"timestamp":…} to dst.
+// {"device_id":"…","cpu":…,"rps":…,"timestamp":…} to dst, without cpu or
+// rps when NoCPU or NoRPS is set, and with "metrics":{"name":…,…} and
+// "tags":{"key":"…",…} when there are any.
 //
 // Numbers are formatted as encoding/json formats float64: the shortest
 // representation that round-trips exactly, in plain decimal ('f') for
@@ -156,22 +163,60 @@ func validDeviceIDBytes(b []byte) bool {
 func (m Metric) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `{"device_id":`...)
 	dst = AppendJSONString(dst, m.DeviceID)
-	dst = append(dst, `,"cpu":`...)
-	dst = appendFloat(dst, m.CPU)
-	dst = append(dst, `,"rps":`...)
-	dst = appendFloat(dst, m.RPS)
+	if !m.NoCPU {
+		dst = append(dst, `,"cpu":`...)
+		dst = appendFloat(dst, m.CPU)
+	}
+	if !m.NoRPS {
+		dst = append(dst, `,"rps":`...)
+		dst = appendFloat(dst, m.RPS)
+	}
 	dst = append(dst, `,"timestamp":`...)
 	dst = appendFloat(dst, m.Timestamp)
+	if len(m.Metrics) > 0 {
+		dst = append(dst, `,"metrics":{`...)
+		for i, n := range m.Metrics {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = AppendJSONString(dst, n.Name)
+			dst = append(dst, ':')
+			dst = appendFloat(dst, n.Value)
+		}
+		dst = append(dst, '}')
+	}
+	if len(m.Tags) > 0 {
+		dst = append(dst, `,"tags":{`...)
+		for i, t := range m.Tags {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = AppendJSONString(dst, t.Key)
+			dst = append(dst, ':')
+			dst = AppendJSONString(dst, t.Value)
+		}
+		dst = append(dst, '}')
+	}
 	return append(dst, '}')
 }
 
 // MarshalJSON returns m.AppendJSON(nil). It fails if a number is NaN or
 // infinite.
 func (m Metric) MarshalJSON() ([]byte, error) {
-	if !finite(m.CPU) || !finite(m.RPS) || !finite(m.Timestamp) {
+	if (!m.NoCPU && !finite(m.CPU)) || (!m.NoRPS && !finite(m.RPS)) || !finite(m.Timestamp) {
 		return nil, errors.New("metric: cannot marshal NaN or infinite value")
 	}
-	return m.AppendJSON(make([]byte, 0, 64+len(m.DeviceID))), nil
+	size := 64 + len(m.DeviceID)
+	for _, n := range m.Metrics {
+		if !finite(n.Value) {
+			return nil, errors.New("metric: cannot marshal NaN or infinite value")
+		}
+		size += len(n.Name) + 28
+	}
+	for _, t := range m.Tags {
+		size += len(t.Key) + len(t.Value) + 6
+	}
+	return m.AppendJSON(make([]byte, 0, size)), nil
 }
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }

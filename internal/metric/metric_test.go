@@ -16,10 +16,15 @@ import (
 var testNow = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 
 const (
-	nowSec   = 1714564800.0
-	testMax  = 5
-	validObj = `{"device_id":"d1","cpu":1,"rps":2}`
+	nowSec         = 1714564800.0
+	testMax        = 5
+	testMaxMetrics = 4
+	validObj       = `{"device_id":"d1","cpu":1,"rps":2}`
 )
+
+// lim returns the limits of the tests: maxBatch metrics per body and
+// testMaxMetrics named metrics per object.
+func lim(maxBatch int) Limits { return Limits{Batch: maxBatch, Metrics: testMaxMetrics} }
 
 // loc is the part of a FieldError the tables pin down.
 type loc struct {
@@ -167,6 +172,79 @@ func TestDecodeRejects(t *testing.T) {
 		{"errors across a batch", JSON, `[` + validObj + `,{"device_id":"d2","cpu":-1,"rps":2},` + validObj + `,{"device_id":"d4","cpu":1},{"x":1,"device_id":"d5","cpu":1,"rps":1}]`, Invalid, "invalid metrics",
 			[]loc{{1, "cpu"}, {3, "rps"}, {4, "x"}}},
 
+		// Named metrics (testMaxMetrics = 4).
+		{"metrics array", JSON, `{"device_id":"d1","metrics":[1]}`, Invalid, "invalid metrics", []loc{{0, "metrics"}}},
+		{"metrics null", JSON, `{"device_id":"d1","cpu":1,"rps":2,"metrics":null}`, Invalid, "invalid metrics", []loc{{0, "metrics"}}},
+		{"metrics string", JSON, `{"device_id":"d1","metrics":"temperature=1"}`, Invalid, "invalid metrics", []loc{{0, "metrics"}}},
+		{"metrics number", JSON, `{"device_id":"d1","metrics":1}`, Invalid, "invalid metrics", []loc{{0, "metrics"}}},
+		{"metrics empty without cpu and rps", JSON, `{"device_id":"d1","metrics":{}}`, Invalid, "invalid metrics", []loc{{0, "metrics"}}},
+		{"metrics empty without rps", JSON, `{"device_id":"d1","cpu":1,"metrics":{ }}`, Invalid, "invalid metrics", []loc{{0, "metrics"}}},
+		{"metrics empty without cpu", JSON, `{"device_id":"d1","metrics":{},"rps":2}`, Invalid, "invalid metrics", []loc{{0, "metrics"}}},
+		{"metrics duplicate field", JSON, `{"device_id":"d1","metrics":{"a":1},"metrics":{"b":2}}`, Invalid, "invalid metrics", []loc{{0, "metrics"}}},
+		{"metrics duplicate field after non-object", JSON, `{"device_id":"d1","metrics":1,"metrics":{"b":2}}`, Invalid, "invalid metrics", []loc{{0, "metrics"}, {0, "metrics"}}},
+		{"metric name upper case", JSON, `{"device_id":"d1","metrics":{"Temp":1}}`, Invalid, "invalid metrics", []loc{{0, "metrics.Temp"}}},
+		{"metric name leading digit", JSON, `{"device_id":"d1","metrics":{"1a":1}}`, Invalid, "invalid metrics", []loc{{0, "metrics.1a"}}},
+		{"metric name leading underscore", JSON, `{"device_id":"d1","metrics":{"_a":1}}`, Invalid, "invalid metrics", []loc{{0, "metrics._a"}}},
+		{"metric name hyphen", JSON, `{"device_id":"d1","metrics":{"battery-v":1}}`, Invalid, "invalid metrics", []loc{{0, "metrics.battery-v"}}},
+		{"metric name dot", JSON, `{"device_id":"d1","metrics":{"a.b":1}}`, Invalid, "invalid metrics", []loc{{0, "metrics.a.b"}}},
+		{"metric name empty", JSON, `{"device_id":"d1","metrics":{"":1}}`, Invalid, "invalid metrics", []loc{{0, "metrics."}}},
+		{"metric name 65 characters", JSON, `{"device_id":"d1","metrics":{"` + strings.Repeat("a", 65) + `":1}}`, Invalid, "invalid metrics", []loc{{0, "metrics." + strings.Repeat("a", 65)}}},
+		{"metric name long is shortened", JSON, `{"device_id":"d1","metrics":{"` + strings.Repeat("é", 200) + `":1}}`, Invalid, "invalid metrics", []loc{{0, "metrics." + strings.Repeat("é", 128) + "..."}}},
+		{"metric name escaped space", JSON, `{"device_id":"d1","metrics":{"a\u0020b":1}}`, Invalid, "invalid metrics", []loc{{0, "metrics.a b"}}},
+		{"metric name non-ASCII", JSON, `{"device_id":"d1","metrics":{"température":1}}`, Invalid, "invalid metrics", []loc{{0, "metrics.température"}}},
+		{"metric name cpu", JSON, `{"device_id":"d1","metrics":{"cpu":1}}`, Invalid, "invalid metrics", []loc{{0, "metrics.cpu"}}},
+		{"metric name rps beside rps", JSON, `{"device_id":"d1","cpu":1,"rps":2,"metrics":{"rps":1}}`, Invalid, "invalid metrics", []loc{{0, "metrics.rps"}}},
+		{"metric name escaped cpu", JSON, `{"device_id":"d1","metrics":{"a":1,"\u0063pu":1}}`, Invalid, "invalid metrics", []loc{{0, "metrics.cpu"}}},
+		{"metric duplicate", JSON, `{"device_id":"d1","metrics":{"a":1,"b":2,"a":3}}`, Invalid, "invalid metrics", []loc{{0, "metrics.a"}}},
+		{"metric duplicate via escape", JSON, `{"device_id":"d1","metrics":{"ab":1,"\u0061b":1}}`, Invalid, "invalid metrics", []loc{{0, "metrics.ab"}}},
+		{"metric duplicate of a bad value", JSON, `{"device_id":"d1","metrics":{"a":"1","a":1}}`, Invalid, "invalid metrics", []loc{{0, "metrics.a"}, {0, "metrics.a"}}},
+		{"metric string value", JSON, `{"device_id":"d1","metrics":{"a":"21.5"}}`, Invalid, "invalid metrics", []loc{{0, "metrics.a"}}},
+		{"metric null value", JSON, `{"device_id":"d1","metrics":{"a":null}}`, Invalid, "invalid metrics", []loc{{0, "metrics.a"}}},
+		{"metric bool value", JSON, `{"device_id":"d1","metrics":{"a":true}}`, Invalid, "invalid metrics", []loc{{0, "metrics.a"}}},
+		{"metric object value", JSON, `{"device_id":"d1","metrics":{"a":{"v":[1]}}}`, Invalid, "invalid metrics", []loc{{0, "metrics.a"}}},
+		{"metric array value", JSON, `{"device_id":"d1","metrics":{"a":[1]}}`, Invalid, "invalid metrics", []loc{{0, "metrics.a"}}},
+		{"metric 1e999", JSON, `{"device_id":"d1","metrics":{"a":1e999}}`, Invalid, "invalid metrics", []loc{{0, "metrics.a"}}},
+		{"metric -1e999", JSON, `{"device_id":"d1","metrics":{"a":1,"b":-1e999}}`, Invalid, "invalid metrics", []loc{{0, "metrics.b"}}},
+		{"metric NaN token", JSON, `{"device_id":"d1","metrics":{"a":NaN}}`, Invalid, "malformed JSON", []loc{{0, ""}}},
+		{"metric Infinity token", JSON, `{"device_id":"d1","metrics":{"a":Infinity}}`, Invalid, "malformed JSON", []loc{{0, ""}}},
+		{"metrics trailing comma", JSON, `{"device_id":"d1","metrics":{"a":1,}}`, Invalid, "malformed JSON", []loc{{0, ""}}},
+		{"metrics unclosed", JSON, `{"device_id":"d1","metrics":{"a":1`, Invalid, "malformed JSON", []loc{{0, ""}}},
+		{"metrics missing colon", JSON, `{"device_id":"d1","metrics":{"a" 1}}`, Invalid, "malformed JSON", []loc{{0, ""}}},
+		{"metrics too deep", JSON, `{"device_id":"d1","metrics":{"a":` + strings.Repeat("[", 63) + strings.Repeat("]", 63) + `}}`, Invalid, "malformed JSON", []loc{{0, ""}}},
+		{"too many metrics", JSON, `{"device_id":"d1","metrics":{"a":1,"b":2,"c":3,"d":4,"e":5}}`, Invalid, "invalid metrics", []loc{{0, "metrics"}}},
+		{"too many metrics, the rest only parsed", JSON, `{"device_id":"d1","metrics":{"a":1,"b":2,"c":3,"d":4,"E":"x","a":[]}}`, Invalid, "invalid metrics", []loc{{0, "metrics"}}},
+		{"too many metrics and errors before the limit", JSON, `{"device_id":"d1","metrics":{"a":1,"B":2,"c":"3","d":4,"e":5}}`, Invalid, "invalid metrics", []loc{{0, "metrics.B"}, {0, "metrics.c"}, {0, "metrics"}}},
+		{"too many metrics, malformed past the limit", JSON, `{"device_id":"d1","metrics":{"a":1,"b":2,"c":3,"d":4,"e":01}}`, Invalid, "malformed JSON", []loc{{0, ""}}},
+		{"metrics errors and other fields", JSON, `{"device_id":"","metrics":{"a":"x"},"cpu":101}`, Invalid, "invalid metrics", []loc{{0, "device_id"}, {0, "metrics.a"}, {0, "cpu"}}},
+		{"metrics in a batch", JSON, `[` + validObj + `,{"device_id":"d2","metrics":{"ok":1,"Bad":2}}]`, Invalid, "invalid metrics", []loc{{1, "metrics.Bad"}}},
+		{"metrics in ndjson", NDJSON, validObj + "\n" + `{"device_id":"d2","metrics":{}}` + "\n", Invalid, "invalid metrics", []loc{{1, "metrics"}}},
+
+		// Tags.
+		{"tags without metrics keep cpu and rps required", JSON, `{"device_id":"d1","tags":{"site":"berlin"}}`, Invalid, "invalid metrics", []loc{{0, "cpu"}, {0, "rps"}}},
+		{"tags array", JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":["site"]}`, Invalid, "invalid metrics", []loc{{0, "tags"}}},
+		{"tags null", JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":null}`, Invalid, "invalid metrics", []loc{{0, "tags"}}},
+		{"tags string", JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":"site=berlin"}`, Invalid, "invalid metrics", []loc{{0, "tags"}}},
+		{"tags duplicate field", JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":{},"tags":{}}`, Invalid, "invalid metrics", []loc{{0, "tags"}}},
+		{"too many tags", JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":{"a":"1","b":"2","c":"3","d":"4","e":"5","f":"6","g":"7","h":"8","i":"9"}}`, Invalid, "invalid metrics", []loc{{0, "tags"}}},
+		{"too many tags, the rest only parsed", JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":{"a":"1","b":"2","c":"3","d":"4","e":"5","f":"6","g":"7","h":"8","I":1,"a":"x"}}`, Invalid, "invalid metrics", []loc{{0, "tags"}}},
+		{"tag key upper case", JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":{"Site":"berlin"}}`, Invalid, "invalid metrics", []loc{{0, "tags.Site"}}},
+		{"tag key empty", JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":{"":"berlin"}}`, Invalid, "invalid metrics", []loc{{0, "tags."}}},
+		{"tag key 33 characters", JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":{"` + strings.Repeat("k", 33) + `":"v"}}`, Invalid, "invalid metrics", []loc{{0, "tags." + strings.Repeat("k", 33)}}},
+		{"tag key long is shortened", JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":{"` + strings.Repeat("k", 300) + `":"v"}}`, Invalid, "invalid metrics", []loc{{0, "tags." + strings.Repeat("k", 256) + "..."}}},
+		{"tag duplicate", JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":{"site":"a","site":"b"}}`, Invalid, "invalid metrics", []loc{{0, "tags.site"}}},
+		{"tag duplicate of a bad value", JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":{"site":1,"\u0073ite":"b"}}`, Invalid, "invalid metrics", []loc{{0, "tags.site"}, {0, "tags.site"}}},
+		{"tag value number", JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":{"site":1}}`, Invalid, "invalid metrics", []loc{{0, "tags.site"}}},
+		{"tag value null", JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":{"site":null}}`, Invalid, "invalid metrics", []loc{{0, "tags.site"}}},
+		{"tag value object", JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":{"site":{}}}`, Invalid, "invalid metrics", []loc{{0, "tags.site"}}},
+		{"tag value empty", JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":{"site":""}}`, Invalid, "invalid metrics", []loc{{0, "tags.site"}}},
+		{"tag value 65 characters", JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":{"site":"` + strings.Repeat("v", 65) + `"}}`, Invalid, "invalid metrics", []loc{{0, "tags.site"}}},
+		{"tag value space", JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":{"site":"new york"}}`, Invalid, "invalid metrics", []loc{{0, "tags.site"}}},
+		{"tag value comma", JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":{"site":"a,b"}}`, Invalid, "invalid metrics", []loc{{0, "tags.site"}}},
+		{"tag value equals", JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":{"site":"a=b"}}`, Invalid, "invalid metrics", []loc{{0, "tags.site"}}},
+		{"tag value escaped newline", JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":{"site":"a\nb"}}`, Invalid, "invalid metrics", []loc{{0, "tags.site"}}},
+		{"tag value escapes make it too long", JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":{"site":"` + strings.Repeat(`\u0061`, 65) + `"}}`, Invalid, "invalid metrics", []loc{{0, "tags.site"}}},
+		{"tag errors with metric errors", JSON, `{"device_id":"d1","tags":{"K":"v","k":""},"metrics":{"t":"1"}}`, Invalid, "invalid metrics", []loc{{0, "tags.K"}, {0, "tags.k"}, {0, "metrics.t"}}},
+
 		// JSON grammar.
 		{"leading zero", JSON, `{"device_id":"d1","cpu":01,"rps":2}`, Invalid, "malformed JSON", []loc{{0, ""}}},
 		{"negative leading zero", JSON, `{"device_id":"d1","cpu":1,"rps":-01}`, Invalid, "malformed JSON", []loc{{0, ""}}},
@@ -226,7 +304,7 @@ func TestDecodeRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ms, _, err := Decode([]byte(tt.body), tt.format, testNow, testMax, nil)
+			ms, _, err := Decode([]byte(tt.body), tt.format, testNow, lim(testMax), nil)
 			if ms != nil {
 				t.Errorf("metrics = %v, want nil", ms)
 			}
@@ -272,6 +350,19 @@ func TestDecodeReasons(t *testing.T) {
 		{JSON, `{"device_id":"d1","cpu":1,"rps":2,"x":1}`, "unknown field"},
 		{JSON, `{"device_id":"d1","cpu":1,"rps":2,"cpu":1}`, "duplicate field"},
 		{JSON, `[1]`, "must be a JSON object"},
+		{JSON, `{"device_id":"d1","metrics":[]}`, "must be a JSON object"},
+		{JSON, `{"device_id":"d1","metrics":{}}`, "must hold a metric when cpu or rps is absent"},
+		{JSON, `{"device_id":"d1","metrics":{"A":1}}`, "must match ^[a-z][a-z0-9_]{0,63}$"},
+		{JSON, `{"device_id":"d1","metrics":{"cpu":1}}`, "cpu and rps are top-level fields, not names in metrics"},
+		{JSON, `{"device_id":"d1","metrics":{"a":1,"a":1}}`, "duplicate field"},
+		{JSON, `{"device_id":"d1","metrics":{"a":"1"}}`, "must be a finite number"},
+		{JSON, `{"device_id":"d1","metrics":{"a":1e400}}`, "must be a finite number"},
+		{JSON, `{"device_id":"d1","metrics":{"a":1,"b":2,"c":3,"d":4,"e":5}}`, "more named metrics than MAX_METRICS"},
+		{JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":1}`, "must be a JSON object"},
+		{JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":{"A":"b"}}`, "must match ^[a-z][a-z0-9_]{0,31}$"},
+		{JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":{"a":"b c"}}`, "must be 1-64 characters of [A-Za-z0-9._:-]"},
+		{JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":{"a":true}}`, "must be a string"},
+		{JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":{"a":"1","b":"2","c":"3","d":"4","e":"5","f":"6","g":"7","h":"8","i":"9"}}`, "more than 8 tags"},
 		{JSON, `1`, "body must be a JSON object or an array of objects"},
 		{JSON, `{"device_id":"d1","cpu":NaN}`, "invalid character 'N' at offset 24"},
 		{JSON, `{"device_id":"d1","cpu":1,"rps":2} x`, "unexpected data after top-level value at offset 35"},
@@ -285,7 +376,7 @@ func TestDecodeReasons(t *testing.T) {
 		{NDJSON, validObj + "\r\n\r\n" + validObj + " x\n", "unexpected data after top-level value at offset 73"},
 	}
 	for _, tt := range tests {
-		_, _, err := Decode([]byte(tt.body), tt.format, testNow, testMax, nil)
+		_, _, err := Decode([]byte(tt.body), tt.format, testNow, lim(testMax), nil)
 		var e *Error
 		if !errors.As(err, &e) || len(e.Details) != 1 || e.Details[0].Reason != tt.reason {
 			t.Errorf("Decode(%q, %v) = %v; want one detail with reason %q", tt.body, tt.format, err, tt.reason)
@@ -295,6 +386,9 @@ func TestDecodeReasons(t *testing.T) {
 
 func TestDecodeAccepts(t *testing.T) {
 	id128 := strings.Repeat("x", 128)
+	name64 := "n" + strings.Repeat("_9", 31) + "z"
+	key32 := "k" + strings.Repeat("a0", 15) + "_"
+	value64 := strings.Repeat("Az9._:-", 9) + "x"
 	tests := []struct {
 		name   string
 		format Format
@@ -338,6 +432,43 @@ func TestDecodeAccepts(t *testing.T) {
 		{"device_id escapes decoded", JSON, `{"device_id":"\u0041-\u006a\u004B","cpu":1,"rps":2}`, true, []Metric{m("A-jK", 1, 2, nowSec)}},
 		{"field name escapes decoded", JSON, `{"\u0064evice_id":"d1","c\u0070u":1,"rps":2,"times\u0074amp":1714564000}`, true, []Metric{m("d1", 1, 2, 1714564000)}},
 		{"field order free", JSON, `{"rps":2,"timestamp":1714564000,"cpu":1,"device_id":"d1"}`, true, []Metric{m("d1", 1, 2, 1714564000)}},
+		{"named metrics without cpu and rps", JSON, `{"device_id":"d1","metrics":{"temperature":21.5,"battery_v":3.71}}`, true,
+			[]Metric{{DeviceID: "d1", NoCPU: true, NoRPS: true, Timestamp: nowSec,
+				Metrics: []Named{{"temperature", 21.5}, {"battery_v", 3.71}}}}},
+		{"named metrics with cpu only", JSON, `{"metrics":{"t":1},"device_id":"d1","cpu":7}`, true,
+			[]Metric{{DeviceID: "d1", CPU: 7, NoRPS: true, Timestamp: nowSec, Metrics: []Named{{"t", 1}}}}},
+		{"named metrics with rps only", JSON, `{"device_id":"d1","rps":7,"metrics":{"t":1}}`, true,
+			[]Metric{{DeviceID: "d1", RPS: 7, NoCPU: true, Timestamp: nowSec, Metrics: []Named{{"t", 1}}}}},
+		{"named metrics, cpu, rps and tags", JSON, `{"device_id":"d1","cpu":1,"rps":2,"timestamp":1714564000,"metrics":{"a":1},"tags":{"site":"berlin","model":"x1"}}`, true,
+			[]Metric{{DeviceID: "d1", CPU: 1, RPS: 2, Timestamp: 1714564000, Metrics: []Named{{"a", 1}},
+				Tags: []Tag{{"site", "berlin"}, {"model", "x1"}}}}},
+		{"empty metrics beside cpu and rps", JSON, `{"device_id":"d1","cpu":1,"rps":2,"metrics":{}}`, true, []Metric{m("d1", 1, 2, nowSec)}},
+		{"empty tags are no tags", JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":{ }}`, true, []Metric{m("d1", 1, 2, nowSec)}},
+		{"tags on the original shape", JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":{"site":"AZaz09._:-"}}`, true,
+			[]Metric{{DeviceID: "d1", CPU: 1, RPS: 2, Timestamp: nowSec, Tags: []Tag{{"site", "AZaz09._:-"}}}}},
+		{"exactly MAX_METRICS metrics", JSON, `{"device_id":"d1","metrics":{"a":1,"b":2,"c":3,"d":4}}`, true,
+			[]Metric{{DeviceID: "d1", NoCPU: true, NoRPS: true, Timestamp: nowSec, Metrics: []Named{{"a", 1}, {"b", 2}, {"c", 3}, {"d", 4}}}}},
+		{"exactly 8 tags", JSON, `{"device_id":"d1","cpu":1,"rps":2,"tags":{"a":"1","b":"2","c":"3","d":"4","e":"5","f":"6","g":"7","h":"8"}}`, true,
+			[]Metric{{DeviceID: "d1", CPU: 1, RPS: 2, Timestamp: nowSec,
+				Tags: []Tag{{"a", "1"}, {"b", "2"}, {"c", "3"}, {"d", "4"}, {"e", "5"}, {"f", "6"}, {"g", "7"}, {"h", "8"}}}}},
+		{"longest names and values", JSON, `{"device_id":"d1","metrics":{"` + name64 + `":1},"tags":{"` + key32 + `":"` + value64 + `"}}`, true,
+			[]Metric{{DeviceID: "d1", NoCPU: true, NoRPS: true, Timestamp: nowSec, Metrics: []Named{{name64, 1}}, Tags: []Tag{{key32, value64}}}}},
+		{"any finite metric value", JSON, `{"device_id":"d1","metrics":{"a":-1.7976931348623157e308,"b":1e-400,"c":-0,"d":123456789012345678901234567890}}`, true,
+			[]Metric{{DeviceID: "d1", NoCPU: true, NoRPS: true, Timestamp: nowSec,
+				Metrics: []Named{{"a", -math.MaxFloat64}, {"b", 0}, {"c", 0}, {"d", 1.2345678901234568e29}}}}},
+		{"escaped names, keys and values", JSON, `{"device_id":"d1","m\u0065trics":{"\u0074emp":1},"tags":{"\u0073ite":"b\u0065rlin"}}`, true,
+			[]Metric{{DeviceID: "d1", NoCPU: true, NoRPS: true, Timestamp: nowSec, Metrics: []Named{{"temp", 1}}, Tags: []Tag{{"site", "berlin"}}}}},
+		{"metrics of a batch stay apart", JSON, `[{"device_id":"a","metrics":{"x":1,"y":2}},{"device_id":"b","cpu":1,"rps":2},{"device_id":"c","metrics":{"x":3},"tags":{"k":"v"}}]`, false,
+			[]Metric{
+				{DeviceID: "a", NoCPU: true, NoRPS: true, Timestamp: nowSec, Metrics: []Named{{"x", 1}, {"y", 2}}},
+				m("b", 1, 2, nowSec),
+				{DeviceID: "c", NoCPU: true, NoRPS: true, Timestamp: nowSec, Metrics: []Named{{"x", 3}}, Tags: []Tag{{"k", "v"}}},
+			}},
+		{"same metric name in two objects", NDJSON, `{"device_id":"a","metrics":{"x":1}}` + "\n" + `{"device_id":"a","metrics":{"x":2}}`, false,
+			[]Metric{
+				{DeviceID: "a", NoCPU: true, NoRPS: true, Timestamp: nowSec, Metrics: []Named{{"x", 1}}},
+				{DeviceID: "a", NoCPU: true, NoRPS: true, Timestamp: nowSec, Metrics: []Named{{"x", 2}}},
+			}},
 		{"ndjson", NDJSON, validObj + "\n" + `{"device_id":"d2","cpu":3,"rps":4}`, false,
 			[]Metric{m("d1", 1, 2, nowSec), m("d2", 3, 4, nowSec)}},
 		{"ndjson blank lines and CRLF", NDJSON, "\r\n" + validObj + "\r\n\r\n  \t\r\n" + `{"device_id":"d2","cpu":3,"rps":4}` + "\r\n\n", false,
@@ -350,7 +481,7 @@ func TestDecodeAccepts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ms, single, err := Decode([]byte(tt.body), tt.format, testNow, testMax, nil)
+			ms, single, err := Decode([]byte(tt.body), tt.format, testNow, lim(testMax), nil)
 			if err != nil {
 				t.Fatalf("err = %v", err)
 			}
@@ -371,17 +502,17 @@ func TestDecodeAccepts(t *testing.T) {
 
 func TestDecodeNowSubSecond(t *testing.T) {
 	now := time.Unix(1714564800, 250_000_000)
-	ms, _, err := Decode([]byte(validObj), JSON, now, 1, nil)
+	ms, _, err := Decode([]byte(validObj), JSON, now, lim(1), nil)
 	if err != nil || len(ms) != 1 || ms[0].Timestamp != 1714564800.25 {
 		t.Fatalf("Decode = %v, %v; want timestamp 1714564800.25", ms, err)
 	}
 	// The 5-minute limit follows now to the nanosecond.
 	body := `{"device_id":"d1","cpu":1,"rps":2,"timestamp":"2024-05-01T12:05:00.25Z"}`
-	if _, _, err := Decode([]byte(body), JSON, now, 1, nil); err != nil {
+	if _, _, err := Decode([]byte(body), JSON, now, lim(1), nil); err != nil {
 		t.Errorf("timestamp exactly now+5m rejected: %v", err)
 	}
 	body = `{"device_id":"d1","cpu":1,"rps":2,"timestamp":"2024-05-01T12:05:00.250000001Z"}`
-	if _, _, err := Decode([]byte(body), JSON, now, 1, nil); err == nil {
+	if _, _, err := Decode([]byte(body), JSON, now, lim(1), nil); err == nil {
 		t.Errorf("timestamp now+5m+1ns accepted")
 	}
 }
@@ -399,7 +530,7 @@ func TestDecodeSingleFlag(t *testing.T) {
 		{`42`, JSON, false},
 	}
 	for _, tt := range tests {
-		if _, single, _ := Decode([]byte(tt.body), tt.format, testNow, testMax, nil); single != tt.single {
+		if _, single, _ := Decode([]byte(tt.body), tt.format, testNow, lim(testMax), nil); single != tt.single {
 			t.Errorf("Decode(%q, %v): single = %v, want %v", tt.body, tt.format, single, tt.single)
 		}
 	}
@@ -417,7 +548,7 @@ func TestDecodeMaxBatchBelowOne(t *testing.T) {
 		{validObj, JSON, -1},
 	}
 	for _, tt := range tests {
-		_, _, err := Decode([]byte(tt.body), tt.format, testNow, tt.maxBatch, nil)
+		_, _, err := Decode([]byte(tt.body), tt.format, testNow, lim(tt.maxBatch), nil)
 		var e *Error
 		if !errors.As(err, &e) || e.Kind != TooLarge {
 			t.Errorf("Decode(%q, maxBatch %d) = %v, want TooLarge", tt.body, tt.maxBatch, err)
@@ -425,8 +556,23 @@ func TestDecodeMaxBatchBelowOne(t *testing.T) {
 	}
 }
 
+func TestDecodeMaxMetricsBelowOne(t *testing.T) {
+	for _, maxMetrics := range []int{0, -1} {
+		limits := Limits{Batch: 1, Metrics: maxMetrics}
+		_, _, err := Decode([]byte(`{"device_id":"d1","metrics":{"a":1}}`), JSON, testNow, limits, nil)
+		var e *Error
+		if !errors.As(err, &e) || !reflect.DeepEqual(e.Details, []FieldError{{0, "metrics", ReasonTooManyMetrics}}) {
+			t.Errorf("maxMetrics %d: err = %v, want too many metrics", maxMetrics, err)
+		}
+		// An empty "metrics" beside cpu and rps holds none: still fine.
+		if _, _, err := Decode([]byte(`{"device_id":"d1","cpu":1,"rps":2,"metrics":{}}`), JSON, testNow, limits, nil); err != nil {
+			t.Errorf("maxMetrics %d: empty metrics rejected: %v", maxMetrics, err)
+		}
+	}
+}
+
 func TestDecodeUnsupportedFormat(t *testing.T) {
-	_, _, err := Decode([]byte(validObj), Format(7), testNow, testMax, nil)
+	_, _, err := Decode([]byte(validObj), Format(7), testNow, lim(testMax), nil)
 	var e *Error
 	if !errors.As(err, &e) || e.Kind != Invalid {
 		t.Fatalf("err = %v, want Invalid *Error", err)
@@ -435,7 +581,7 @@ func TestDecodeUnsupportedFormat(t *testing.T) {
 
 func TestDecodeDetailsCapped(t *testing.T) {
 	body := "[" + strings.Repeat(`{"cpu":-1,"rps":-1},`, 99) + `{"cpu":-1,"rps":-1}]`
-	_, _, err := Decode([]byte(body), JSON, testNow, 1000, nil)
+	_, _, err := Decode([]byte(body), JSON, testNow, lim(1000), nil)
 	var e *Error
 	if !errors.As(err, &e) {
 		t.Fatalf("err = %v", err)
@@ -455,7 +601,7 @@ func TestDecodeDetailsCapped(t *testing.T) {
 func TestDecodeLongUnknownFieldShortened(t *testing.T) {
 	name := strings.Repeat("é", 200) // 400 bytes
 	body := `{"device_id":"d1","cpu":1,"rps":2,"` + name + `":1}`
-	_, _, err := Decode([]byte(body), JSON, testNow, testMax, nil)
+	_, _, err := Decode([]byte(body), JSON, testNow, lim(testMax), nil)
 	var e *Error
 	if !errors.As(err, &e) || len(e.Details) != 1 {
 		t.Fatalf("err = %v", err)
@@ -468,11 +614,11 @@ func TestDecodeLongUnknownFieldShortened(t *testing.T) {
 func TestDecodeReusesDst(t *testing.T) {
 	dst := make([]Metric, 3, 8)
 	dst[0] = m("old", 9, 9, 9)
-	ms, _, err := Decode([]byte(`[`+validObj+`,`+validObj+`]`), JSON, testNow, testMax, dst)
+	ms, _, err := Decode([]byte(`[`+validObj+`,`+validObj+`]`), JSON, testNow, lim(testMax), dst)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ms) != 2 || &ms[0] != &dst[0] || ms[0] != m("d1", 1, 2, nowSec) {
+	if len(ms) != 2 || &ms[0] != &dst[0] || !reflect.DeepEqual(ms[0], m("d1", 1, 2, nowSec)) {
 		t.Errorf("ms = %v (cap %d), want 2 metrics in dst's array", ms, cap(ms))
 	}
 }
@@ -490,10 +636,13 @@ func TestDecodeAllocations(t *testing.T) {
 		{"single", single, JSON, 1},
 		{"batch 1000", batch, JSON, 1000},
 		{"ndjson 1000", []byte(ndjsonBody(1000)), NDJSON, 1000},
+		// The device ID, names, tag keys and values (7), and the backing
+		// arrays of Metrics and Tags (2).
+		{"named metrics and tags", []byte(`{"device_id":"d1","metrics":{"temperature":21.5,"battery_v":3.71},"tags":{"site":"berlin","model":"x1"}}`), JSON, 9},
 	}
 	for _, tt := range tests {
 		got := testing.AllocsPerRun(20, func() {
-			if _, _, err := Decode(tt.body, tt.format, testNow, 1000, dst); err != nil {
+			if _, _, err := Decode(tt.body, tt.format, testNow, lim(1000), dst); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -529,7 +678,7 @@ func TestValidDeviceID(t *testing.T) {
 
 func TestAppendJSONREADMEExample(t *testing.T) {
 	in := `{"timestamp":1234567890,"cpu":50.5,"rps":100.0,"device_id":"device_1"}`
-	ms, _, err := Decode([]byte(in), JSON, time.Unix(1700000000, 0), 1, nil)
+	ms, _, err := Decode([]byte(in), JSON, time.Unix(1700000000, 0), lim(1), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -555,6 +704,16 @@ func TestAppendJSONFormats(t *testing.T) {
 		{m("d", 0, math.MaxFloat64, 3), `{"device_id":"d","cpu":0,"rps":1.7976931348623157e+308,"timestamp":3}`},
 		{m("a\"b\\c\n\x01é\u2028\xff", 1, 2, 3), `{"device_id":"a\"b\\c\n\u0001é\u2028\ufffd","cpu":1,"rps":2,"timestamp":3}`},
 		{m("d", math.NaN(), math.Inf(1), 3), `{"device_id":"d","cpu":null,"rps":null,"timestamp":3}`},
+		{Metric{DeviceID: "d", NoCPU: true, NoRPS: true, Timestamp: 1, Metrics: []Named{{"temperature", 21.5}, {"battery_v", 1e21}}},
+			`{"device_id":"d","timestamp":1,"metrics":{"temperature":21.5,"battery_v":1e+21}}`},
+		{Metric{DeviceID: "d", CPU: 1, NoRPS: true, Timestamp: 1, Metrics: []Named{{"a", -0.5}}, Tags: []Tag{{"site", "berlin"}, {"model", "x1"}}},
+			`{"device_id":"d","cpu":1,"timestamp":1,"metrics":{"a":-0.5},"tags":{"site":"berlin","model":"x1"}}`},
+		{Metric{DeviceID: "d", CPU: 1, RPS: 2, NoCPU: true, Timestamp: 3, Metrics: []Named{{"a", 1}}},
+			`{"device_id":"d","rps":2,"timestamp":3,"metrics":{"a":1}}`},
+		{Metric{DeviceID: "d", CPU: 1, RPS: 2, Timestamp: 3, Tags: []Tag{{"k", "v"}}, Metrics: []Named{}},
+			`{"device_id":"d","cpu":1,"rps":2,"timestamp":3,"tags":{"k":"v"}}`},
+		{Metric{DeviceID: "d", NoCPU: true, NoRPS: true, Timestamp: 3, Metrics: []Named{{"a\"b", math.NaN()}}, Tags: []Tag{{"k\n", "v\\"}}},
+			`{"device_id":"d","timestamp":3,"metrics":{"a\"b":null},"tags":{"k\n":"v\\"}}`},
 	}
 	for _, tt := range tests {
 		got := string(tt.m.AppendJSON([]byte("x")))
@@ -593,21 +752,30 @@ func TestMarshalJSONRejectsNonFinite(t *testing.T) {
 		m("d", math.NaN(), 0, 0),
 		m("d", 0, math.Inf(1), 0),
 		m("d", 0, 0, math.Inf(-1)),
+		{DeviceID: "d", NoCPU: true, NoRPS: true, Metrics: []Named{{"a", 1}, {"b", math.Inf(1)}}},
 	}
 	for _, x := range tests {
 		if b, err := x.MarshalJSON(); err == nil {
 			t.Errorf("MarshalJSON(%+v) = %s, want error", x, b)
 		}
 	}
+	// An absent signal is not written, whatever its value.
+	x := Metric{DeviceID: "d", CPU: math.NaN(), NoCPU: true, RPS: math.Inf(1), NoRPS: true, Metrics: []Named{{"a", 1}}}
+	if b, err := x.MarshalJSON(); err != nil || string(b) != `{"device_id":"d","timestamp":0,"metrics":{"a":1}}` {
+		t.Errorf("MarshalJSON(%+v) = %s, %v", x, b, err)
+	}
 }
 
 func TestAppendJSONRoundTrip(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	for range 5000 {
+	for i := range 5000 {
 		x := randomMetric(r)
+		if i%2 == 1 {
+			addNamed(r, &x)
+		}
 		b := x.AppendJSON(nil)
-		ms, single, err := Decode(b, JSON, testNow, 1, nil)
-		if err != nil || !single || len(ms) != 1 || ms[0] != x {
+		ms, single, err := Decode(b, JSON, testNow, Limits{Batch: 1, Metrics: MaxMetricsLimit}, nil)
+		if err != nil || !single || len(ms) != 1 || !reflect.DeepEqual(ms[0], x) {
 			t.Fatalf("Decode(%s) = %v, %v, %v; want [%+v]", b, ms, single, err, x)
 		}
 		mb, err := x.MarshalJSON()
@@ -683,6 +851,55 @@ func randomMetric(r *rand.Rand) Metric {
 		x.Timestamp = nowSec + 300
 	}
 	return x
+}
+
+// addNamed gives x valid named metrics (up to MaxMetricsLimit, perhaps
+// without cpu or rps) and tags, or only tags.
+func addNamed(r *rand.Rand, x *Metric) {
+	const idChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-"
+	key := func(maxLen int) string {
+		const first, rest = "abcdefghijklmnopqrstuvwxyz", "abcdefghijklmnopqrstuvwxyz0123456789_"
+		b := []byte{first[r.IntN(len(first))]}
+		for range r.IntN(maxLen) {
+			b = append(b, rest[r.IntN(len(rest))])
+		}
+		return string(b)
+	}
+	if n := r.IntN(MaxMetricsLimit + 1); n > 0 {
+		seen := map[string]bool{"cpu": true, "rps": true}
+		for len(x.Metrics) < n {
+			name := key(MaxNameLen)
+			if seen[name] {
+				continue
+			}
+			seen[name] = true
+			v := math.Float64frombits(r.Uint64())
+			if !finite(v) || v == 0 {
+				v = r.NormFloat64()
+			}
+			x.Metrics = append(x.Metrics, Named{name, v})
+		}
+		x.NoCPU, x.NoRPS = r.IntN(2) == 0, r.IntN(2) == 0
+		if x.NoCPU {
+			x.CPU = 0
+		}
+		if x.NoRPS {
+			x.RPS = 0
+		}
+	}
+	seen := map[string]bool{}
+	for range r.IntN(MaxTags + 1) {
+		k := key(MaxTagKeyLen)
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		v := make([]byte, 1+r.IntN(MaxTagValueLen))
+		for i := range v {
+			v[i] = idChars[r.IntN(len(idChars))]
+		}
+		x.Tags = append(x.Tags, Tag{k, string(v)})
+	}
 }
 
 func batchBody(n int) string {

@@ -35,6 +35,22 @@ type Event struct {
 	Tags         []metric.Tag // nil: the event says nothing of the device's tags
 }
 
+// NewEvent returns the event of a metric ingest accepted at receipt (Unix
+// nanoseconds). It shares m's Metrics and Tags.
+func NewEvent(m metric.Metric, receipt int64) Event {
+	return Event{
+		DeviceID:  m.DeviceID,
+		CPU:       m.CPU,
+		RPS:       m.RPS,
+		NoCPU:     m.NoCPU,
+		NoRPS:     m.NoRPS,
+		Timestamp: m.Timestamp,
+		Receipt:   receipt,
+		Metrics:   m.Metrics,
+		Tags:      m.Tags,
+	}
+}
+
 // Values returns the entry's fields and values for XADD.
 func (e Event) Values() []string {
 	v := make([]string, 0, 14)

@@ -151,7 +151,7 @@ func TestGeneratedBodiesDecode(t *testing.T) {
 			perDevice := map[string]int{}
 			var prevTS float64
 			for i, b := range p.Bodies {
-				ms, single, err := metric.Decode(b, metric.JSON, now, 1000, nil)
+				ms, single, err := metric.Decode(b, metric.JSON, now, metric.Limits{Batch: 1000, Metrics: metric.DefaultMaxMetrics}, nil)
 				if err != nil {
 					t.Fatalf("body %d: %v\n%s", i, err, b[:min(len(b), 300)])
 				}
@@ -187,7 +187,7 @@ func TestGeneratedValuesLookLikeDevices(t *testing.T) {
 	var spikes, n int
 	rps := map[string][]float64{}
 	for _, b := range p.Bodies {
-		ms, _, err := metric.Decode(b, metric.JSON, time.Now(), 1000, nil)
+		ms, _, err := metric.Decode(b, metric.JSON, time.Now(), metric.Limits{Batch: 1000, Metrics: metric.DefaultMaxMetrics}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -235,7 +235,7 @@ func TestWorkloadRejectsInvalidDeviceIDs(t *testing.T) {
 func server(t *testing.T, got *atomic.Int64) *httptest.Server {
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		ms, _, err := metric.Decode(b, metric.JSON, time.Now(), 1000, nil)
+		ms, _, err := metric.Decode(b, metric.JSON, time.Now(), metric.Limits{Batch: 1000, Metrics: metric.DefaultMaxMetrics}, nil)
 		if err != nil || r.Header.Get("Content-Type") != "application/json" {
 			http.Error(w, "bad", http.StatusBadRequest)
 			return

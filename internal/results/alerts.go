@@ -108,8 +108,8 @@ func (s *Reader) Alerts(ctx context.Context, deviceID, which string, limit int) 
 }
 
 // deviceAlerts reads the device's state, then the records of its newest
-// alerts by number: at most NumSignals alerts are open at a time, so the
-// newest limit closed ones are among the newest limit+NumSignals numbers.
+// alerts by number: at most one alert per signal is open at a time, so
+// the newest limit closed ones are among the newest limit+signals numbers.
 func (s *Reader) deviceAlerts(ctx context.Context, deviceID, which string, limit int) ([]state.Alert, error) {
 	d, err := s.Device(ctx, deviceID)
 	if err != nil {
@@ -120,14 +120,14 @@ func (s *Reader) deviceAlerts(ctx context.Context, deviceID, which string, limit
 		return open[:min(len(open), limit)], nil
 	}
 	live := map[uint64]state.Alert{}
-	for sig := range d.Signals {
+	for sig := range d.SignalCount() {
 		if a, ok := d.Alert(deviceID, sig); ok {
 			live[a.Seq] = a
 		}
 	}
 	span := uint64(limit)
 	if which == AlertsClosed {
-		span += state.NumSignals
+		span += uint64(d.SignalCount())
 	}
 	var fields []string
 	for n := d.AlertSeq; n >= 1 && d.AlertSeq-n < span; n-- {
@@ -324,7 +324,7 @@ func (s *Reader) liveAlerts(ctx context.Context, refs []ref) ([]state.Alert, err
 		if d == nil {
 			continue
 		}
-		for sig := range d.Signals {
+		for sig := range d.SignalCount() {
 			if a, ok := d.Alert(r.deviceID, sig); ok && a.Seq == r.seq && a.Open {
 				out = append(out, a)
 			}

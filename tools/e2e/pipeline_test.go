@@ -18,6 +18,7 @@ import (
 	"github.com/pulse-iot/pulse/internal/alert"
 	"github.com/pulse-iot/pulse/internal/analysis"
 	"github.com/pulse-iot/pulse/internal/detector"
+	"github.com/pulse-iot/pulse/internal/metric"
 	"github.com/pulse-iot/pulse/internal/poll"
 	"github.com/pulse-iot/pulse/internal/redistest"
 	"github.com/pulse-iot/pulse/internal/shard"
@@ -30,6 +31,25 @@ type event struct {
 	CPU       float64 `json:"cpu"`
 	RPS       float64 `json:"rps"`
 	Timestamp float64 `json:"timestamp"`
+	// Named metrics and tags, in the order they are sent; NoCPU and NoRPS
+	// leave cpu and rps out of an event that has named metrics.
+	Metrics      []metric.Named `json:"-"`
+	Tags         []metric.Tag   `json:"-"`
+	NoCPU, NoRPS bool           `json:"-"`
+}
+
+// MarshalJSON writes the event as a device sends it, named metrics and
+// tags in their order.
+func (e event) MarshalJSON() ([]byte, error) {
+	m := metric.Metric{DeviceID: e.DeviceID, CPU: e.CPU, RPS: e.RPS, NoCPU: e.NoCPU, NoRPS: e.NoRPS, Timestamp: e.Timestamp,
+		Metrics: e.Metrics, Tags: e.Tags}
+	return m.MarshalJSON()
+}
+
+// streamEvent is the stream entry ingest writes for e.
+func (e event) streamEvent() stream.Event {
+	return stream.Event{DeviceID: e.DeviceID, CPU: e.CPU, RPS: e.RPS, NoCPU: e.NoCPU, NoRPS: e.NoRPS, Timestamp: e.Timestamp,
+		Metrics: e.Metrics, Tags: e.Tags}
 }
 
 // workload is the original's Locust mix: per device a base rps, Gaussian
@@ -94,7 +114,7 @@ func applyInOrder(t *testing.T, detectorName string, events []event) (analysis.R
 	}
 	entries := make([]analysis.Entry, len(events))
 	for i, e := range events {
-		vals := stream.Event{DeviceID: e.DeviceID, CPU: e.CPU, RPS: e.RPS, Timestamp: e.Timestamp}.Values()
+		vals := e.streamEvent().Values()
 		m := map[string]any{}
 		for j := 0; j < len(vals); j += 2 {
 			m[vals[j]] = vals[j+1]
@@ -296,6 +316,27 @@ type deviceView struct {
 		ZScore float64 `json:"z_score"`
 		Score  float64 `json:"score"`
 	} `json:"cpu"`
+	Signals        map[string]signalView `json:"signals"`
+	Tags           map[string]string     `json:"tags"`
+	DroppedSignals uint64                `json:"dropped_signals"`
+}
+
+type signalView struct {
+	RollingAverage float64 `json:"rolling_average"`
+	Mean           float64 `json:"mean"`
+	StdDev         float64 `json:"std_dev"`
+	ZScore         float64 `json:"z_score"`
+	Score          float64 `json:"score"`
+	Value          float64 `json:"value"`
+	Samples        int     `json:"samples"`
+	AnomalyCount   uint64  `json:"anomaly_count"`
+}
+
+// namedView is how /analyze?device_id shows a device's named signal.
+func namedView(n state.Named) signalView {
+	mean, sd := n.Window.MeanStdDev()
+	return signalView{RollingAverage: mean, Mean: mean, StdDev: sd, ZScore: n.LastZ, Score: n.LastScore, Value: n.LastValue,
+		Samples: n.Window.Len(), AnomalyCount: n.Anomalies}
 }
 
 // checkAgainstReference compares every device's results, exactly, with
@@ -339,6 +380,18 @@ func (p *pipeline) checkAgainstReference(t *testing.T, events []event) {
 		}
 		if got.Last.Score != w.Last.ScoreRPS || got.CPU.Score != w.Last.ScoreCPU {
 			t.Errorf("%s: scores last %v cpu %v, want %v %v", id, got.Last.Score, got.CPU.Score, w.Last.ScoreRPS, w.Last.ScoreCPU)
+		}
+		for _, n := range w.Named {
+			if g, want := got.Signals[n.Name], namedView(n); g != want {
+				t.Errorf("%s %s: got %+v, want %+v", id, n.Name, g, want)
+			}
+		}
+		wantTags := map[string]string{}
+		for _, tag := range w.Tags {
+			wantTags[tag.Key] = tag.Value
+		}
+		if !reflect.DeepEqual(got.Tags, wantTags) || got.DroppedSignals != w.DroppedSignals {
+			t.Errorf("%s: tags %v dropped %d, want %v %d", id, got.Tags, got.DroppedSignals, wantTags, w.DroppedSignals)
 		}
 		p.checkAlerts(t, id, ref.Alerts[id])
 		var list struct {
@@ -475,5 +528,102 @@ func TestAnalyzerSIGTERMHandsShardsOver(t *testing.T) {
 	defer c.Close()
 	if members := c.ZRange(context.Background(), p.prefix+":analyzers", 0, -1).Val(); len(members) != 1 || members[0] != "analyzer-1" {
 		t.Errorf("live analyzers = %v, want [analyzer-1]", members)
+	}
+}
+
+// sensorWorkload is workload's events with named metrics and tags: every
+// device also reports temperature (with level shifts of its own, so that
+// temperature alerts open and close) and humidity, one device in three is
+// a sensor that reports those only (no cpu, no rps), devices carry a site
+// tag from their first event and a third of them move site halfway.
+func sensorWorkload(devices, perDevice int, seed uint64) []event {
+	events := workload(devices, perDevice, seed)
+	r := rand.New(rand.NewPCG(seed, 2))
+	seen := make([]int, devices)
+	for i := range events {
+		e := &events[i]
+		var d int
+		fmt.Sscanf(e.DeviceID, "device-%d", &d)
+		j := seen[d]
+		seen[d]++
+		temp := 20 + float64(d%5) + 0.3*r.NormFloat64()
+		if p := (j + 11*d) % 90; j >= 170 && p < 10 {
+			temp += 15
+		}
+		e.Metrics = []metric.Named{{Name: "temperature", Value: math.Round(temp*100) / 100}, {Name: "humidity", Value: float64(40 + r.IntN(5))}}
+		if d%3 == 2 {
+			e.NoCPU, e.NoRPS = true, true
+		}
+		site := []string{"berlin", "paris", "lima"}[d%3]
+		switch {
+		case j == 0:
+			e.Tags = []metric.Tag{{Key: "site", Value: site}, {Key: "model", Value: "x" + strconv.Itoa(d%2)}}
+		case j == perDevice/2 && d%3 == 1:
+			e.Tags = []metric.Tag{{Key: "site", Value: "oslo"}}
+		}
+	}
+	return events
+}
+
+// Named signals and tags are exact too: three analyzers SIGKILLed and
+// replaced while events with named metrics arrive give, for every signal,
+// what one process gives (DETECTOR=classic), alerts of named signals
+// included.
+func TestNamedSignalsExactUnderKills(t *testing.T) {
+	events := sensorWorkload(12, 250, 11)
+	ref := reference(t, "classic", events)
+	named := 0
+	for _, list := range ref.Alerts {
+		for _, a := range list {
+			if a.Signal == "temperature" {
+				named++
+			}
+		}
+	}
+	if named < 5 {
+		t.Fatalf("test data: %d temperature alerts; built for several", named)
+	}
+	p := startPipeline(t, 3, "classic")
+	var sent atomic.Int64
+	errc := make(chan error, 1)
+	go func() { errc <- p.post(t, events, 5, &sent) }()
+	at := func(frac float64) {
+		poll.True(t, 60*time.Second, fmt.Sprintf("%.0f%% of the events sent", 100*frac), func() bool {
+			return sent.Load() >= int64(frac*float64(len(events)))
+		})
+	}
+	at(0.25)
+	p.analyzers[0].signal(syscall.SIGKILL)
+	at(0.4)
+	p.analyzers[0].launch()
+	at(0.6)
+	p.analyzers[1].signal(syscall.SIGKILL)
+	at(0.75)
+	start(t, "analyzer", "KEY_PREFIX="+p.prefix, "SHARDS=4", "LEASE_TTL=1s", "READ_COUNT=40", "DETECTOR=classic", "CONSUMER_NAME=analyzer-new")
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	p.checkAgainstReference(t, events)
+	p.checkSettled(t)
+
+	// The tag groups follow the latest tags: device-01, -04, -07 and -10
+	// moved from paris to oslo.
+	var group struct {
+		Devices int64 `json:"devices"`
+	}
+	for tag, want := range map[string]int64{"site:berlin": 4, "site:paris": 0, "site:oslo": 4, "site:lima": 4} {
+		getJSON(t, p.api.URL("/analyze?tag="+tag), &group)
+		if group.Devices != want {
+			t.Errorf("/analyze?tag=%s: %d devices, want %d", tag, group.Devices, want)
+		}
+	}
+	var temp struct {
+		TotalProcessed int64  `json:"total_processed"`
+		Devices        int64  `json:"devices"`
+		Signal         string `json:"signal"`
+	}
+	getJSON(t, p.api.URL("/analyze?signal=temperature"), &temp)
+	if temp.TotalProcessed != int64(len(events)) || temp.Devices != 12 || temp.Signal != "temperature" {
+		t.Errorf("/analyze?signal=temperature = %+v, want %d values of 12 devices", temp, len(events))
 	}
 }

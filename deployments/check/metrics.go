@@ -56,6 +56,10 @@ var Contract = []ContractMetric{
 	{"pulse_end_to_end_latency_seconds", Histogram, []string{"analyzer"}},
 	{"pulse_lease_lost_total", Counter, []string{"analyzer"}},
 	{"pulse_alerts_opened_total", Counter, []string{"analyzer"}},
+	// Named signals and tags beyond MAX_SIGNALS_PER_DEVICE and
+	// MAX_FLEET_SIGNALS.
+	{"pulse_signals_dropped_total", Counter, []string{"analyzer"}},
+	{"pulse_tags_dropped_total", Counter, []string{"analyzer"}},
 	// Delivery of device alerts (internal/notify), while ALERTMANAGER_URL
 	// is set.
 	{"pulse_alert_notifications_total", Counter, []string{"analyzer"}},

@@ -60,6 +60,7 @@ func FuzzDecodeDevice(f *testing.F) {
 	f.Add(huge, uint16(49))
 	f.Add(append(deviceSeed(2, false), 0), uint16(49))
 	f.Add(warmDevice(rand.New(rand.NewPCG(1, 2)), 400).AppendBinary(nil), uint16(49))
+	f.Add(namedDevice(rand.New(rand.NewPCG(1, 3))).AppendBinary(nil), uint16(49)) // named signals and tags
 	// Version 1, before scores and alerts.
 	v1, _ := hex.DecodeString("017b68e5cf8b01000004000000000000002c0300000000000009000000000000" +
 		"0000000840fc54d94100000040fc54d94100000000000480400000000000a044" +
@@ -93,7 +94,9 @@ func FuzzDecodeDevice(f *testing.F) {
 		flags := b[at]
 		nRPS := int(binary.LittleEndian.Uint16(b[at+1:]))
 		nCPU := int(binary.LittleEndian.Uint16(b[at+1+2+8*nRPS:]))
-		if b[0] == deviceVersion && flags <= 1 && nRPS <= window && nCPU <= window && currentScores(b[at+1+2+8*nRPS+2+8*nCPU:]) && !bytes.Equal(enc, b) {
+		// (Named signals' windows and score versions are not checked here:
+		// states with them are held to a stable encoding only.)
+		if b[0] == deviceVersion && len(d.Named) == 0 && flags <= 1 && nRPS <= window && nCPU <= window && currentScores(b[at+1+2+8*nRPS+2+8*nCPU:]) && !bytes.Equal(enc, b) {
 			t.Fatalf("round trip changed the bytes:\n in %x\nout %x", b, enc)
 		}
 		// The decoded window keeps as many values as configured, no more.

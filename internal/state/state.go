@@ -394,7 +394,7 @@ func (r *reader) window(w *detector.Window) {
 
 func (r *reader) uvarint() uint64 {
 	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
+	if n <= 0 || n != uvarintLen(v) { // only the shortest form is written
 		r.err, r.b = true, nil
 		return 0
 	}

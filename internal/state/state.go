@@ -561,7 +561,7 @@ func (r *reader) signalName(code byte) (string, bool) {
 		return SignalNames[code], true
 	case code == namedCode:
 		name := r.shortString()
-		return name, !r.err && name != ""
+		return name, !r.err && name != "" && signalCode(name) == namedCode
 	}
 	return "", false
 }

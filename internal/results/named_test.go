@@ -14,6 +14,7 @@ import (
 
 	"github.com/pulse-iot/pulse/internal/analysis"
 	"github.com/pulse-iot/pulse/internal/metric"
+	"github.com/pulse-iot/pulse/internal/notify"
 	"github.com/pulse-iot/pulse/internal/shard"
 	"github.com/pulse-iot/pulse/internal/state"
 	"github.com/pulse-iot/pulse/internal/stream"
@@ -166,5 +167,32 @@ func TestDataOfThePreviousReleaseCarriesOn(t *testing.T) {
 	list, err := r.Anomalies(ctx, id, 100)
 	if err != nil || len(list) == 0 || list[len(list)-1].Signal != "cpu" || list[len(list)-1].StreamID != "1700000000123-4" {
 		t.Fatalf("anomalies after the upgrade %+v, %v: the old record must still read", list, err)
+	}
+}
+
+// Alerts queued for Alertmanager carry their device's tags (as labels
+// there); GET /alerts' records do not.
+func TestOutboxAlertsCarryTheDeviceTags(t *testing.T) {
+	rdb, keys := setup(t)
+	ctx := context.Background()
+	events := shiftEvents([]string{"dev-a"}, 490)
+	events[0].Tags = []metric.Tag{{Key: "site", Value: "berlin"}, {Key: "model", Value: "x1"}}
+	addEntries(t, rdb, keys, events)
+	changes := applyAll(t, rdb, keys, 97, 100000)
+	if len(changes) == 0 {
+		t.Fatal("test data: no alert")
+	}
+	entries, err := notify.Peek(ctx, rdb, notify.KeysFor(keys.Prefix, shard.For("dev-a", testShards)), "0-0", 100000)
+	if err != nil || len(entries) != len(changes) {
+		t.Fatalf("outbox: %d entries (%v), want %d", len(entries), err, len(changes))
+	}
+	for _, e := range entries {
+		if want := map[string]string{"model": "x1", "site": "berlin"}; !reflect.DeepEqual(e.Alert.Tags, want) {
+			t.Fatalf("queued alert's tags %v, want %v", e.Alert.Tags, want)
+		}
+	}
+	list, err := NewReader(rdb, keys, testShards, testWindow).Alerts(ctx, "dev-a", AlertsAll, 1)
+	if err != nil || len(list) != 1 || AlertRecord(list[0]).Tags != nil {
+		t.Fatalf("GET /alerts record %+v (%v): no tags there", list, err)
 	}
 }

@@ -367,9 +367,22 @@ func appendAlertArgs(args []any, res analysis.Result, keep uint64) []any {
 // appendOutboxArgs appends the batch's alert changes as the outbox's
 // (id, state, record) triples, in stream order, for pulse_queue_alerts.
 func appendOutboxArgs(args []any, res analysis.Result) ([]any, error) {
+	// Alertmanager gets the device's tags as labels (site, model…), to
+	// route and group by; they are the device's as of the batch's end.
+	tags := map[string]map[string]string{}
+	for _, u := range res.Updates {
+		if len(u.Alerts) > 0 && len(u.State.Tags) > 0 {
+			m := make(map[string]string, len(u.State.Tags))
+			for _, t := range u.State.Tags {
+				m[t.Key] = t.Value
+			}
+			tags[u.DeviceID] = m
+		}
+	}
 	alerts := make([]notify.Alert, len(res.Alerts))
 	for i, c := range res.Alerts {
 		alerts[i] = AlertRecord(c.Alert)
+		alerts[i].Tags = tags[c.Alert.DeviceID]
 	}
 	triples, err := notify.EnqueueArgs(alerts)
 	if err != nil {

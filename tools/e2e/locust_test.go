@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"syscall"
 	"testing"
@@ -190,4 +191,22 @@ func TestLocustThroughOneIngressHost(t *testing.T) {
 	stats := runLocust(t, 26, "8s", "--host", ingress.URL)
 	checkLocustRan(t, stats)
 	checkEveryAcceptedEventAnalyzed(t, p, stats)
+}
+
+// The named mix — four named metrics and tags per event, dashboards
+// reading /signals, /tags and the signal and tag views — runs clean too,
+// and every signal it sends is tracked.
+func TestLocustNamedMixRunsClean(t *testing.T) {
+	locustBinary(t)
+	p := startPipeline(t, 2, "robust")
+	stats := runLocust(t, 26, "10s", "--ingest-host", p.ingest.URL(""), "--api-host", p.api.URL(""), "--mix", "named")
+	checkLocustRan(t, stats)
+	checkEveryAcceptedEventAnalyzed(t, p, stats)
+	var signals struct {
+		Signals []string `json:"signals"`
+	}
+	getJSON(t, p.api.URL("/signals"), &signals)
+	if want := []string{"battery_v", "cpu", "humidity", "rps", "temperature", "vibration"}; !reflect.DeepEqual(signals.Signals, want) {
+		t.Errorf("GET /signals = %v, want %v", signals.Signals, want)
+	}
 }

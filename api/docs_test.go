@@ -58,7 +58,7 @@ func TestAPIDocExamplesHaveTheServiceFieldOrder(t *testing.T) {
 	}
 	closed := 1.5
 	written := map[string]any{
-		"fleet":     fleetResponse{UnknownLag: []int{}, Detectors: []string{}},
+		"fleet": fleetResponse{UnknownLag: []int{}, Detectors: []string{}},
 		"device": deviceResponse{OpenAlerts: []openAlert{{}},
 			Signals: map[string]signalView{"cpu": {}, "rps": {}, "temperature": {}}, Tags: map[string]string{"model": "", "site": ""}},
 		"signal":    fleetResponse{UnknownLag: []int{}, Detectors: []string{}, Signal: "temperature"},

@@ -68,7 +68,7 @@ func (e Event) Values() []string {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = append(b, m.Name...)
+			b = appendPart(b, m.Name)
 			b = append(b, '=')
 			b = strconv.AppendFloat(b, m.Value, 'g', -1, 64)
 		}
@@ -80,13 +80,28 @@ func (e Event) Values() []string {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = append(b, t.Key...)
+			b = appendPart(b, t.Key)
 			b = append(b, '=')
-			b = append(b, t.Value...)
+			b = appendPart(b, t.Value)
 		}
 		v = append(v, "g", string(b))
 	}
 	return v
+}
+
+// appendPart appends a name, tag key or tag value. A ',' (never valid
+// in one) is written as ';' (never valid either), so that an invalid
+// event cannot encode to the entry of another, valid one: "k=a,b=c" is
+// one invalid tag, not two valid ones.
+func appendPart(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == ',' {
+			b = append(b, ';')
+		} else {
+			b = append(b, c)
+		}
+	}
+	return b
 }
 
 // ErrMalformed marks an entry that is not a valid event; the analyzer

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 
 	"github.com/redis/go-redis/v9"
 
@@ -23,88 +22,12 @@ var ErrUnknownSignal = errors.New("unknown signal")
 // anomalous values, Devices the devices that sent it, AlertsOpen its
 // open alerts. ErrUnknownSignal when no shard has counted a value of it.
 func (s *Reader) SignalFleet(ctx context.Context, name string) (Fleet, error) {
-	pipe := s.rdb.Pipeline()
-	stats := make([]*redis.SliceCmd, s.shards)
-	groups := make([]*redis.XInfoGroupsCmd, s.shards)
-	for i := 0; i < s.shards; i++ {
-		stats[i] = pipe.HMGet(ctx, s.keys.Stats(i), "processed:"+name, "anomalies:"+name, "recent:"+name, "detector",
-			"alerts_open:"+name, "devices:"+name)
-		groups[i] = pipe.XInfoGroups(ctx, s.keys.Stream(i))
-	}
-	pipe.Exec(ctx) // errors checked per command: XINFO fails on a stream not yet created
-	var f Fleet
-	var ids []state.ID
-	var vals []float64
-	detectors := map[string]bool{}
-	seen := false
-	for i := 0; i < s.shards; i++ {
-		v, err := stats[i].Result()
-		if err != nil {
-			return Fleet{}, fmt.Errorf("read stats of signal %s: %w", name, err)
-		}
-		if _, ok := v[0].(string); ok {
-			seen = true
-		}
-		f.Processed += atoi(v[0])
-		f.Anomalies += atoi(v[1])
-		f.AlertsOpen += atoi(v[4])
-		f.Devices += atoi(v[5])
-		if raw, ok := v[2].(string); ok {
-			r, err := state.DecodeRecent([]byte(raw), s.window)
-			if err != nil {
-				return Fleet{}, fmt.Errorf("shard %d: %w", i, err)
-			}
-			ids = append(ids, r.IDs...)
-			vals = append(vals, r.RPS...)
-		}
-		if d, ok := v[3].(string); ok && !detectors[d] {
-			detectors[d] = true
-			f.Detectors = append(f.Detectors, d)
-		}
-		f.addBacklog(i, groups[i])
-	}
-	if !seen {
+	f, seen, err := s.view(ctx, "signal "+name, viewFields{processed: "processed:" + name, anomalies: "anomalies:" + name,
+		recent: "recent:" + name, alertsOpen: "alerts_open:" + name, devices: "devices:" + name})
+	if err == nil && !seen {
 		return Fleet{}, ErrUnknownSignal
 	}
-	// Alerts open before the counters existed close without having been
-	// counted: never report fewer than none.
-	f.AlertsOpen = max(f.AlertsOpen, 0)
-	sort.Strings(f.Detectors)
-	f.Values = newest(ids, vals, s.window)
-	return f, nil
-}
-
-// addBacklog adds shard i's lag and pending count, or lists it as unknown.
-func (f *Fleet) addBacklog(i int, groups *redis.XInfoGroupsCmd) {
-	lag, pending, lagKnown, pendingKnown := shardBacklog(groups)
-	if lagKnown {
-		f.Lag += lag
-	} else {
-		f.LagUnknown = append(f.LagUnknown, i)
-	}
-	if pendingKnown {
-		f.Pending += pending
-	} else {
-		f.PendingUnknown = append(f.PendingUnknown, i)
-	}
-}
-
-// newest returns the newest n values by stream id (Redis's clock at
-// ingest) across shards, oldest first.
-func newest(ids []state.ID, vals []float64, n int) []float64 {
-	idx := make([]int, len(ids))
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.SliceStable(idx, func(a, b int) bool { return ids[idx[a]].Less(ids[idx[b]]) })
-	if len(idx) > n {
-		idx = idx[len(idx)-n:]
-	}
-	out := make([]float64, 0, len(idx))
-	for _, i := range idx {
-		out = append(out, vals[i])
-	}
-	return out
+	return f, err
 }
 
 // SignalNames returns the names of the signals the fleet tracks, rps and

@@ -55,54 +55,117 @@ type Fleet struct {
 	Detectors      []string
 }
 
-// Fleet reads every shard's counters, recent values and backlog.
+// Fleet reads every shard's counters, recent values and backlog: rps's
+// view, the fleet's.
 func (s *Reader) Fleet(ctx context.Context) (Fleet, error) {
+	f, _, err := s.view(ctx, "fleet", viewFields{processed: "processed", anomalies: "anomalies", recent: "recent",
+		alertsOpen: "alerts_open", alertsOpened: "alerts_opened"})
+	return f, err
+}
+
+// viewFields name the fields of one view in the shards' stats hashes;
+// devices "" counts the shard's device set instead, alertsOpened ""
+// leaves AlertsOpened 0.
+type viewFields struct{ processed, anomalies, recent, alertsOpen, alertsOpened, devices string }
+
+// view reads one view of every shard's stats and backlog; seen reports
+// whether some shard has the view's processed field.
+func (s *Reader) view(ctx context.Context, what string, fields viewFields) (f Fleet, seen bool, err error) {
 	pipe := s.rdb.Pipeline()
 	stats := make([]*redis.SliceCmd, s.shards)
 	devices := make([]*redis.IntCmd, s.shards)
 	groups := make([]*redis.XInfoGroupsCmd, s.shards)
+	names := []string{fields.processed, fields.anomalies, fields.recent, "detector", fields.alertsOpen}
+	if fields.alertsOpened != "" {
+		names = append(names, fields.alertsOpened)
+	}
+	if fields.devices != "" {
+		names = append(names, fields.devices)
+	}
 	for i := 0; i < s.shards; i++ {
-		stats[i] = pipe.HMGet(ctx, s.keys.Stats(i), "processed", "anomalies", "recent", "detector", "alerts_open", "alerts_opened")
-		devices[i] = pipe.ZCard(ctx, s.keys.Devices(i))
+		stats[i] = pipe.HMGet(ctx, s.keys.Stats(i), names...)
+		if fields.devices == "" {
+			devices[i] = pipe.ZCard(ctx, s.keys.Devices(i))
+		}
 		groups[i] = pipe.XInfoGroups(ctx, s.keys.Stream(i))
 	}
 	pipe.Exec(ctx) // errors checked per command: XINFO fails on a stream not yet created
-	for i := 0; i < s.shards; i++ {
-		if err := stats[i].Err(); err != nil {
-			return Fleet{}, fmt.Errorf("read fleet stats: %w", err)
-		}
-	}
-	var f Fleet
 	var ids []state.ID
-	var rps []float64
+	var vals []float64
 	detectors := map[string]bool{}
 	for i := 0; i < s.shards; i++ {
-		v := stats[i].Val()
+		v, err := stats[i].Result()
+		if err != nil {
+			return Fleet{}, false, fmt.Errorf("read %s stats: %w", what, err)
+		}
+		_, ok := v[0].(string)
+		seen = seen || ok
 		f.Processed += atoi(v[0])
 		f.Anomalies += atoi(v[1])
+		// Alerts open before a counter existed close without having been
+		// counted: a shard never reports fewer than none.
 		f.AlertsOpen += max(atoi(v[4]), 0)
-		f.AlertsOpened += atoi(v[5])
 		if raw, ok := v[2].(string); ok {
 			r, err := state.DecodeRecent([]byte(raw), s.window)
 			if err != nil {
-				return Fleet{}, fmt.Errorf("shard %d: %w", i, err)
+				return Fleet{}, false, fmt.Errorf("shard %d: %w", i, err)
 			}
 			ids = append(ids, r.IDs...)
-			rps = append(rps, r.RPS...)
+			vals = append(vals, r.RPS...)
 		}
 		if d, ok := v[3].(string); ok && !detectors[d] {
 			detectors[d] = true
 			f.Detectors = append(f.Detectors, d)
 		}
-		f.Devices += devices[i].Val()
+		if fields.alertsOpened != "" {
+			f.AlertsOpened += atoi(v[5])
+		}
+		if fields.devices == "" {
+			f.Devices += devices[i].Val()
+		} else {
+			f.Devices += atoi(v[len(v)-1])
+		}
 		f.addBacklog(i, groups[i])
 	}
 	sort.Strings(f.Detectors)
-	// The fleet's window: the newest values across shards.
+	// The view's window: the newest values across shards.
 	if len(ids) > 0 {
-		f.Values = newest(ids, rps, s.window)
+		f.Values = newest(ids, vals, s.window)
 	}
-	return f, nil
+	return f, seen, nil
+}
+
+// addBacklog adds shard i's lag and pending count, or lists it as unknown.
+func (f *Fleet) addBacklog(i int, groups *redis.XInfoGroupsCmd) {
+	lag, pending, lagKnown, pendingKnown := shardBacklog(groups)
+	if lagKnown {
+		f.Lag += lag
+	} else {
+		f.LagUnknown = append(f.LagUnknown, i)
+	}
+	if pendingKnown {
+		f.Pending += pending
+	} else {
+		f.PendingUnknown = append(f.PendingUnknown, i)
+	}
+}
+
+// newest returns the newest n values by stream id (Redis's clock at
+// ingest) across shards, oldest first.
+func newest(ids []state.ID, vals []float64, n int) []float64 {
+	idx := make([]int, len(ids))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return ids[idx[a]].Less(ids[idx[b]]) })
+	if len(idx) > n {
+		idx = idx[len(idx)-n:]
+	}
+	out := make([]float64, 0, len(idx))
+	for _, i := range idx {
+		out = append(out, vals[i])
+	}
+	return out
 }
 
 // shardBacklog reads a shard's lag and pending count from its XINFO

@@ -475,6 +475,16 @@ func TestAnalyzerKilledMidStreamLosesAndRepeatsNothing(t *testing.T) {
 		t.Fatalf("test data: %d alerts open; built for some on most devices", ref.AlertsOpened)
 	}
 	p := startPipeline(t, 3, "classic")
+	p.postWhileKilling(t, events)
+	p.checkAgainstReference(t, events)
+	p.checkSettled(t)
+}
+
+// postWhileKilling posts events in batches of 5 while SIGKILLing and
+// replacing the pipeline's three analyzers, and returns once all are
+// accepted.
+func (p *pipeline) postWhileKilling(t *testing.T, events []event) {
+	t.Helper()
 	var sent atomic.Int64
 	errc := make(chan error, 1)
 	go func() { errc <- p.post(t, events, 5, &sent) }()
@@ -495,7 +505,7 @@ func TestAnalyzerKilledMidStreamLosesAndRepeatsNothing(t *testing.T) {
 	at(0.5)
 	p.analyzers[1].signal(syscall.SIGKILL)
 	at(0.6)
-	start(t, "analyzer", "KEY_PREFIX="+p.prefix, "SHARDS=4", "LEASE_TTL=1s", "READ_COUNT=40", "DETECTOR=classic", "CONSUMER_NAME=analyzer-new")
+	start(t, "analyzer", "KEY_PREFIX="+p.prefix, "SHARDS=4", "LEASE_TTL=1s", "READ_COUNT=40", "DETECTOR="+p.detector, "CONSUMER_NAME=analyzer-new")
 	at(0.7)
 	p.analyzers[2].signal(syscall.SIGKILL)
 	at(0.8)
@@ -504,8 +514,6 @@ func TestAnalyzerKilledMidStreamLosesAndRepeatsNothing(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
-	p.checkAgainstReference(t, events)
-	p.checkSettled(t)
 }
 
 func TestAnalyzerSIGTERMHandsShardsOver(t *testing.T) {
@@ -584,25 +592,7 @@ func TestNamedSignalsExactUnderKills(t *testing.T) {
 		t.Fatalf("test data: %d temperature alerts; built for several", named)
 	}
 	p := startPipeline(t, 3, "classic")
-	var sent atomic.Int64
-	errc := make(chan error, 1)
-	go func() { errc <- p.post(t, events, 5, &sent) }()
-	at := func(frac float64) {
-		poll.True(t, 60*time.Second, fmt.Sprintf("%.0f%% of the events sent", 100*frac), func() bool {
-			return sent.Load() >= int64(frac*float64(len(events)))
-		})
-	}
-	at(0.25)
-	p.analyzers[0].signal(syscall.SIGKILL)
-	at(0.4)
-	p.analyzers[0].launch()
-	at(0.6)
-	p.analyzers[1].signal(syscall.SIGKILL)
-	at(0.75)
-	start(t, "analyzer", "KEY_PREFIX="+p.prefix, "SHARDS=4", "LEASE_TTL=1s", "READ_COUNT=40", "DETECTOR=classic", "CONSUMER_NAME=analyzer-new")
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
+	p.postWhileKilling(t, events)
 	p.checkAgainstReference(t, events)
 	p.checkSettled(t)
 

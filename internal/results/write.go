@@ -302,9 +302,10 @@ func (w *Writer) tagMoves(res analysis.Result) (keys []string, ops []any) {
 }
 
 // appendAlertArgs appends the batch's alert changes in stream order, each
-// as (device, number, state, record, ref, drop, signal): device is the index (from
-// 1) of the device's alert hash among the script's per-device alert keys,
-// drop the number of a record to delete with the change (0: none).
+// as (device, number, state, record, ref, drop, signal): device is the
+// index (from 1) of the device's alert hash among the script's per-device
+// alert keys, drop the number of a record to delete with the change (0:
+// none), signal counts the signal's open alerts (alerts_open:<signal>).
 //
 // Each device keeps its newest keep alerts: opening number n deletes
 // number n−keep, unless that alert is still open (an open alert's record

@@ -45,11 +45,18 @@ type shardWorker struct {
 	health   *shardHealth
 	log      *zap.Logger
 
-	results   *results.Writer
-	recent    *state.Recent
-	recents   map[string]*state.Recent // other signals' recent values, read when first needed
-	registry  *results.Registry        // the fleet's signal names and tag values
-	alerts    alertSender              // nil: delivery off
+	results *results.Writer
+	recent  *state.Recent
+	recents map[string]*state.Recent // other signals' recent values, read when first needed
+	// states holds device states as this worker last wrote them: while it
+	// holds the lease no one else writes them, so they are what Redis
+	// has, and a batch reads only the others. Apply changes states in
+	// place, so any failure drops them all (load): Redis is the truth
+	// again after a write that may or may not have happened, a lost
+	// consumer group, a failover.
+	states    map[string]*state.Device
+	registry  *results.Registry // the fleet's signal names and tag values
+	alerts    alertSender       // nil: delivery off
 	outboxMax int
 }
 
@@ -97,7 +104,8 @@ func newShardWorker(d workerDeps, s int, lease string) *shardWorker {
 		window: d.params.Window, count: d.count, leaseTTL: d.leaseTTL, timeout: d.timeout,
 		detector: det, applier: analysis.NewApplier(det, params), m: d.m, health: d.health,
 		log: d.log.With(zap.Int("shard", s)), results: results.NewWriter(d.rdb, d.keys, s),
-		recents: map[string]*state.Recent{}, registry: registry, alerts: d.alerts, outboxMax: d.outboxMax,
+		recents: map[string]*state.Recent{}, states: map[string]*state.Device{}, registry: registry, alerts: d.alerts,
+		outboxMax: d.outboxMax,
 	}
 }
 
@@ -214,6 +222,7 @@ func (w *shardWorker) load(ctx context.Context) error {
 	}
 	w.recent = recent
 	w.recents = map[string]*state.Recent{}
+	w.states = map[string]*state.Device{}
 	res, err := claimScript.Run(ctx, w.rdb, []string{w.keys.Lease(w.shard), w.keys.Stream(w.shard)},
 		w.lease, shard.Group, w.consumer).Int64Slice()
 	if err != nil {
@@ -300,9 +309,20 @@ func (w *shardWorker) apply(entries []analysis.Entry) error {
 	defer cancel()
 	start := time.Now()
 	d := analysis.Decode(entries)
-	states, corrupt, err := w.results.States(ctx, d.DeviceIDs, w.window)
+	var missing []string
+	for _, id := range d.DeviceIDs {
+		if w.states[id] == nil {
+			missing = append(missing, id)
+		}
+	}
+	states, corrupt, err := w.results.States(ctx, missing, w.window)
 	if err != nil {
 		return err
+	}
+	for _, id := range d.DeviceIDs {
+		if st := w.states[id]; st != nil {
+			states[id] = st
+		}
 	}
 	for _, id := range corrupt {
 		// Refusing the batch would stop the shard for good.
@@ -321,8 +341,10 @@ func (w *shardWorker) apply(entries []analysis.Entry) error {
 		LeaseTTL: w.leaseTTL, Recent: w.recent, Recents: recents, Decoded: d, Result: res, OutboxMax: w.outboxMax,
 	})
 	if err != nil {
+		clear(w.states) // some may be ahead of Redis now
 		return err
 	}
+	w.keepStates(states)
 	for reason, n := range res.DroppedSignals {
 		w.m.signalsDropped.WithLabelValues(reason).Add(float64(n))
 	}
@@ -353,6 +375,30 @@ func (w *shardWorker) apply(entries []analysis.Entry) error {
 	w.m.batchSize.Observe(float64(len(entries)))
 	w.m.applyDuration.Observe(now.Sub(start).Seconds())
 	return nil
+}
+
+// stateCacheMax is the most device states a shard worker keeps between
+// batches: about 3 KB each decoded, so 16 shards on two analyzers keep at
+// most about 25 MB each.
+const stateCacheMax = 1024
+
+// keepStates keeps the states a batch wrote (and read), making room by
+// dropping others at random.
+func (w *shardWorker) keepStates(states map[string]*state.Device) {
+	for id := range w.states {
+		if len(w.states)+len(states) <= stateCacheMax {
+			break
+		}
+		if states[id] == nil {
+			delete(w.states, id)
+		}
+	}
+	for id, st := range states {
+		if len(w.states) >= stateCacheMax && w.states[id] == nil {
+			break
+		}
+		w.states[id] = st
+	}
 }
 
 // signalRecents adds the batch's values of signals other than rps to the

@@ -572,3 +572,76 @@ func (f *fixture) runUntilProcessedOf(t *testing.T, w *shardWorker, s int, n int
 		t.Errorf("run returned %v, want nil", err)
 	}
 }
+
+// A worker keeps the states it wrote while it holds the lease, reads
+// only the others' from Redis, and drops them all after a failure.
+func TestWorkerKeepsTheStatesItWroteUntilAFailure(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.createGroup(t, 0)
+	f.add(t, 0, genEvents([]string{"k1"}, 10))
+	owner := f.worker(t, 0, f.grant(t, 0, "owner"), "owner", 10)
+	if err := owner.apply(firstBatch(t, owner, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if st := owner.states["k1"]; st == nil || st.Total != 10 {
+		t.Fatalf("kept state %+v, want k1's after 10 events", st)
+	}
+	// While the lease is held, the kept state is the truth: a state that
+	// changed behind the owner's back (no one else can write it) is not
+	// read again.
+	if err := f.rc.HDel(ctx, f.keys.DeviceStates(0), "k1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	f.add(t, 0, genEvents([]string{"k1"}, 10))
+	next, err := owner.read(ctx, false)
+	if err != nil || len(next) != 10 {
+		t.Fatalf("read: %d entries, %v", len(next), err)
+	}
+	if err := owner.apply(next); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := f.rc.HGet(ctx, f.keys.DeviceStates(0), "k1").Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := state.DecodeDevice(raw, testWindow); err != nil || st.Total != 20 {
+		t.Fatalf("written state %+v (%v), want 20 events: from the kept state", st, err)
+	}
+	// A failed write may have changed them in place: all are dropped.
+	if err := expire(f); err != nil {
+		t.Fatal(err)
+	}
+	f.add(t, 0, genEvents([]string{"k1"}, 5))
+	more, err := owner.read(ctx, false)
+	if err != nil || len(more) != 5 {
+		t.Fatalf("read: %d entries, %v", len(more), err)
+	}
+	if err := owner.apply(more); !errors.Is(err, errLeaseLost) {
+		t.Fatalf("apply without the lease = %v, want errLeaseLost", err)
+	}
+	if len(owner.states) != 0 {
+		t.Fatalf("%d states kept after a failed write, want none", len(owner.states))
+	}
+}
+
+func TestKeptStatesAreBounded(t *testing.T) {
+	w := &shardWorker{states: map[string]*state.Device{}}
+	batch := map[string]*state.Device{}
+	for i := range stateCacheMax + 10 {
+		w.states[fmt.Sprint("old-", i)] = state.NewDevice(testWindow)
+	}
+	for i := range 20 {
+		batch[fmt.Sprint("new-", i)] = state.NewDevice(testWindow)
+	}
+	w.keepStates(batch)
+	if len(w.states) > stateCacheMax {
+		t.Fatalf("%d states kept, at most %d", len(w.states), stateCacheMax)
+	}
+	for id := range batch {
+		if w.states[id] == nil {
+			t.Fatalf("the batch's %s was not kept", id)
+		}
+	}
+}

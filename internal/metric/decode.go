@@ -386,13 +386,9 @@ func (d *decoder) object(m *Metric, depth int) bool {
 		d.pos++
 	} else {
 		for {
-			key, esc, ok := d.key()
+			key, ok := d.unescapedKey()
 			if !ok {
 				return false
-			}
-			if esc {
-				d.scratch = unescape(d.scratch[:0], key)
-				key = d.scratch
 			}
 			field := 0
 			name := ""
@@ -495,13 +491,9 @@ func (d *decoder) namedMetrics(m *Metric, idx, depth int) (members int, ok bool)
 	}
 	start := len(d.named)
 	for {
-		key, esc, ok := d.key()
+		key, ok := d.unescapedKey()
 		if !ok {
 			return members, false
-		}
-		if esc {
-			d.scratch = unescape(d.scratch[:0], key)
-			key = d.scratch
 		}
 		k, raw, _, ok := d.value(depth)
 		if !ok {
@@ -575,13 +567,9 @@ func (d *decoder) deviceTags(m *Metric, idx, depth int) bool {
 	start := len(d.tags)
 	members := 0
 	for {
-		key, esc, ok := d.key()
+		key, ok := d.unescapedKey()
 		if !ok {
 			return false
-		}
-		if esc {
-			d.scratch = unescape(d.scratch[:0], key)
-			key = d.scratch
 		}
 		k, raw, esc, ok := d.value(depth)
 		if !ok {
@@ -606,6 +594,17 @@ func (d *decoder) deviceTags(m *Metric, idx, depth int) bool {
 		m.Tags = d.tags[start:n:n]
 	}
 	return true
+}
+
+// unescapedKey reads an object's key, unescaped into d.scratch when it
+// holds escapes: valid until d.scratch is reused.
+func (d *decoder) unescapedKey() ([]byte, bool) {
+	key, esc, ok := d.key()
+	if ok && esc {
+		d.scratch = unescape(d.scratch[:0], key)
+		key = d.scratch
+	}
+	return key, ok
 }
 
 // deviceTag checks one member of "tags" and appends it to d.tags, whose

@@ -39,9 +39,11 @@ import (
 // z = ±(n+1)/√n.
 // A NaN or infinite value is neither judged nor added to the window.
 //
-// Observe costs expected O(WindowSize), at worst O(WindowSize·log
-// WindowSize) (two selections and three passes), and does not allocate; a
-// Robust keeps scratch space, so use one per goroutine.
+// Observe costs O(WindowSize) (the window's sorted copy gives the median at
+// once and the MAD in half a pass, then two passes) and does not allocate
+// once the window has sorted itself (the first value scored after a
+// Reset: O(WindowSize·log WindowSize)); a Robust keeps scratch space, so
+// use one per goroutine.
 type Robust struct {
 	p    Params
 	vals []float64 // the previous values, oldest first
@@ -88,9 +90,9 @@ func (d *Robust) Observe(w *Window, x float64) Result {
 
 // score compares x with the window's values (there are at least 2).
 func (d *Robust) score(w *Window, x float64) Result {
-	vals := w.AppendValues(d.vals[:0])
-	d.vals = vals
-	r := d.scoreValues(vals, x)
+	first, second := w.segments()
+	m, s0 := sortedMedianMAD(w.Sorted())
+	r := d.finish(first, second, m, s0, x)
 	if finite(r.Z) && finite(r.Mean) && finite(r.StdDev) {
 		return r
 	}
@@ -98,6 +100,8 @@ func (d *Robust) score(w *Window, x float64) Result {
 	// difference. z does not change with the scale: score the values
 	// scaled by a power of two (exact), then scale centre and spread back,
 	// the spread saturating at the largest float64 rather than +Inf.
+	vals := w.AppendValues(d.vals[:0])
+	d.vals = vals
 	big := math.Abs(x)
 	for _, v := range vals {
 		big = max(big, math.Abs(v))
@@ -116,6 +120,37 @@ func (d *Robust) score(w *Window, x float64) Result {
 	return r
 }
 
+// sortedMedianMAD returns the median m of sorted (ascending, at least one
+// value) and its MAD, the median of |v − m|, by merging the deviations
+// outwards from m (they grow on both sides): the same values the
+// selections of scoreValues find, in O(len/2).
+func sortedMedianMAD(sorted []float64) (m, mad float64) {
+	n := len(sorted)
+	k := n / 2
+	m = sorted[k]
+	if n%2 == 0 {
+		lo := sorted[k-1]
+		m = lo + (m-lo)/2
+	}
+	j := lowerBound(sorted, m)
+	i := j - 1
+	var prev float64
+	for range k + 1 {
+		prev = mad
+		if j < n && (i < 0 || math.Abs(sorted[j]-m) <= math.Abs(sorted[i]-m)) {
+			mad = math.Abs(sorted[j] - m)
+			j++
+		} else {
+			mad = math.Abs(sorted[i] - m)
+			i--
+		}
+	}
+	if n%2 == 0 {
+		mad = prev + (mad-prev)/2
+	}
+	return m, 1.4826 * mad
+}
+
 // scoreValues compares x with vals (at least 2), reordering nothing in
 // vals.
 func (d *Robust) scoreValues(vals []float64, x float64) Result {
@@ -130,10 +165,19 @@ func (d *Robust) scoreValues(vals []float64, x float64) Result {
 	for i, v := range vals {
 		work[i] = math.Abs(v - m)
 	}
-	s0 := 1.4826 * median(work)
+	return d.finish(vals, nil, m, 1.4826*median(work), x)
+}
+
+// finish compares x with the values first and then second (oldest first,
+// at least 2 in all), given their median m and s0 = 1.4826·MAD.
+func (d *Robust) finish(first, second []float64, m, s0, x float64) Result {
+	n := len(first) + len(second)
 	if s0 == 0 {
 		var sum float64
-		for _, v := range vals {
+		for _, v := range first {
+			sum += math.Abs(v - m)
+		}
+		for _, v := range second {
 			sum += math.Abs(v - m)
 		}
 		s0 = 1.2533141373155003 * sum / float64(n) // √(π/2)
@@ -151,13 +195,20 @@ func (d *Robust) scoreValues(vals []float64, x float64) Result {
 
 	lo, hi := m-robustK*s0, m+robustK*s0
 	var sum float64
-	for _, v := range vals {
+	for _, v := range first {
+		sum += clamp(v, lo, hi)
+	}
+	for _, v := range second {
 		sum += clamp(v, lo, hi)
 	}
 	fn := float64(n)
 	centre := sum / fn
 	var sq float64
-	for _, v := range vals {
+	for _, v := range first {
+		dv := clamp(v, lo, hi) - centre
+		sq += dv * dv
+	}
+	for _, v := range second {
 		dv := clamp(v, lo, hi) - centre
 		sq += dv * dv
 	}

@@ -78,6 +78,7 @@ func TestRobustMatchesReference(t *testing.T) {
 		"ties":     func() float64 { return float64(rng.IntN(4)) },         // MAD is often 0
 		"flat":     func() float64 { return 5 + float64(rng.IntN(50)/49) }, // mostly 5, sometimes 6
 		"constant": func() float64 { return 3 },
+		"zeros":    func() float64 { return []float64{math.Copysign(0, -1), 0, 1, -1}[rng.IntN(4)] },
 	}
 	for name, gen := range gens {
 		for _, size := range []int{1, 2, 3, 7, 50, 64} {
@@ -97,6 +98,9 @@ func TestRobustMatchesReference(t *testing.T) {
 					hist = append(hist, x)
 					if w.Len() != min(len(hist), size) || w.At(w.Len()-1) != x {
 						t.Fatalf("%s: the window does not end with the value", name)
+					}
+					if i%97 == 0 { // as a device's state is decoded: the sorted copy is rebuilt
+						w.Reset(w.AppendValues(nil))
 					}
 				}
 			}
@@ -268,6 +272,34 @@ func TestSelectKth(t *testing.T) {
 	}
 }
 
+func TestWindowSortedFollowsPushAndReset(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 5))
+	for _, size := range []int{1, 2, 5, 50} {
+		w := NewWindow(size)
+		for i := range 500 {
+			x := []float64{math.Copysign(0, -1), 0, float64(rng.IntN(5)), rng.NormFloat64()}[rng.IntN(4)]
+			w.Push(x)
+			if i%5 == 0 {
+				w.Sorted() // from here on, Push keeps it sorted
+			}
+			if i%89 == 0 {
+				w.Reset(w.AppendValues(nil))
+			}
+			want := w.AppendValues(nil)
+			slices.SortFunc(want, compareTotal)
+			got := w.Sorted()
+			if len(got) != len(want) {
+				t.Fatalf("size %d, value %d: sorted holds %d values, the window %d", size, i, len(got), len(want))
+			}
+			for k := range want {
+				if math.Float64bits(got[k]) != math.Float64bits(want[k]) {
+					t.Fatalf("size %d, value %d: sorted %v, want %v", size, i, got, want)
+				}
+			}
+		}
+	}
+}
+
 func TestRobustDoesNotAllocate(t *testing.T) {
 	p := Params{WindowSize: 50, MinSamples: 10, Threshold: 2}
 	d, err := New("robust", p)
@@ -323,4 +355,22 @@ func benchObserve(b *testing.B, name string) {
 }
 
 func BenchmarkRobustObserve(b *testing.B)  { benchObserve(b, "robust") }
+
+// BenchmarkRobustObserveAfterReset is a window just decoded from a
+// device's state: the first value scored sorts it.
+func BenchmarkRobustObserveAfterReset(b *testing.B) {
+	p := Params{WindowSize: 50, MinSamples: 10, Threshold: 2}
+	d := NewRobust(p)
+	rng := rand.New(rand.NewPCG(1, 2))
+	vals := make([]float64, p.WindowSize)
+	for i := range vals {
+		vals[i] = 100 + 15*rng.NormFloat64()
+	}
+	w := NewWindow(p.WindowSize)
+	b.ReportAllocs()
+	for b.Loop() {
+		w.Reset(vals)
+		d.Observe(w, 150)
+	}
+}
 func BenchmarkClassicObserve(b *testing.B) { benchObserve(b, "classic") }

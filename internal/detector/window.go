@@ -42,11 +42,16 @@ func (w *Window) At(i int) float64 {
 
 // Push appends x, dropping the oldest value when the window is full.
 func (w *Window) Push(x float64) {
-	if w.sortedOK {
-		if w.n == len(w.vals) {
-			i := lowerBound(w.sorted, w.vals[w.start])
+	if w.sortedOK && w.n == len(w.vals) {
+		old := w.vals[w.start]
+		i := lowerBound(w.sorted, old)
+		if i < len(w.sorted) && math.Float64bits(w.sorted[i]) == math.Float64bits(old) {
 			w.sorted = append(w.sorted[:i], w.sorted[i+1:]...)
+		} else {
+			w.sortedOK = false // a NaN from a damaged state: Sorted sorts again
 		}
+	}
+	if w.sortedOK {
 		i := lowerBound(w.sorted, x)
 		w.sorted = append(w.sorted, 0)
 		copy(w.sorted[i+1:], w.sorted[i:])

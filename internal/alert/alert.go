@@ -17,7 +17,7 @@ import (
 // episode do not close it (8 values is 40 minutes at one value every 5
 // minutes), short enough that a real second episode opens its own alert.
 const (
-	DefaultThreshold = 0.33
+	DefaultThreshold = 0.32
 	DefaultRecovery  = 8
 )
 

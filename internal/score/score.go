@@ -24,7 +24,9 @@
 //     even if it continues the last values.
 //  3. Calibration. Surprises above u₀ = 2 are exceedances; their rate and
 //     mean excess (remembered over about 2048 values) give an exponential
-//     tail, the peaks-over-threshold model of extreme value theory. The
+//     tail, the peaks-over-threshold model of extreme value theory, made
+//     heavier (a Lomax, the exponential's posterior predictive) while few
+//     exceedances have been seen. The
 //     tail probability p of the value's surprise on this signal is mapped
 //     to score = −log₁₀(p)/10 (p = 10⁻¹⁰ or less → 1). A signal whose
 //     surprises are often large (bursty traffic) needs a larger surprise for
@@ -221,12 +223,21 @@ func (p Params) Observe(st *State, t, x float64) Result {
 }
 
 // logTail is ln P(U ≥ u) for this signal's surprise U: 0 up to u0, then
-// an exponential tail of the rate and mean excess of past exceedances.
+// the tail of past exceedances. Their excesses are exponential with a mean
+// known only from the k exceedances the memory holds (about rate ×
+// min(values, 2048)): the predictive tail of an exponential whose rate has
+// the Gamma posterior of k observations with this mean excess is a Lomax,
+// (1 + y/(a·excess))^(−a) with a = k + 1. With many exceedances it is the
+// exponential tail e^(−y/excess); with few (a young signal, a quiet one)
+// it is heavier, so a surprise far beyond the little it has seen is not
+// scored as if the tail were known.
 func (st *State) logTail(u float64) float64 {
 	if u <= u0 {
 		return 0
 	}
-	return math.Log(math.Max(st.Rate, tailAlpha/16)) - (u-u0)/math.Max(st.Excess, minExcess)
+	rate := math.Max(st.Rate, tailAlpha/16)
+	a := rate*math.Min(float64(st.N), 1/tailAlpha) + 1
+	return math.Log(rate) - a*math.Log1p((u-u0)/(a*math.Max(st.Excess, minExcess)))
 }
 
 // logBurst is the burst test: ln P of as many exceedances among the last

@@ -117,6 +117,36 @@ func TestNoiseRarelyReachesTheAlertThreshold(t *testing.T) {
 	}
 }
 
+// The tail is the exponential's posterior predictive: close to e^(−y/excess)
+// once the memory holds many exceedances, heavier while it holds few.
+func TestTailHeavierWithFewExceedances(t *testing.T) {
+	exp := func(rate, excess, u float64) float64 { return math.Log(rate) - (u-u0)/excess }
+	for _, tc := range []struct {
+		name           string
+		n              uint32
+		rate, excess   float64
+		u              float64
+		minGap, maxGap float64 // logTail − exponential, in nats
+	}{
+		{"at the threshold", 100000, 0.05, 0.5, u0, 0, 0},
+		{"below it", 100000, 0.05, 0.5, 1, 0, 0}, // not an exceedance: ln 1
+		{"warm, 103 exceedances", 100000, 0.05, 0.5, 6, 0.25, 0.35},
+		{"warm, far out", 100000, 0.05, 0.5, 12, 1.5, 2},
+		{"young, 11 exceedances", 200, 0.05, 0.5, 6, 1.8, 2.2},
+		{"quiet, 3 exceedances", 100000, 0.001, 0.5, 6, 3.9, 4.3},
+	} {
+		st := State{N: tc.n, Rate: tc.rate, Excess: tc.excess}
+		got := st.logTail(tc.u)
+		want := 0.0
+		if tc.u > u0 {
+			want = exp(tc.rate, tc.excess, tc.u)
+		}
+		if gap := got - want; gap < tc.minGap || gap > tc.maxGap {
+			t.Errorf("%s: ln P = %.3f, exponential %.3f: %.3f more, want %.1f–%.1f", tc.name, got, want, gap, tc.minGap, tc.maxGap)
+		}
+	}
+}
+
 // An ordinary value after the warm-up scores +0, never −0 (which JSON
 // writes as "-0").
 func TestScoreIsNeverNegativeZero(t *testing.T) {

@@ -132,7 +132,7 @@ func sortedMedianMAD(sorted []float64) (m, mad float64) {
 		lo := sorted[k-1]
 		m = lo + (m-lo)/2
 	}
-	j := lowerBound(sorted, m)
+	j, _ := slices.BinarySearchFunc(sorted, m, compareTotal)
 	i := j - 1
 	var prev float64
 	for range k + 1 {

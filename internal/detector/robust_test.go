@@ -304,7 +304,7 @@ func TestWindowSortedFollowsPushAndReset(t *testing.T) {
 // is given): pushing past it must not lose the sorted copy's consistency.
 func TestWindowSortedSurvivesANaN(t *testing.T) {
 	w := NewWindow(3)
-	w.Reset([]float64{math.NaN(), 1, 2})
+	w.Reset([]float64{math.NaN(), -2, -1}) // sorted: NaN first, where a search for NaN does not land
 	w.Sorted()
 	for _, x := range []float64{3, 4, 5, 0} {
 		w.Push(x)

@@ -2,9 +2,9 @@
 // [0, 1]: how unusual this moment is for this device and signal, in a unit
 // that is comparable across devices. It is pure (no I/O, no clock, no
 // allocation per value) and keeps a small fixed-size state per signal
-// (State, at most 557 bytes encoded).
+// (State, at most 575 bytes encoded).
 //
-// The method, in three steps (docs/detector.md has the reasons and the
+// The method, in five steps (docs/detector.md has the reasons and the
 // numbers):
 //
 //  1. Forecasts. Four simple forecasters predict each value before it is
@@ -32,7 +32,10 @@
 //     surprises are often large (bursty traffic) needs a larger surprise for
 //     the same score as a quiet one: that makes scores comparable across
 //     devices.
-//  4. Two more tests on the same history. Burst: the share of
+//  4. Scheduled spikes. A surprise like one that came at about the same
+//     time of day on at least 5 of the last 6 days (a nightly job) is
+//     expected: its probability is at least that share of days.
+//  5. Two more tests on the same history. Burst: the share of
 //     exceedances among the last ~32 values against the signal's long-run
 //     rate (a binomial tail). Range: a value beyond the signal's whole
 //     range, by more than 5% of its width, has the probability of such
@@ -95,6 +98,17 @@ const (
 	// it breaks the range (the spatial-anomaly test of Numenta's NAB
 	// detector uses the same 5%).
 	rangeTol = 0.05
+	// A surprise is a scheduled spike when one at least half as large
+	// (and itself an exceedance) came within recurTol slots of ten
+	// minutes of its time of day on at least recurMin of the last
+	// recurDays days: a nightly job that may start an hour early or late
+	// and may skip a day.
+	recurDays = 6
+	recurMin  = 5
+	recurTol  = 6
+	slotSecs  = 600
+	slots     = 86400 / slotSecs
+	u0Size    = 16 // size(u0): a peak that was an exceedance is larger
 	// decades: p = 10^−decades scores 1.
 	decades = 10.0
 	uCap    = 1e6 // a surprise larger than this is this
@@ -125,6 +139,27 @@ type State struct {
 	// width.
 	Lo, Hi         float64
 	RangeN, Breaks uint32
+	// The scheduled-spike test's record: the day of the newest value
+	// (days since the Unix epoch, UTC), that day's peak so far, and the
+	// peaks of the recurDays days before it, newest first (zero for a
+	// day without values). Coarse on purpose: it costs 18 bytes a signal.
+	Day   uint32
+	Today Peak
+	Peaks [recurDays]Peak
+}
+
+// Peak is a day's largest surprise and when it came.
+type Peak struct {
+	Slot uint8 // the ten-minute slot of the day, UTC: 0–143
+	Size uint8 // the surprise u as round(16·log₂ u), at most 255; 0: none
+}
+
+// size is u's Peak.Size: a factor 2 in u is 16 steps, a step is 4%.
+func size(u float64) uint8 {
+	if !(u >= 1) {
+		return 0
+	}
+	return uint8(min(math.Round(16*math.Log2(u)), 255))
 }
 
 // Result is a value's score, its surprise before calibration and the band
@@ -143,6 +178,9 @@ func (p Params) Observe(st *State, t, x float64) Result {
 	}
 	if st.N == 0 {
 		*st = State{N: 1, Last: x, SLevel: x, Rate: priorRate, Excess: priorExcess, Lo: x, Hi: x, RangeN: 1}
+		if day, tod := dayOf(t); tod >= 0 && day >= 0 && day <= math.MaxUint32 {
+			st.Day = uint32(day)
+		}
 		for k := range st.Level {
 			st.Level[k] = x
 		}
@@ -161,7 +199,8 @@ func (p Params) Observe(st *State, t, x float64) Result {
 
 	var pred, errs [nModels]float64
 	copy(pred[:], st.Level[:])
-	b := bucket(t)
+	day, tod := dayOf(t)
+	b := bucket(tod)
 	if st.Seen&(1<<b) == 0 {
 		st.Season[b] = clamp(x - st.SLevel)
 		st.Seen |= 1 << b
@@ -191,7 +230,7 @@ func (p Params) Observe(st *State, t, x float64) Result {
 		st.Err[k] = finite((1-errAlpha)*st.Err[k] + errAlpha*e)
 	}
 	u := -math.Log(math.Max(mix/wsum, math.SmallestNonzeroFloat64))
-	lp := st.logTail(u)
+	lp := max(st.logTail(u), st.observeRecurring(day, tod, u))
 
 	for k, a := range levelAlphas {
 		st.Level[k] = (1-a)*st.Level[k] + a*x // a convex combination: never overflows
@@ -284,16 +323,71 @@ func (st *State) observeRange(x, floor float64) float64 {
 	return lp
 }
 
-// bucket is the daily profile's bucket of Unix time t (UTC).
-func bucket(t float64) uint {
-	if !(t > -1e15 && t < 1e15) { // NaN, ±Inf, or beyond any clock
-		return 0
+// observeRecurring is the scheduled-spike test: ln P at least of a
+// surprise u at second tod of day (dayOf) that a spike at least half as
+// surprising preceded at about the same time of day (±recurTol slots) on
+// at least recurMin of the last recurDays days, −Inf otherwise; it records
+// an exceedance u as today's peak if it is the largest. A nightly job that
+// spikes a quiet signal is an extreme surprise for the tail every night,
+// and the daily profile cannot forecast a one-value spike whose minute
+// varies; such a spike's probability is the share of recent days that
+// had it, (days + ½) / (recurDays + 1), as for the range test. Requiring
+// most of the last days at the same hour keeps a one-off incident, or one
+// at an hour the signal only spikes at now and then, scored by the tail
+// alone; a spike more than twice as surprising as the usual one is still
+// scored. A value of an earlier day than the newest (out of order) is
+// neither tested nor recorded.
+func (st *State) observeRecurring(day, tod int64, u float64) float64 {
+	if tod < 0 || day < int64(st.Day) || day > math.MaxUint32 {
+		return math.Inf(-1)
 	}
-	d := int64(math.Floor(t)) % 86400
-	if d < 0 {
-		d += 86400
+	if d := uint32(day); d > st.Day {
+		// Days without values since st.Day have no peak.
+		n := int(min(d-st.Day, recurDays))
+		copy(st.Peaks[n:], st.Peaks[:recurDays-n])
+		clear(st.Peaks[:n])
+		st.Peaks[n-1] = st.Today
+		st.Day, st.Today = d, Peak{}
 	}
-	return uint(d / (86400 / nBuckets))
+	if u <= u0 { // neither tested nor a peak that counts: skip the logarithm
+		return math.Inf(-1)
+	}
+	slot, sz := uint8(tod/slotSecs), size(u)
+	days := 0
+	for _, pk := range st.Peaks {
+		d := max(pk.Slot, slot) - min(pk.Slot, slot)
+		// At least half as large: log₂ of twice the peak is 16 steps more.
+		if min(d, slots-d) <= recurTol && pk.Size > u0Size && int(pk.Size)+16 >= int(sz) {
+			days++
+		}
+	}
+	if sz > st.Today.Size {
+		st.Today = Peak{Slot: slot, Size: sz}
+	}
+	if days < recurMin {
+		return math.Inf(-1)
+	}
+	return math.Log((float64(days) + 0.5) / (recurDays + 1))
+}
+
+// dayOf is Unix time t's day since the epoch and its second of that day
+// (UTC); tod is −1 for a time no clock gives (NaN, ±Inf, beyond ±10¹⁵ s).
+func dayOf(t float64) (day int64, tod int64) {
+	if !(t > -1e15 && t < 1e15) {
+		return 0, -1
+	}
+	s := int64(math.Floor(t))
+	day = s / 86400
+	if s%86400 < 0 {
+		day--
+	}
+	return day, s - day*86400
+}
+
+// bucket is the daily profile's bucket of second tod of the day (dayOf;
+// bucket 0 for a time no clock gives).
+func bucket(tod int64) uint {
+	return uint(max(tod, 0) / (86400 / nBuckets))
 }
 
 // diff is |x − y| without overflow to +Inf.

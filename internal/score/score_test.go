@@ -97,6 +97,142 @@ func TestScoreBehaviour(t *testing.T) {
 	}
 }
 
+// nightly is a quiet signal (10 ± 0.2) that a job spikes to 30 once a
+// night, at 03:00 UTC give or take half an hour; at 5-minute steps from
+// 1.7e9 (22:13 UTC).
+func nightly(i int, rng *rand.Rand) float64 {
+	t := int64(1.7e9) + 300*int64(i)
+	day, tod := t/86400, t%86400
+	if tod/300 == (3*3600+(day*7%5-2)*900)/300 {
+		return 30
+	}
+	return 10 + 0.2*rng.NormFloat64()
+}
+
+// A spike that comes at the same time every night is a scheduled job: it
+// scores high on the first nights, not once it has come on 5 of the last
+// 6; the same spike at another hour, or a much larger one at that hour,
+// still scores high.
+func TestNightlySpikeIsLearnt(t *testing.T) {
+	p := DefaultParams()
+	const days = 12
+	const t0 = int64(1.7e9)
+	at := func(day, tod int64) int { return int(((t0/86400+day)*86400 + tod - t0) / 300) }
+	for seed := uint64(1); seed <= 3; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		var st State
+		var night [days]float64 // each night's highest score
+		var other, larger float64
+		for i := range at(days, 0) {
+			x := nightly(i, rng)
+			switch i {
+			case at(9, 15*3600): // the same spike at 15:00
+				x = 30
+			case at(11, 3*3600+300): // three times as large, at the job's time
+				x = 70
+			}
+			r := p.Observe(&st, 1.7e9+300*float64(i), x)
+			d := (t0+300*int64(i))/86400 - t0/86400
+			switch {
+			case i == at(9, 15*3600):
+				other = r.Score
+			case i == at(11, 3*3600+300):
+				larger = r.Score
+			case x == 30:
+				night[d] = max(night[d], r.Score)
+			}
+		}
+		for d := 2; d <= 5; d++ { // after the warm-up, before 5 earlier nights
+			if night[d] < 0.5 {
+				t.Errorf("seed %d: night %d's spike scores %.3f, want at least 0.5 (not yet a pattern)", seed, d, night[d])
+			}
+		}
+		// The first nights' surprises were smaller (a young signal's typical
+		// errors are young too): from night 8 on, five earlier ones count.
+		for d := 8; d < 11; d++ {
+			if night[d] >= 0.1 {
+				t.Errorf("seed %d: night %d's spike scores %.3f, want below 0.1 (a nightly job)", seed, d, night[d])
+			}
+		}
+		if other < 0.5 || larger < 0.5 {
+			t.Errorf("seed %d: the spike at 15:00 scores %.3f, the larger one at the job's time %.3f; want both at least 0.5", seed, other, larger)
+		}
+	}
+}
+
+func observeAt(st *State, t, u float64) float64 {
+	day, tod := dayOf(t)
+	return st.observeRecurring(day, tod, u)
+}
+
+// The record counts calendar days: days without values have no peak, and
+// a value of an earlier day (out of order) changes nothing.
+func TestRecurringCountsCalendarDays(t *testing.T) {
+	const day0 = 20000 * 86400 // midnight UTC
+	at := func(day int, hour float64) float64 { return day0 + float64(day)*86400 + hour*3600 }
+	nights := func(days ...int) State {
+		var st State
+		st.Day = 20000
+		for _, d := range days {
+			observeAt(&st, at(d, 3), 10)
+		}
+		return st
+	}
+	tests := []struct {
+		name  string
+		st    State
+		t, u  float64
+		wantP float64 // 0: not a scheduled spike
+	}{
+		{"six nights in a row", nights(1, 2, 3, 4, 5, 6), at(7, 3.5), 10, 6.5 / 7},
+		{"five of six", nights(1, 2, 4, 5, 6), at(7, 2.5), 10, 5.5 / 7},
+		{"four of six", nights(1, 2, 5, 6), at(7, 3), 10, 0},
+		{"an hour and a half off", nights(1, 2, 3, 4, 5, 6), at(7, 4.5), 10, 0},
+		{"across midnight", func() State {
+			var st State
+			for d := 1; d <= 7; d++ {
+				observeAt(&st, at(d, 23.75), 10)
+			}
+			return st
+		}(), at(8, 0.25), 10, 6.5 / 7},
+		{"more than twice as surprising", nights(1, 2, 3, 4, 5, 6), at(7, 3), 21, 0},
+		{"not an exceedance", nights(1, 2, 3, 4, 5, 6), at(7, 3), u0, 0},
+		{"three days without values since", nights(1, 2, 3, 4, 5, 6), at(10, 3), 10, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := tt.st
+			got := observeAt(&st, tt.t, tt.u)
+			want := math.Inf(-1)
+			if tt.wantP > 0 {
+				want = math.Log(tt.wantP)
+			}
+			if math.Abs(got-want) > 1e-12 && got != want {
+				t.Errorf("ln P = %v, want %v", got, want)
+			}
+		})
+	}
+	st := nights(1, 2, 3, 4, 5, 6, 7)
+	before := st
+	if lp := observeAt(&st, at(5, 3), 10); !math.IsInf(lp, -1) || st != before {
+		t.Errorf("a value of an earlier day: ln P %v, record %+v, want −Inf and %+v", lp, st, before)
+	}
+}
+
+func TestPeakSize(t *testing.T) {
+	for _, tt := range []struct {
+		u    float64
+		want uint8
+	}{{math.NaN(), 0}, {0.5, 0}, {1, 0}, {2, 16}, {2.1, 17}, {4, 32}, {10, 53}, {20, 69}, {6e4, 254}, {1e6, 255}, {math.Inf(1), 255}} {
+		if got := size(tt.u); got != tt.want {
+			t.Errorf("size(%v) = %d, want %d", tt.u, got, tt.want)
+		}
+	}
+	if size(u0) != u0Size {
+		t.Errorf("size(u0) = %d, u0Size %d", size(u0), u0Size)
+	}
+}
+
 // A score says how unusual a value is for its signal, whatever the unit:
 // the same series in another unit and offset scores the same.
 // On Gaussian noise the score is calibrated: values at or above the
@@ -327,17 +463,19 @@ func TestDecodeRejects(t *testing.T) {
 		"short":           good[:fixedSize-1],
 		"truncated":       good[:len(good)-1],
 		"trailing":        append(bytes.Clone(good), 0),
-		"version":         corrupt(func(b []byte) { b[0] = 3 }),
+		"version":         corrupt(func(b []byte) { b[0] = 4 }),
 		"NaN":             corrupt(func(b []byte) { putU64(b[5:], nan) }),
 		"negative error":  corrupt(func(b []byte) { putU64(b[5+5*8:], math.Float64bits(-1)) }),
 		"rate above 1":    corrupt(func(b []byte) { putU64(b[5+14*8:], math.Float64bits(2)) }),
-		"bucket mask":     corrupt(func(b []byte) { b[5+16*8+v2Size+7] = 0x80 }),
+		"bucket mask":     corrupt(func(b []byte) { b[5+16*8+v2Size+v3Size+7] = 0x80 }),
+		"peak slot":       corrupt(func(b []byte) { b[5+16*8+v2Size+4+2] = slots }),
 		"recent above 1":  corrupt(func(b []byte) { putU64(b[5+16*8:], math.Float64bits(1.5)) }),
 		"recent NaN":      corrupt(func(b []byte) { putU64(b[5+16*8:], nan) }),
 		"range":           corrupt(func(b []byte) { putU64(b[5+17*8:], math.Float64bits(st.Last+1)) }),
 		"range NaN":       corrupt(func(b []byte) { putU64(b[5+18*8:], nan) }),
 		"breaks":          corrupt(func(b []byte) { b[5+19*8+7] = 0xff }),
-		"version 1 short": v1(good)[:fixedSize-v2Size-1],
+		"version 1 short": v1(good)[:fixedSize-v2Size-v3Size-1],
+		"version 2 short": v2(good)[:fixedSize-v3Size-1],
 	}
 	for name, b := range tests {
 		if _, err := Decode(b); !errors.Is(err, ErrCorrupt) {
@@ -346,10 +484,17 @@ func TestDecodeRejects(t *testing.T) {
 	}
 }
 
-// v1 is enc (this version) as version 1 wrote it: without the range.
+// v1 is enc (this version) as version 1 wrote it: without the range and
+// the peaks.
 func v1(enc []byte) []byte {
 	out := append([]byte{versionV1}, enc[1:5+16*8]...)
-	return append(out, enc[5+16*8+v2Size:]...)
+	return append(out, enc[5+16*8+v2Size+v3Size:]...)
+}
+
+// v2 is enc as version 2 wrote it: without the peaks.
+func v2(enc []byte) []byte {
+	out := append([]byte{versionV2}, enc[1:5+16*8+v2Size]...)
+	return append(out, enc[5+16*8+v2Size+v3Size:]...)
 }
 
 // A state written by version 1 decodes with everything it held, and the
@@ -369,6 +514,7 @@ func TestDecodeVersion1(t *testing.T) {
 	}
 	want := st
 	want.Recent, want.Lo, want.Hi, want.RangeN, want.Breaks = 0, st.Last, st.Last, 1, 0
+	want.Day, want.Today, want.Peaks = 0, Peak{}, [recurDays]Peak{}
 	if got != want {
 		t.Fatalf("decoded %+v, want %+v", got, want)
 	}
@@ -382,6 +528,31 @@ func TestDecodeVersion1(t *testing.T) {
 	var zero State
 	if z, err := Decode(v1(zero.AppendBinary(nil))); err != nil || z != zero {
 		t.Errorf("version 1 of a state never seen: %+v, %v", z, err)
+	}
+}
+
+// A state written by version 2 decodes with everything it held and no
+// peaks; nightly spikes are scored by the tail until the record has seen
+// them on enough days again.
+func TestDecodeVersion2(t *testing.T) {
+	p := DefaultParams()
+	var st State
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range 288 * 8 {
+		p.Observe(&st, float64(1.7e9+300*i), nightly(i, rng))
+	}
+	got, err := Decode(v2(st.AppendBinary(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := st
+	want.Day, want.Today, want.Peaks = 0, Peak{}, [recurDays]Peak{}
+	if got != want {
+		t.Fatalf("decoded %+v, want %+v", got, want)
+	}
+	var zero State
+	if z, err := Decode(v2(zero.AppendBinary(nil))); err != nil || z != zero {
+		t.Errorf("version 2 of a state never seen: %+v, %v", z, err)
 	}
 }
 

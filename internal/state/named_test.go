@@ -140,8 +140,13 @@ func TestRecordsOfThePreviousReleaseDecode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := warmDevice(rand.New(rand.NewPCG(7, 7)), 120); !sameDevice(d, want) {
-		t.Fatalf("version 2 state decodes to\n%+v\nwant %+v", d, want)
+	wantDev := warmDevice(rand.New(rand.NewPCG(7, 7)), 120)
+	for sig := range wantDev.Signals { // score states of version 2: no scheduled-spike record
+		sc := &wantDev.Signals[sig].Score
+		sc.Day, sc.Today, sc.Peaks = 0, score.Peak{}, [len(sc.Peaks)]score.Peak{}
+	}
+	if !sameDevice(d, wantDev) {
+		t.Fatalf("version 2 state decodes to\n%+v\nwant %+v", d, wantDev)
 	}
 	if d.Named != nil || d.Tags != nil || d.DroppedSignals != 0 {
 		t.Fatalf("version 2 state has named signals or tags: %+v", d)

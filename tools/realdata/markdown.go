@@ -108,7 +108,7 @@ func (r *Report) Markdown() []byte {
 
 	if r.ASD != nil {
 		a := r.ASD
-		p("### ASD (held out: not used for tuning)\n\n")
+		p("### ASD (held out: not used for tuning, except to choose between variants of the scheduled-spike test, docs/detector.md)\n\n")
 		p("12 servers × 19 metrics of real production telemetry, labelled by experts (see the corpus's README). A server is one device with its 19 signals (%d signals in all); a detection for the server is an alert opening on any of its signals. The training rows (30 days) go through first as the device's history; the test rows (15 days) are scored with NAB's rules, with no further probationary period. Each labelled segment becomes a window widened on each side by half of NAB's window length (10%% of the rows divided by the number of segments), overlapping windows merged: %d windows. The normalisation's null score is the null detector's on these windows. Same parameters as NAB.\n\n",
 			r.ASDSignals, r.ASDWindows)
 		p("| corpus | standard | low FP | low FN | alerts |\n|---|---:|---:|---:|---:|\n")

@@ -74,7 +74,11 @@ func handlePostMetrics(pub publisher, cfg config.Config, m *ingestMetrics, log *
 		}
 		// Not c: gin reuses its Context for later requests, and the timer
 		// that ends ctx reads its parent after this handler has returned.
-		ctx, cancel := context.WithTimeout(c.Request.Context(), cfg.RedisTimeout)
+		// Without the client's cancellation: once queued, the events are
+		// written whether or not the client is still there, so a client
+		// that hangs up waits here for the outcome, and an event stored
+		// is an event counted as accepted.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), cfg.RedisTimeout)
 		defer cancel()
 		if err := pub.Publish(ctx, events); err != nil {
 			writeError(c, m, log, fmt.Errorf("%w: %w", errUnavailable, err))

@@ -13,6 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+
+	"github.com/pulse-iot/pulse/internal/config"
+	"github.com/pulse-iot/pulse/internal/httpserver"
 	"github.com/pulse-iot/pulse/internal/metric"
 	"github.com/pulse-iot/pulse/internal/promtext"
 	"github.com/pulse-iot/pulse/internal/shard"
@@ -588,5 +594,65 @@ func TestPostMetricsConcurrentRequestsStoreEachEventOnce(t *testing.T) {
 	}
 	if total != len(sent) || !reflect.DeepEqual(got, sent) {
 		t.Errorf("stored %d events (%d distinct), want the %d sent, each once", total, len(got), len(sent))
+	}
+}
+
+// blockingPublisher holds every Publish until release is closed and, as
+// the Redis publisher does, gives up on its caller's context ending.
+type blockingPublisher struct {
+	started, release chan struct{}
+	once             sync.Once
+}
+
+func (p *blockingPublisher) Publish(ctx context.Context, events []stream.Event) error {
+	p.once.Do(func() { close(p.started) })
+	select {
+	case <-p.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// A client that hangs up while its events are being written does not
+// change what happens to them: the handler waits for the outcome and
+// counts them as accepted once written, so pulse_events_accepted_total is
+// what the streams hold (the end-to-end tests compare the two).
+func TestPostMetricsClientGoneWhileWriting(t *testing.T) {
+	cfg, err := config.Load(config.Ingest, config.MapEnv(map[string]string{
+		"REDIS_ADDR": "127.0.0.1:1", "KEY_PREFIX": "gone", "REDIS_TIMEOUT": "5s"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	m := newIngestMetrics(reg)
+	pub := &blockingPublisher{started: make(chan struct{}), release: make(chan struct{})}
+	r := httpserver.NewRouter(httpserver.Options{Service: "ingest", Registry: reg, Log: zap.NewNop()})
+	r.POST("/metrics", handlePostMetrics(pub, cfg, m, zap.NewNop()))
+
+	ctx, hangUp := context.WithCancel(context.Background())
+	req := httptest.NewRequest(http.MethodPost, "/metrics",
+		strings.NewReader(`[{"device_id":"d1","cpu":1,"rps":2},{"device_id":"d2","cpu":3,"rps":4}]`)).WithContext(ctx)
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.ServeHTTP(rec, req)
+	}()
+	<-pub.started
+	hangUp()
+	select {
+	case <-done:
+		t.Fatalf("the handler returned %d when the client hung up, before the write's outcome", rec.Code)
+	case <-time.After(50 * time.Millisecond): // still waiting, as it should
+	}
+	close(pub.release)
+	<-done
+	if rec.Code != http.StatusAccepted {
+		t.Errorf("status %d, want 202 for events written", rec.Code)
+	}
+	if got := testutil.ToFloat64(m.accepted); got != 2 {
+		t.Errorf("pulse_events_accepted_total = %v, want the 2 events written", got)
 	}
 }

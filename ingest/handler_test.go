@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 
 	"github.com/pulse-iot/pulse/internal/config"
@@ -652,7 +651,7 @@ func TestPostMetricsClientGoneWhileWriting(t *testing.T) {
 	if rec.Code != http.StatusAccepted {
 		t.Errorf("status %d, want 202 for events written", rec.Code)
 	}
-	if got := testutil.ToFloat64(m.accepted); got != 2 {
-		t.Errorf("pulse_events_accepted_total = %v, want the 2 events written", got)
+	if got, ok := promtext.Value(t, scrape(t, r), "pulse_events_accepted_total", nil); !ok || got != 2 {
+		t.Errorf("pulse_events_accepted_total = %v (%v), want the 2 events written", got, ok)
 	}
 }

@@ -115,13 +115,19 @@ func readLocustStats(path string) (map[string]locustStats, error) {
 // sent requests.
 func checkLocustRan(t *testing.T, stats map[string]locustStats) {
 	t.Helper()
-	if all := stats["Aggregated"]; all.requests == 0 || all.failures != 0 {
-		t.Errorf("locust: %d requests, %d failed; want some and none failed (%v)", all.requests, all.failures, stats)
-	}
+	checkLocustClean(t, stats)
 	for _, name := range []string{locustSingle, locustBatch, locustFleet} {
 		if stats[name].requests == 0 {
 			t.Errorf("locust sent no %q (%v)", name, stats)
 		}
+	}
+}
+
+// checkLocustClean asserts that Locust sent requests and none failed.
+func checkLocustClean(t *testing.T, stats map[string]locustStats) {
+	t.Helper()
+	if all := stats["Aggregated"]; all.requests == 0 || all.failures != 0 {
+		t.Errorf("locust: %d requests, %d failed; want some and none failed (%v)", all.requests, all.failures, stats)
 	}
 }
 
@@ -201,9 +207,7 @@ func TestLocustNamedMixRunsClean(t *testing.T) {
 	locustBinary(t)
 	p := startPipeline(t, 2, "robust")
 	stats := runLocust(t, 26, "10s", "--ingest-host", p.ingest.URL(""), "--api-host", p.api.URL(""), "--mix", "named")
-	if all := stats["Aggregated"]; all.requests == 0 || all.failures != 0 {
-		t.Errorf("locust: %d requests, %d failed; want some and none failed (%v)", all.requests, all.failures, stats)
-	}
+	checkLocustClean(t, stats)
 	// The dashboards spread their reads over the views: some of them, not
 	// each one, in a run this short.
 	views := int64(0)
